@@ -1,0 +1,1 @@
+"""capas: build, train and understand neural networks on PyTorch."""

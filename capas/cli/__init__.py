@@ -1,0 +1,44 @@
+"""The ``capas`` command: one typer app, one small module per group of commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from capas.errors import CapasError
+
+app = typer.Typer(
+    name="capas",
+    help="Build, train and understand neural networks (PyTorch).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    """Import the command modules; each adds its commands to ``app``."""
+    from capas.cli import commands  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user mistakes into one-line errors (exit 2)."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except CapasError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as err:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise

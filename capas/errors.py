@@ -1,0 +1,30 @@
+"""The errors capas raises for user mistakes.
+
+Every user-facing error is a :class:`CapasError`: its message says what is wrong and
+how to fix it. The command line prints it on one line and exits with code 2, so a
+user never sees a traceback from deep inside torch.
+"""
+
+from __future__ import annotations
+
+
+class CapasError(Exception):
+    """A mistake the user can fix (bad option, unknown name, malformed file)."""
+
+    exit_code = 2
+
+
+class DataError(CapasError):
+    """A dataset that cannot be found, downloaded, verified or parsed."""
+
+
+class SpecError(CapasError):
+    """A model specification that does not parse or whose shapes do not fit."""
+
+
+class TrainingError(CapasError):
+    """Training that cannot start or had to stop (e.g. a NaN loss)."""
+
+
+class RunDirError(CapasError):
+    """A run directory that is missing, incomplete or not a capas run."""
