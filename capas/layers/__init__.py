@@ -13,12 +13,22 @@ from torch import nn
 
 from capas.errors import SpecError
 from capas.layers.activations import ACTIVATIONS, Activation, get_activation
+from capas.layers.conv import Conv, ConvMaxout, Pool, SeparableConv, conv_output_length
 from capas.layers.dense import Dense, Maxout
 from capas.layers.init import SCHEMES, init_for, initialize_
+from capas.layers.norm import BatchNorm, Dropout, Flatten, LayerNorm
 
 LAYERS: dict[str, type[nn.Module]] = {
     "dense": Dense,
     "maxout": Maxout,
+    "conv": Conv,
+    "conv_maxout": ConvMaxout,
+    "separable_conv": SeparableConv,
+    "pool": Pool,
+    "batch_norm": BatchNorm,
+    "layer_norm": LayerNorm,
+    "dropout": Dropout,
+    "flatten": Flatten,
 }
 
 
@@ -50,8 +60,17 @@ __all__ = [
     "LAYERS",
     "SCHEMES",
     "Activation",
+    "BatchNorm",
+    "Conv",
+    "ConvMaxout",
     "Dense",
+    "Dropout",
+    "Flatten",
+    "LayerNorm",
     "Maxout",
+    "Pool",
+    "SeparableConv",
+    "conv_output_length",
     "get_activation",
     "init_for",
     "initialize_",

@@ -61,7 +61,9 @@ class Activation(nn.Module, abc.ABC):
         return ", ".join(f"{k}={getattr(self, k)}" for k in self.options)
 
 
-class Linear(Activation):
+class Identity(Activation):
+    """The slides' LINEAL g(z) = z (no nonlinearity)."""
+
     name = "linear"
 
     def forward(self, z: Tensor) -> Tensor:
@@ -212,7 +214,7 @@ class SELU(Activation):
 
 ACTIVATIONS: dict[str, type[Activation]] = {
     cls.name: cls
-    for cls in (Linear, Step, Sgn, Sigmoid, Tanh, Softsign, Softmax, ReLU, LeakyReLU, ELU, SELU)
+    for cls in (Identity, Step, Sgn, Sigmoid, Tanh, Softsign, Softmax, ReLU, LeakyReLU, ELU, SELU)
 }
 ALIASES: dict[str, str] = {
     "identity": "linear",
