@@ -17,6 +17,12 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _group() -> None:
+    """Build, train and understand neural networks (PyTorch)."""
+    # A callback keeps ``app`` a command group even while only one command is registered.
+
+
 def _register() -> None:
     """Import the command modules; each adds its commands to ``app``."""
     from capas.cli import commands  # noqa: F401
@@ -36,9 +42,8 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("aborted", err=True)
         sys.exit(1)
     except Exception as err:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(err, click.ClickException):
+        # typer >= 0.2x vendors click (typer._click): recognise its exceptions by shape
+        if callable(getattr(err, "show", None)) and isinstance(getattr(err, "exit_code", None), int):
             err.show()
             sys.exit(err.exit_code)
         raise
