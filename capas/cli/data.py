@@ -1,0 +1,41 @@
+"""``capas datasets``: the dataset registry as a table (or JSON)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from capas.cli import app
+
+
+@app.command()
+def datasets(
+    as_json: bool = typer.Option(False, "--json", help="Print the registry as one JSON list (last stdout line)."),
+) -> None:
+    """List the registered datasets: task, input shape, classes, sizes, and whether they are local."""
+    from capas.data import available, data_dir
+
+    infos = available()
+    if as_json:
+        typer.echo(json.dumps([info.to_json() for info in infos]))
+        return
+    table = Table(title="capas datasets")
+    for column in ("name", "task", "input shape", "classes", "train", "test", "local", "description"):
+        table.add_column(column, justify="right" if column in ("classes", "train", "test") else "left")
+    for info in infos:
+        table.add_row(
+            info.name,
+            info.task,
+            "x".join(map(str, info.input_shape)),
+            "-" if info.num_classes is None else str(info.num_classes),
+            str(info.n_train),
+            str(info.n_test),
+            "yes" if info.local else "no",
+            info.description,
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"data directory: {data_dir()} (set CAPAS_DATA to change it)")

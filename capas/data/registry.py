@@ -1,0 +1,173 @@
+"""The dataset registry: :func:`load` a dataset by name, :func:`available` lists them.
+
+``load`` turns raw arrays into a :class:`Dataset` in a fixed, recorded order:
+
+1. hold out the test split (the official one, else a stratified 20% drawn with ``seed``;
+   the ``sine`` series holds out its last 20% instead, in time order);
+2. hold out ``validation`` of the remaining training samples the same way;
+3. scale image pixels to [0, 1] (``scale=True``, the default for images);
+4. standardise with the training split's mean and N-1 std (``standardize``; the default
+   depends on the dataset: off for images and toys, on for tabular ``letter``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import numpy as np
+import torch
+
+from capas.data.dataset import Dataset, DatasetInfo
+from capas.data.preprocess import Standardizer, scale_to_unit, stratified_split
+from capas.data.sources import ENTRIES, TEST_FRACTION, Entry
+from capas.errors import DataError
+
+DEFAULT_DATASET = "digits"
+REGISTRY: dict[str, Entry] = {entry.name: entry for entry in ENTRIES}
+
+
+def names() -> list[str]:
+    """Registered dataset names, in listing order."""
+    return list(REGISTRY)
+
+
+def get_entry(name: str) -> Entry:
+    """The registry entry for ``name`` (case and ``_``/``-`` insensitive)."""
+    key = str(name).strip().lower().replace("_", "-")
+    if key in REGISTRY:
+        return REGISTRY[key]
+    close = difflib.get_close_matches(key, REGISTRY, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise DataError(f"unknown dataset {name!r}; {hint}available: {', '.join(REGISTRY)}")
+
+
+def available() -> list[DatasetInfo]:
+    """Every registered dataset with its default sizes and whether it is on this machine."""
+    infos = []
+    for entry in ENTRIES:
+        classes = entry.classes(entry.defaults)
+        infos.append(
+            DatasetInfo(
+                name=entry.name,
+                task=entry.task,
+                input_shape=entry.input_shape,
+                num_classes=len(classes) if entry.task == "classification" else None,
+                n_train=entry.n_train,
+                n_test=entry.n_test,
+                local=entry.is_local(),
+                source=entry.source,
+                description=entry.description,
+            )
+        )
+    return infos
+
+
+def load(
+    name: str = DEFAULT_DATASET,
+    *,
+    seed: int = 0,
+    validation: float = 0.1,
+    standardize: bool | None = None,
+    **options: Any,
+) -> Dataset:
+    """Load dataset ``name`` split into train / validation / test tensors.
+
+    Args:
+        seed: draws the held-out splits (and a generated dataset's samples).
+        validation: share of the training samples held out for validation, in [0, 1);
+            0 gives empty validation tensors of shape (0, *input_shape).
+        standardize: standardise inputs with the training split's statistics; None picks
+            the dataset's default.
+        options: dataset options, e.g. ``n``, ``noise`` for toys, ``scale`` for images.
+
+    Returns a :class:`Dataset` whose ``options`` reproduce it: ``load(ds.name, **ds.options)``.
+    """
+    entry = get_entry(name)
+    _check_common(seed, validation, standardize)
+    dataset_options, scale = _resolve_options(entry, options)
+    standardize = entry.standardize if standardize is None else standardize
+    arrays = entry.read(entry, dataset_options, seed)
+    classification = entry.task == "classification"
+
+    x_train, y_train = arrays.x_train, arrays.y_train
+    if arrays.x_test is None:
+        keep, test = stratified_split(y_train, TEST_FRACTION, seed, stratify=classification)
+        x_test, y_test = x_train[test], y_train[test]
+        x_train, y_train = x_train[keep], y_train[keep]
+        test_record: Any = TEST_FRACTION
+    else:
+        x_test, y_test, test_record = arrays.x_test, arrays.y_test, "official"
+    keep, val = stratified_split(y_train, validation, seed, stratify=classification)
+    x_val, y_val, x_train, y_train = x_train[val], y_train[val], x_train[keep], y_train[keep]
+    preprocessing: dict[str, Any] = {
+        "split": {"test": test_record, "validation": validation, "stratified": classification, "seed": seed}
+    }
+
+    xs = [_inputs(x) for x in (x_train, x_val, x_test)]
+    ys = [_targets(y, classification) for y in (y_train, y_val, y_test)]
+    if scale:
+        xs = [scale_to_unit(x, entry.max_value) for x in xs]
+        preprocessing["scale"] = {"divide_by": entry.max_value, "range": [0.0, 1.0]}
+    if standardize:
+        standardizer = Standardizer().fit(xs[0])
+        xs = [standardizer.transform(x) for x in xs]
+        preprocessing["standardize"] = standardizer.to_dict()
+
+    classes = entry.classes(dataset_options)
+    all_options = {"seed": seed, "validation": validation, "standardize": standardize, **dataset_options}
+    if entry.max_value is not None:
+        all_options["scale"] = scale
+    return Dataset(
+        name=entry.name,
+        x_train=xs[0],
+        y_train=ys[0],
+        x_val=xs[1],
+        y_val=ys[1],
+        x_test=xs[2],
+        y_test=ys[2],
+        input_shape=tuple(xs[0].shape[1:]),
+        num_classes=len(classes) if classification else None,
+        class_names=classes,
+        task=entry.task,
+        preprocessing=preprocessing,
+        options=all_options,
+    )
+
+
+def _check_common(seed: Any, validation: Any, standardize: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(validation, bool) or not isinstance(validation, (int, float)) or not 0 <= validation < 1:
+        raise DataError(f"validation must be a fraction in [0, 1), got {validation!r}; e.g. 0.1 or 0")
+    if standardize is not None and not isinstance(standardize, bool):
+        raise DataError(f"standardize must be true, false or None (dataset default), got {standardize!r}")
+
+
+def _resolve_options(entry: Entry, options: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Dataset options with defaults filled in, and whether to scale pixels to [0, 1]."""
+    allowed = [*entry.defaults, *(["scale"] if entry.max_value is not None else [])]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        accepted = ", ".join(allowed) if allowed else "none"
+        raise DataError(
+            f"dataset {entry.name!r} has no option {', '.join(unknown)}; its options are: {accepted} "
+            "(plus seed, validation, standardize)"
+        )
+    scale = options.get("scale", entry.max_value is not None)
+    if not isinstance(scale, bool):
+        raise DataError(f"option scale must be true or false, got {scale!r}")
+    resolved = {key: options.get(key, default) for key, default in entry.defaults.items()}
+    return resolved, scale
+
+
+def _inputs(x: np.ndarray) -> torch.Tensor:
+    """Raw inputs (N, *input_shape) -> float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _targets(y: np.ndarray, classification: bool) -> torch.Tensor:
+    """Class indices (N,) int64, or regression targets (N, k) float32."""
+    if classification:
+        return torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+    return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
