@@ -91,7 +91,7 @@ class Sgn(Activation):
     name = "sgn"
 
     def forward(self, z: Tensor) -> Tensor:
-        return torch.where(z >= 0, 1.0, -1.0).to(z.dtype)
+        return (z >= 0).to(z.dtype) * 2 - 1
 
     def derivative(self, z: Tensor, s: Tensor) -> Tensor:
         return torch.zeros_like(z)
@@ -176,7 +176,7 @@ class LeakyReLU(Activation):
         return F.leaky_relu(z, self.slope)
 
     def derivative(self, z: Tensor, s: Tensor) -> Tensor:
-        return torch.where(z > 0, 1.0, self.slope).to(z.dtype)
+        return (z > 0).to(z.dtype) * (1 - self.slope) + self.slope
 
 
 class ELU(Activation):
