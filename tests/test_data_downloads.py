@@ -13,6 +13,7 @@ import capas.data as data
 from capas.data import downloads
 from capas.data.downloads import RemoteFile, download, file_digest
 from capas.data.registry import REGISTRY
+from capas.data.sources import IDX_NAMES
 from capas.errors import DataError
 
 
@@ -77,10 +78,10 @@ def test_offline_error_lists_each_url_with_its_destination(tmp_path, monkeypatch
         data.load("fashion-mnist")
     message = str(info.value)
     assert "cannot download dataset 'fashion-mnist' (Temporary failure in name resolution)" in message
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in IDX_NAMES:
         url = f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}"
         assert f"{url} -> {tmp_path / 'fashion-mnist' / name}" in message
-    assert f"put a ready fashion_mnist.npz" in message and str(tmp_path) in message
+    assert "put a ready fashion_mnist.npz" in message and str(tmp_path) in message
     assert _files_in(tmp_path) == []
 
 

@@ -13,7 +13,9 @@ from capas.errors import DataError
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_idx_round_trip(tmp_path, dtype, suffix):
-    array = (np.arange(2 * 3 * 4) - 5).reshape(2, 3, 4).astype(dtype) if dtype != "uint8" else np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    offset = {"uint8": 0, "float32": 5.5, "float64": 5.5}.get(dtype, 5)
+    values = np.arange(24) - offset
+    array = values.reshape(2, 3, 4).astype(dtype)
     path = tmp_path / f"a.idx{suffix}"
     write_idx(path, array)
     back = read_idx(path)
@@ -82,7 +84,8 @@ def test_parse_semeion_errors_give_the_line(tmp_path):
 
 def test_read_npz_with_official_split_and_flattened_inputs(tmp_path):
     path = tmp_path / "m.npz"
-    np.savez(path, x_train=np.zeros((6, 16), np.uint8), y_train=np.arange(6) % 3, x_test=np.ones((2, 4, 4), np.uint8), y_test=np.array([0, 2]))
+    np.savez(path, x_train=np.zeros((6, 16), np.uint8), y_train=np.arange(6) % 3,
+             x_test=np.ones((2, 4, 4), np.uint8), y_test=np.array([0, 2]))  # fmt: skip
     arrays = read_npz(path, (1, 4, 4), num_classes=3)
     assert arrays.x_train.shape == (6, 1, 4, 4) and arrays.x_test.shape == (2, 1, 4, 4)
     assert arrays.y_test.dtype == np.int64
@@ -141,7 +144,7 @@ def test_fashion_npz_accepts_both_spellings_and_keeps_official_split(tmp_path, m
 
 def test_local_only_dataset_missing_says_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPAS_DATA", str(tmp_path))
-    with pytest.raises(DataError, match=f"put usps.npz .* there, or point CAPAS_DATA") as info:
+    with pytest.raises(DataError, match="put usps.npz .* there, or point CAPAS_DATA") as info:
         data.load("usps")
     assert str(tmp_path / "usps.npz") in str(info.value)
 

@@ -108,8 +108,9 @@ def _parse_idx_set(entry: Entry, paths: list[Path]) -> Arrays:
     """Paths of train images, train labels, test images, test labels (IDX) -> Arrays."""
     arrays = [read_idx(path) for path in paths]
     num_classes = len(entry.classes({}))
-    train = check_pair(str(paths[0].parent), paths[0].name, arrays[0], paths[1].name, arrays[1], entry.input_shape, num_classes)
-    test = check_pair(str(paths[2].parent), paths[2].name, arrays[2], paths[3].name, arrays[3], entry.input_shape, num_classes)
+    folder = str(paths[0].parent)
+    train = check_pair(folder, paths[0].name, arrays[0], paths[1].name, arrays[1], entry.input_shape, num_classes)
+    test = check_pair(folder, paths[2].name, arrays[2], paths[3].name, arrays[3], entry.input_shape, num_classes)
     return Arrays(*train, *test)
 
 
@@ -119,9 +120,16 @@ def _parse_semeion(entry: Entry, paths: list[Path]) -> Arrays:
     return Arrays(x * np.uint8(255), y)
 
 
+IDX_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
 def _idx_files(base_url: str, checksums: tuple[str, str, str, str]) -> tuple[RemoteFile, ...]:
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-    return tuple(RemoteFile(base_url + name, name, ("md5", md5)) for name, md5 in zip(names, checksums))
+    return tuple(RemoteFile(base_url + name, name, ("md5", md5)) for name, md5 in zip(IDX_NAMES, checksums))
 
 
 MNIST_FILES = _idx_files(
@@ -141,16 +149,22 @@ SEMEION_FILES = (
         ("md5", "cb545d371d2ce14ec121470795a77432"),
     ),
 )
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
 DIGITS = _numbered(10)
 TWO = _numbered(2)
 
 
-def _toy(name: str, description: str, generator: Callable[..., Arrays], defaults: dict[str, Any], **extra: Any) -> Entry:
+def _toy(
+    name: str, description: str, generator: Callable[..., Arrays], defaults: dict[str, Any], **extra: Any
+) -> Entry:
+    """A generated dataset; 2-D two-class unless ``extra`` says otherwise."""
     n_train, n_test = _split_sizes(defaults["n"])
     extra.setdefault("input_shape", (2,))
     extra.setdefault("class_names", TWO)
-    return Entry(name, description, "generated", _generated(generator), n_train=n_train, n_test=n_test, defaults=defaults, **extra)
+    read = _generated(generator)
+    return Entry(name, description, "generated", read, n_train=n_train, n_test=n_test, defaults=defaults, **extra)
 
 
 ENTRIES: tuple[Entry, ...] = (
@@ -160,10 +174,11 @@ ENTRIES: tuple[Entry, ...] = (
     _toy("circles", "a small circle inside a large one", toys.circles, {"n": 400, "noise": 0.1}),
     _toy("moons", "two interleaving half moons", toys.moons, {"n": 400, "noise": 0.1}),
     _toy("spirals", "two interleaved spirals", toys.spirals, {"n": 400, "noise": 0.05, "turns": 1.5}),
-    _toy("gaussians", "k Gaussian blobs (option centers)", toys.gaussians, {"n": 400, "noise": 1.0, "centers": 3},
-         class_names=lambda options: _numbered(options.get("centers", 3))),
+    _toy("gaussians", "k Gaussian blobs (option centers)", toys.gaussians,
+         {"n": 400, "noise": 1.0, "centers": 3}, class_names=lambda options: _numbered(options.get("centers", 3))),
     _toy("sine", "noisy sine series: a window predicts the next value", toys.sine,
-         {"n": 500, "window": 20, "noise": 0.05, "period": 25.0}, input_shape=(1, 20), class_names=(), task="regression"),
+         {"n": 500, "window": 20, "noise": 0.05, "period": 25.0},
+         input_shape=(1, 20), class_names=(), task="regression"),
     Entry("mnist", "MNIST handwritten digits 28x28 (LeCun, Cortes & Burges)", "download", _read_files,
           (1, 28, 28), DIGITS, 60000, 10000, max_value=255.0, npz_names=("mnist.npz",),
           remotes=MNIST_FILES, parse=_parse_idx_set),
