@@ -56,16 +56,16 @@ class Standardizer:
         return self
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``(x - mean) / std`` in the dtype of ``x``; shapes (N, *features)."""
+        """Return ``(x - mean) / std`` computed in the dtype of ``x``; shapes (N, *features)."""
         if self.mean is None or self.std is None:
             raise DataError("this Standardizer is not fitted yet; call fit(x_train) first")
-        return ((x.to(torch.float64) - self.mean) / self.std).to(x.dtype)
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         """Undo :meth:`transform`: ``x * std + mean``; shapes (N, *features)."""
         if self.mean is None or self.std is None:
             raise DataError("this Standardizer is not fitted yet; call fit(x_train) first")
-        return (x.to(torch.float64) * self.std + self.mean).to(x.dtype)
+        return x * self.std.to(x.dtype) + self.mean.to(x.dtype)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able record (nested lists shaped like one sample)."""
