@@ -75,6 +75,12 @@ def test_maxout_with_one_piece_is_linear_and_two_pieces_can_be_relu():
     torch.testing.assert_close(layer(x), expected)
 
 
+def test_maxout_tie_sends_gradient_to_first_piece():
+    layer = Maxout(3, 2, pieces=3)  # zero biases: a zero input ties all pieces
+    layer(torch.zeros(1, 3)).sum().backward()
+    assert layer.bias.grad.tolist() == [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+
+
 def test_course_exercise_parameter_count():
     """1000-300-100-50-20-5-1 with biases has 336,581 parameters (course file 000)."""
     widths = [1000, 300, 100, 50, 20, 5, 1]

@@ -221,7 +221,7 @@ class ConvMaxout(_ConvBase):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         z = self.conv(x)  # (N, out*pieces, *L_out)
-        return z.unflatten(1, (self.out_channels, self.pieces)).amax(dim=2)  # (N, out, *L_out)
+        return z.unflatten(1, (self.out_channels, self.pieces)).max(dim=2).values  # (N, out, *L_out)
 
     def config(self) -> dict[str, Any]:
         return {

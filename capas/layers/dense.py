@@ -89,7 +89,8 @@ class Maxout(nn.Module):
     """Goodfellow et al. (2013) maxout: unit j outputs max_p (W_{jp} x + b_{jp}).
 
     ``weight (out*pieces, in)``, ``bias (out*pieces,)``; rows ``j*pieces ... j*pieces +
-    pieces - 1`` are unit j's pieces. x (N, in_features) -> (N, out_features).
+    pieces - 1`` are unit j's pieces. x (N, in_features) -> (N, out_features). On a tie
+    the whole gradient goes to the first maximal piece, as in the BackProp engine.
     """
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, init: str | None = None) -> None:
@@ -113,7 +114,7 @@ class Maxout(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         z = F.linear(flat_input(self, x, self.in_features), self.weight, self.bias)  # (N, out*pieces)
-        return z.unflatten(1, (self.out_features, self.pieces)).amax(dim=2)  # (N, out)
+        return z.unflatten(1, (self.out_features, self.pieces)).max(dim=2).values  # (N, out)
 
     def config(self) -> dict[str, Any]:
         return {
