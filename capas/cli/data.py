@@ -23,8 +23,10 @@ def datasets(
         typer.echo(json.dumps([info.to_json() for info in infos]))
         return
     table = Table(title="capas datasets")
-    for column in ("name", "task", "input shape", "classes", "train", "test", "local", "description"):
-        table.add_column(column, justify="right" if column in ("classes", "train", "test") else "left")
+    for column in ("name", "task", "input shape", "classes", "train", "test", "local"):
+        numeric = column in ("classes", "train", "test")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    table.add_column("description", ratio=1, min_width=20)
     for info in infos:
         table.add_row(
             info.name,
@@ -36,6 +38,6 @@ def datasets(
             "yes" if info.local else "no",
             info.description,
         )
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     console.print(table)
     console.print(f"data directory: {data_dir()} (set CAPAS_DATA to change it)")
