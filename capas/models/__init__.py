@@ -1,0 +1,5 @@
+"""Networks built from the compact notation, a layer list or a TOML ``[model]`` table."""
+
+from capas.models.network import OUTPUT_FOR_LOSS, Network, build, build_from_toml
+
+__all__ = ["OUTPUT_FOR_LOSS", "Network", "build", "build_from_toml"]
