@@ -120,6 +120,7 @@ def test_names_aliases_and_options():
         ("swish", {}, "valid names: linear"),
         ("relu", {"slope": 0.1}, "takes no options"),
         ("relu:0.1", {}, "no ':value'"),
+        ("elu:0.1", {"alpha": 0.2}, "no ':value'"),
         ("leaky_relu:abc", {}, "not a number"),
         ("leaky_relu", {"slope": 1.5}, "[0, 1)"),
         ("elu:-1", {}, "positive"),

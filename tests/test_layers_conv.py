@@ -112,6 +112,8 @@ def test_separable_conv_matches_depthwise_then_pointwise(depth_multiplier):
         (Pool("avg", 3, stride=2, dims=1), nn.AvgPool1d(3, 2), (2, 3, 9)),
         (Pool("max", 2), nn.MaxPool2d(2), (2, 3, 6, 7)),
         (Pool("avg", (2, 3)), nn.AvgPool2d((2, 3)), (2, 3, 6, 7)),
+        (Pool("max", 3, stride=2, padding=1), nn.MaxPool2d(3, 2, 1), (2, 3, 6, 7)),
+        (Pool("avg", 2, dims=1, padding=1), nn.AvgPool1d(2, 2, 1), (2, 3, 9)),
     ],
 )
 def test_pool_matches_torch(pool, reference, shape):
@@ -128,8 +130,9 @@ def test_pool_matches_torch(pool, reference, shape):
         ConvMaxout(3, 2, 3, pieces=4, dims=1),
         SeparableConv(3, 4, 3, depth_multiplier=2, activation="tanh"),
         Pool("avg", 2, stride=1, dims=1),
+        Pool("max", (3, 2), padding=(1, 0)),
     ],
-    ids=["conv2d", "conv1d-same", "conv-maxout", "separable", "pool"],
+    ids=["conv2d", "conv1d-same", "conv-maxout", "separable", "pool1d", "pool2d-padded"],
 )
 def test_config_roundtrip(layer):
     check_config_roundtrip(layer)
@@ -150,5 +153,7 @@ def test_errors():
         Conv(1, 1, 3, padding=-1)
     with pytest.raises(SpecError, match="'max' or 'avg'"):
         Pool("min", 2)
+    with pytest.raises(SpecError, match="exceeds half the window"):
+        Pool("max", 2, padding=2)
     with pytest.raises(SpecError, match="at least as large as the window"):
         Pool("max", 4)(torch.zeros(1, 1, 3, 3))

@@ -35,6 +35,7 @@ def test_dense_flattens_and_works_without_bias():
     reference = nn.Sequential(nn.Flatten(), nn.Linear(6, 3, bias=False), nn.Tanh())
     out = check_against_reference(layer, reference, torch.randn(4, 2, 3))
     assert out.shape == (4, 3) and n_params(layer) == 18
+    assert layer(torch.zeros(0, 2, 3, dtype=torch.float64)).shape == (0, 3)  # an empty batch is still a batch
 
 
 class MaxoutByHand(nn.Module):

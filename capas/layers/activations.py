@@ -254,8 +254,8 @@ def get_activation(name_or_module: str | dict | Activation, **options: Any) -> A
     name, _, value = name_or_module.partition(":")
     cls = ACTIVATIONS[canonical_name(name)]
     if value:
-        if len(cls.options) != 1:
-            raise SpecError(f"activation '{cls.name}' takes no ':value' option (in '{name_or_module}')")
+        if len(cls.options) != 1 or cls.options[0] in options:
+            raise SpecError(f"activation '{cls.name}' takes no ':value' option here (in '{name_or_module}')")
         try:
             options[cls.options[0]] = float(value)
         except ValueError:

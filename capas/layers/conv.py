@@ -300,9 +300,15 @@ class SeparableConv(_ConvBase):
 
 class Pool(nn.Module):
     """Max or average pooling over windows of ``size`` moved by ``stride`` (default
-    ``size``: the course's parameter-free "reducing" layer, L_out = floor(L_in / size))."""
+    ``size``: the course's parameter-free "reducing" layer, L_out = floor(L_in / size)).
 
-    def __init__(self, kind: str = "max", size: Size = 2, stride: Size | None = None, dims: int = 2) -> None:
+    ``padding`` (at most half the window) pads with -inf for max and with zeros, counted
+    in the average, for avg (``nn.AvgPool``'s default).
+    """
+
+    def __init__(
+        self, kind: str = "max", size: Size = 2, stride: Size | None = None, dims: int = 2, padding: Size = 0
+    ) -> None:
         super().__init__()
         if kind not in ("max", "avg"):
             raise SpecError(f"pooling kind must be 'max' or 'avg', got '{kind}'")
@@ -310,10 +316,13 @@ class Pool(nn.Module):
         self.dims = _check_dims(dims)
         self.size = _per_axis("size", size, dims)
         self.stride = self.size if stride is None else _per_axis("stride", stride, dims)
-        self.pool = _POOL[kind, dims](self.size, self.stride)
+        self.padding = _per_axis("padding", padding, dims, minimum=0)
+        if any(2 * p > k for p, k in zip(self.padding, self.size)):
+            raise SpecError(f"pooling padding {padding!r} exceeds half the window {self.size}; use a smaller padding")
+        self.pool = _POOL[kind, dims](self.size, self.stride, self.padding)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != self.dims + 2 or any(n < k for n, k in zip(x.shape[2:], self.size)):
+        if x.dim() != self.dims + 2 or any(n + 2 * p < k for n, k, p in zip(x.shape[2:], self.size, self.padding)):
             raise SpecError(
                 f"Pool({self.kind}, size {self.size}) expects {self.dims}-D inputs (N, C, ...) at least "
                 f"as large as the window, got shape {tuple(x.shape)}"
@@ -321,7 +330,14 @@ class Pool(nn.Module):
         return self.pool(x)  # (N, C, *L_out)
 
     def config(self) -> dict[str, Any]:
-        return {"type": "pool", "kind": self.kind, "size": _json(self.size), "stride": _json(self.stride), "dims": self.dims}
+        return {
+            "type": "pool",
+            "kind": self.kind,
+            "size": _json(self.size),
+            "stride": _json(self.stride),
+            "dims": self.dims,
+            "padding": _json(self.padding),
+        }
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, size={self.size}, stride={self.stride}"
+        return f"kind={self.kind}, size={self.size}, stride={self.stride}, padding={self.padding}"

@@ -6,6 +6,7 @@ so weights move between capas, PyTorch and the explicit BackProp engine unchange
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ def check_positive(layer: str, **sizes: int) -> None:
 
 def flat_input(layer: nn.Module, x: Tensor, in_features: int) -> Tensor:
     """``x`` (N, *) flattened to (N, in_features), or a SpecError naming both shapes."""
-    if x.dim() < 2 or x[0].numel() != in_features:
+    if x.dim() < 2 or math.prod(x.shape[1:]) != in_features:
         raise SpecError(
             f"{type(layer).__name__} expects inputs of {in_features} features per sample, "
             f"got a tensor of shape {tuple(x.shape)}; check the previous layer's output size"

@@ -11,6 +11,9 @@ their own 1957-1960 learning rules instead of backpropagation:
   mean squares (the delta rule): online W += rho (t - phi) x^T per sample, or batch
   W += (rho / N) sum_n (t_n - phi_n) x_n^T. It converges to the least-squares solution;
   it classifies with sgn(phi).
+
+Their ``config()`` is the underlying ``Dense`` layer's: it rebuilds the same forward pass;
+the learning rule is the class's ``fit``.
 """
 
 from __future__ import annotations
