@@ -62,6 +62,10 @@ def least_squares(x, t):
     return torch.linalg.lstsq(augmented, t.unsqueeze(1)).solution.flatten()  # (w..., b)
 
 
+def parameters(adaline):
+    return torch.cat([adaline.weight.detach().flatten(), adaline.bias.detach()])  # (w..., b)
+
+
 def regression_data(noise, seed=0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(24, 3, generator=gen, dtype=torch.float64)
@@ -74,7 +78,7 @@ def test_batch_adaline_reaches_least_squares_solution():
     adaline = Adaline(3).double()
     mse = adaline.fit(x, t, epochs=400, lr=0.5, mode="batch")
     solution = least_squares(x, t)
-    torch.testing.assert_close(torch.cat([adaline.weight.flatten(), adaline.bias]), solution, atol=1e-8, rtol=0)
+    torch.testing.assert_close(parameters(adaline), solution, atol=1e-8, rtol=0)
     assert all(a >= b - 1e-15 for a, b in zip(mse, mse[1:]))  # gradient descent on a convex MSE
     residual = t - torch.cat([x, torch.ones(24, 1, dtype=x.dtype)], dim=1) @ solution
     assert mse[-1] == pytest.approx(residual.square().mean().item(), rel=1e-9)
@@ -84,12 +88,12 @@ def test_online_adaline_lms():
     x, t = regression_data(noise=0.0)  # consistent data: LMS converges exactly
     adaline = Adaline(3).double()
     adaline.fit(x, t, epochs=150, lr=0.05, mode="online")
-    torch.testing.assert_close(torch.cat([adaline.weight.flatten(), adaline.bias]), least_squares(x, t), atol=1e-6, rtol=0)
+    torch.testing.assert_close(parameters(adaline), least_squares(x, t), atol=1e-6, rtol=0)
 
     x, t = regression_data(noise=0.3)  # noisy: a small constant step hovers near the solution
     adaline = Adaline(3).double()
     adaline.fit(x, t, epochs=60, lr=0.01, mode="online")
-    torch.testing.assert_close(torch.cat([adaline.weight.flatten(), adaline.bias]), least_squares(x, t), atol=0.05, rtol=0)
+    torch.testing.assert_close(parameters(adaline), least_squares(x, t), atol=0.05, rtol=0)
 
 
 def test_adaline_classifies_with_sign():

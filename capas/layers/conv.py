@@ -89,7 +89,8 @@ class _ConvBase(nn.Module):
                 f"{name} expects {layout} inputs with C={self.in_channels}, got shape {tuple(x.shape)}"
             )
         pads = self.padding if isinstance(self.padding, tuple) else (self.padding,) * self.dims
-        for axis, (length, k, s, d, p) in enumerate(zip(x.shape[2:], self.kernel_size, self.stride, self.dilation, pads)):
+        per_axis = zip(x.shape[2:], self.kernel_size, self.stride, self.dilation, pads)
+        for axis, (length, k, s, d, p) in enumerate(per_axis):
             if conv_output_length(length, k, s, d, p) < 1:
                 raise SpecError(
                     f"{name}: input length {length} on spatial axis {axis} is too short for kernel {k} "

@@ -32,7 +32,8 @@ class BatchNorm(nn.BatchNorm1d):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise SpecError(
-                f"BatchNorm({self.num_features}) expects inputs (N, {self.num_features}, ...), got shape {tuple(x.shape)}"
+                f"BatchNorm({self.num_features}) expects inputs (N, {self.num_features}, ...), "
+                f"got shape {tuple(x.shape)}"
             )
         if x.dim() <= 3:
             return super().forward(x)

@@ -127,6 +127,8 @@ class Adaline(Dense):
                     self.bias.add_(errors.mean(dim=0), alpha=lr)
                 mse = (t - (x @ self.weight.T + self.bias)).square().mean().item()
                 if not mse < float("inf"):
-                    raise TrainingError(f"Adaline diverged (MSE {mse}) with lr={lr}; use a smaller learning rate or standardise x")
+                    raise TrainingError(
+                        f"Adaline diverged (MSE {mse}) with lr={lr}; use a smaller learning rate or standardise x"
+                    )
                 mse_per_epoch.append(mse)
         return mse_per_epoch
