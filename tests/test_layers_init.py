@@ -108,3 +108,16 @@ def test_reset_parameters_is_recallable():
     torch.manual_seed(5)
     layer.reset_parameters()
     assert torch.equal(first, layer.weight)
+
+
+@pytest.mark.parametrize(("scheme", "low", "high"), [("he_normal", 0.3, 3.0), ("glorot_normal", 0.0, 1e-4)])
+def test_why_relu_needs_he(scheme, low, high):
+    """Through 20 ReLU layers of width 256, He keeps the mean square of the signal (each
+    layer halves it, the factor 2 restores it); Glorot loses half per layer: 2^-20."""
+    torch.manual_seed(0)
+    x = torch.randn(512, 256, dtype=torch.float64)
+    s = x
+    for _ in range(20):
+        s = Dense(256, 256, activation="relu", init=scheme).double()(s)
+    ratio = (s.square().mean() / x.square().mean()).item()
+    assert low < ratio < high
