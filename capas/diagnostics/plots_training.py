@@ -1,0 +1,98 @@
+"""Plots of a training history: learning curves and per-layer "speed of learning".
+
+Both take the history as the trainer records it (a list of per-epoch dicts, see
+``docs/ARCHITECTURE.md``) and return the series they drew, so a test can check the
+numbers without looking at pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from capas.diagnostics.figures import plt, save_figure
+
+GRAD_PREFIX = "grad_norm/"
+
+
+def _column(history: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """The values of ``key`` over epochs, NaN where an epoch lacks it.  (E,)"""
+    return np.array([_as_float(row.get(key)) for row in history], dtype=float)
+
+
+def _as_float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def curve_series(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Epochs, losses, metrics and learning rate of a history, as arrays of length E.
+
+    Keys: ``epoch`` and every numeric column the history has among ``train_loss``,
+    ``val_loss``, ``train_<metric>``, ``val_<metric>`` and ``lr``; plus ``best_epoch``
+    (0-dim): the epoch of the lowest validation loss, else of the lowest training loss.
+    """
+    if not history:
+        return {"epoch": np.zeros(0), "best_epoch": np.array(math.nan)}
+    keys = [k for k in history[0] if k not in ("epoch", "seconds") and not k.startswith(GRAD_PREFIX)]
+    series = {"epoch": _column(history, "epoch")}
+    for key in keys:
+        values = _column(history, key)
+        if not np.all(np.isnan(values)):
+            series[key] = values
+    watched = series.get("val_loss", series.get("train_loss"))
+    best = series["epoch"][int(np.nanargmin(watched))] if watched is not None else math.nan
+    series["best_epoch"] = np.array(best)
+    return series
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str, np.ndarray]:
+    """Loss, metric and learning-rate panels per epoch, the best epoch marked; returns the series."""
+    series = curve_series(history)
+    metrics = sorted({k.split("_", 1)[1] for k in series if k.startswith(("train_", "val_")) and not k.endswith("_loss")})
+    panels = ["loss", *metrics] + (["lr"] if "lr" in series else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    epochs, best = series["epoch"], float(series["best_epoch"])
+    for ax, panel in zip(axes[0], panels):
+        if panel == "lr":
+            ax.plot(epochs, series["lr"], color="tab:gray")
+            ax.set_ylabel("learning rate")
+        else:
+            for split, style in (("train", "-"), ("val", "--")):
+                key = f"{split}_{panel}"
+                if key in series:
+                    ax.plot(epochs, series[key], style, label=split)
+            ax.set_ylabel(panel)
+            ax.legend()
+        if not math.isnan(best):
+            ax.axvline(best, color="tab:red", lw=0.8, ls=":", label=None)
+        ax.set_xlabel("epoch")
+    axes[0][0].set_title(f"best epoch {best:g}" if not math.isnan(best) else "")
+    save_figure(fig, path)
+    return series
+
+
+def gradient_norm_series(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per-layer gradient norm per epoch, keyed by layer name in network order.  Each (E,)."""
+    layers = [k[len(GRAD_PREFIX):] for k in (history[0] if history else {}) if k.startswith(GRAD_PREFIX)]
+    return {layer: _column(history, GRAD_PREFIX + layer) for layer in layers}
+
+
+def plot_gradient_norms(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str, np.ndarray]:
+    """The "speed of learning" plot (Nielsen, ch. 5): one line per layer, log scale."""
+    series = gradient_norm_series(history)
+    epochs = _column(history, "epoch")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for layer, norms in series.items():
+        ax.plot(epochs, np.where(norms > 0, norms, np.nan), label=layer)
+    if series:
+        ax.set_yscale("log")
+        ax.legend()
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("gradient norm ||dE/dW||")
+    ax.set_title("speed of learning per layer")
+    save_figure(fig, path)
+    return series
