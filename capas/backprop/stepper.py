@@ -1,0 +1,236 @@
+"""``BackpropStepper``: the trainer's stepper interface over the explicit delta rule.
+
+Update rules (course file 001, "Variantes de BackProp"): the batch size chooses the
+variant: ``B = N`` is batch BackProp, ``1 < B < N`` mini-batch, ``B = 1`` over a random
+permutation incremental, and ``learn_one(x, t)`` the on-line rule for one given sample.
+
+The optimizer is any ``torch.optim`` optimizer over the model's parameters. Plain
+``torch.optim.SGD`` runs in place on the engine's gradient buffers, with the very
+algorithm (and state, ``optimizer.state[p]["momentum_buffer"]``) of ``torch.optim.SGD``::
+
+    v(k) = nu v(k-1) + g(k),   v(1) = g(1)           theta(k+1) = theta(k) - rho v(k)
+
+With a constant rho, ``Delta theta(k) = -rho v(k)`` gives
+``Delta theta(k) = -rho g(k) + nu Delta theta(k-1)``: the slides' BackProp with momentum
+``Delta theta(k) = (rho/N) sum_n delta s + nu Delta theta(k-1)`` (their first step has
+``Delta theta(0) = 0``, i.e. ``v(1) = g(1)``). Any other optimizer (Adam, RMSprop, ...)
+gets the engine's gradients in ``p.grad`` and its own ``step()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from capas.backprop.engine import DeltaRuleNet, plan_layers
+from capas.backprop.outputs import OUTPUT_RULES
+from capas.errors import TrainingError
+from capas.train.losses import TARGET_CODES, Loss, canonical_loss
+from capas.train.regularization import apply_max_norm
+
+
+def unsupported_reason(model: nn.Module, loss: str) -> str | None:
+    """Why the delta-rule engine cannot train ``model`` with ``loss`` (None: it can)."""
+    if hasattr(model, "is_plain_mlp") and not model.is_plain_mlp():
+        return "the model is not a plain MLP (only Dense, Maxout and Dropout layers, no skips)"
+    try:
+        loss = canonical_loss(loss)
+    except TrainingError as err:
+        return str(err)
+    if loss not in OUTPUT_RULES:
+        return f"loss '{loss}' has no explicit output error (supported: {', '.join(OUTPUT_RULES)})"
+    try:
+        plans = plan_layers(model)
+    except ValueError as err:
+        return str(err)
+    rule = OUTPUT_RULES[loss]
+    last = plans[-1].activation
+    out_act = "maxout" if last is None else last.name
+    if rule.output_activations and out_act not in rule.output_activations:
+        return f"loss '{loss}' needs a {' or '.join(rule.output_activations)} output layer, not {out_act}"
+    dtypes = {p.dtype for p in model.parameters()}
+    if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
+        return f"parameters must share one floating dtype, got {sorted(map(str, dtypes))}"
+    return None
+
+
+def supports(model: nn.Module, config: Any) -> str | None:
+    """None when the trainer may train ``model`` under ``config`` (a ``TrainConfig``) with
+    this engine; else the reason (``engine="auto"`` then falls back to autograd)."""
+    if getattr(config, "amp", False):
+        return "mixed precision (amp) runs under autograd"
+    if getattr(config, "class_weights", None) is not None:
+        return "class weights are applied by the autograd loss"
+    loss = getattr(config, "loss", None) or getattr(model, "loss", None) or "cross_entropy"
+    return unsupported_reason(model, loss)
+
+
+def _is_plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
+    """True for ``torch.optim.SGD`` without ``maximize`` and with float learning rates."""
+    return type(optimizer) is torch.optim.SGD and all(
+        not group.get("maximize", False) and isinstance(group["lr"], float | int) for group in optimizer.param_groups
+    )
+
+
+class BackpropStepper:
+    """Trains a plain MLP with the explicit delta rule (same interface as ``AutogradStepper``).
+
+    Args:
+        model: a chain of ``Dense``/``Maxout`` (+ ``Dropout``/``Flatten``) layers.
+        optimizer: a ``torch.optim`` optimizer over ``model.parameters()``.
+        loss: a loss name or the trainer's ``Loss`` (whose ``target_encoding`` codes the
+            class targets of MSE/BCE); class weights are not supported.
+        l1, l2, regularize_bias: the trainer's penalty ``l2/2 sum w^2 + l1 sum |w|``.
+        max_norm: cap on each unit's incoming weight norm, applied after every update.
+        clip_norm, clip_value: gradient clipping, by ``torch.nn.utils.clip_grad_*_``.
+        generator: random generator for dropout masks (None: torch's global one).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss: str | Loss,
+        *,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        regularize_bias: bool = False,
+        max_norm: float | None = None,
+        clip_norm: float | None = None,
+        clip_value: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        name = loss.name if isinstance(loss, Loss) else str(loss)
+        reason = unsupported_reason(model, name)
+        if reason is None and isinstance(loss, Loss) and loss.class_weights is not None:
+            reason = "class weights are applied by the autograd loss"
+        if reason is not None:
+            raise TrainingError(f"the backprop engine cannot train this model: {reason}; use engine='autograd'")
+        name = canonical_loss(name)
+        codes = TARGET_CODES[loss.target_encoding] if isinstance(loss, Loss) and name != "cross_entropy" else (0, 1)
+        self.model = model
+        self.optimizer = optimizer
+        plans = plan_layers(model)
+        rule = OUTPUT_RULES[name](plans[-1].out_features, plans[0].weight, codes)
+        self.net = DeltaRuleNet(plans, rule, l1=l1, l2=l2, regularize_bias=regularize_bias, generator=generator)
+        self.max_norm = max_norm
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self._names = [plan.name for plan in plans]
+        self._pairs = self._match_parameters(model, plans)
+        self._fast_sgd = _is_plain_sgd(optimizer)
+        self._group_of = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+
+    @classmethod
+    def from_config(
+        cls,
+        model: nn.Module,
+        config: Any,
+        optimizer: torch.optim.Optimizer,
+        loss: Loss,
+        generator: torch.Generator | None = None,
+    ) -> BackpropStepper:
+        """The stepper for the trainer's ``TrainConfig`` (penalties, max-norm, clipping)."""
+        return cls(
+            model,
+            optimizer,
+            loss,
+            l1=config.l1,
+            l2=config.l2,
+            regularize_bias=config.regularize_bias,
+            max_norm=config.max_norm,
+            clip_norm=config.clip_norm,
+            clip_value=config.clip_value,
+            generator=generator,
+        )
+
+    def _match_parameters(self, model: nn.Module, plans: list) -> list[tuple[nn.Parameter, Tensor, Tensor]]:
+        """(parameter, its detached view, its gradient buffer) for every weight and bias."""
+        views = {}
+        for plan, (grad_w, grad_b) in zip(plans, self.net.grads):
+            views[plan.weight.data_ptr()] = (plan.weight, grad_w)
+            if plan.bias is not None:
+                views[plan.bias.data_ptr()] = (plan.bias, grad_b)
+        pairs = [(p, *views[p.data_ptr()]) for p in model.parameters() if p.data_ptr() in views]
+        if len(pairs) != len(views):
+            raise TrainingError("the model's parameters do not match its layers; rebuild the stepper after moving it")
+        return pairs
+
+    def step(self, xb: Tensor, yb: Tensor) -> Tensor:
+        """One update from the batch ``xb (B, *)``, ``yb (B,)`` or ``(B, K)``; returns E (0-dim)."""
+        with torch.no_grad():
+            loss = self.net.gradients(xb, yb)
+            if self.clip_norm is not None or self.clip_value is not None:
+                self._clip()
+            if self._fast_sgd:
+                self._sgd_update()
+        if not self._fast_sgd:
+            for param, _, grad in self._pairs:
+                param.grad = grad  # the bridge: any torch.optim optimizer reads p.grad
+            self.optimizer.step()
+        if self.max_norm is not None:
+            apply_max_norm([plan.weight for plan in self.net.plans], self.max_norm)
+        return loss
+
+    def _clip(self) -> None:
+        params = [param for param, _, _ in self._pairs]
+        for param, _, grad in self._pairs:
+            param.grad = grad
+        if self.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+        if self.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(params, self.clip_value)
+
+    def _sgd_update(self) -> None:
+        """``torch.optim.SGD.step`` on the engine's gradients, in place (same state)."""
+        for param, view, grad in self._pairs:
+            group = self._group_of[id(param)]
+            direction = grad
+            if group["weight_decay"]:
+                direction = direction.add(view, alpha=group["weight_decay"])
+            momentum = group["momentum"]
+            if momentum:
+                state = self.optimizer.state[param]
+                velocity = state.get("momentum_buffer")
+                if velocity is None:
+                    velocity = state["momentum_buffer"] = direction.clone()  # v(1) = g(1)
+                else:
+                    velocity.mul_(momentum).add_(direction, alpha=1 - group["dampening"])
+                direction = direction.add(velocity, alpha=momentum) if group["nesterov"] else velocity
+            view.add_(direction, alpha=-group["lr"])
+
+    def learn_one(self, x: Tensor, t: Tensor) -> Tensor:
+        """The slides' on-line BackProp: one update from one sample ``x (*input_shape)``,
+        target ``t`` (a class index or a ``(K,)`` vector); returns its loss q (0-dim)."""
+        return self.step(x.unsqueeze(0), t.reshape(1, *t.shape))
+
+    def run_epoch(self, x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """One epoch over ``x (N, *)``, ``y (N,)`` or ``(N, K)`` in a random order drawn from
+        ``generator``, batches gathered into preallocated buffers; returns the mean loss."""
+        n = x.shape[0]
+        if not 1 <= batch_size:
+            raise TrainingError(f"batch_size must be a positive integer, got {batch_size}")
+        x = x.reshape(n, -1)  # (N, M_0)
+        order = torch.randperm(n, generator=generator, device=x.device)  # (N,)
+        total = torch.zeros((), dtype=self.net.plans[0].weight.dtype, device=x.device)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]  # (B,)
+            buf = self.net.buffers(index.shape[0])
+            xb = torch.index_select(x, 0, index, out=buf.x)  # (B, M_0)
+            yb = torch.index_select(y, 0, index, out=buf.target if y.dtype.is_floating_point else buf.labels)
+            total.add_(self.step(xb, yb), alpha=index.shape[0])
+        return total / n
+
+    def layer_grad_norms(self) -> dict[str, Tensor]:
+        """``||dE/dW^l||`` of the last step per layer (the course's "speed of learning")."""
+        return {name: torch.linalg.vector_norm(grad_w) for name, (grad_w, _) in zip(self._names, self.net.grads)}
+
+    @property
+    def last_deltas(self) -> dict[str, Tensor]:
+        """The slides' ``delta^l (B, M_l)`` of the last step per layer (buffers, overwritten
+        by the next step: clone them to keep them)."""
+        if self.net.last is None:
+            return {}
+        return dict(zip(self._names, self.net.last.delta))
