@@ -1,0 +1,206 @@
+"""Warnings while training: vanishing/exploding gradients, saturated units, dead ReLUs.
+
+The course's "speed of learning" figure (file 004, Nielsen ch. 5) shows the first hidden
+layer of a deep sigmoid net learning ~100x slower than the last: each layer multiplies the
+error signal by ``s'(z) <= 1/4``. :class:`GradientMonitor` watches for that and its cousins
+and warns once per kind, with the usual remedy:
+
+=================  ============================================  ==================================
+kind               condition                                     hint
+=================  ============================================  ==================================
+vanishing          ||dE/dW_first|| / ||dE/dW_last|| < 1e-2       ReLU, He/Glorot init, normalisation
+exploding          that ratio > 1e2, or a norm is inf/NaN        clipping, lower LR, normalisation
+tiny               some layer's norm < 1e-7                      ReLU, better init, higher LR
+huge               some layer's norm > 1e3                       gradient clipping, lower LR
+saturated          > 30% of a sigmoid/tanh layer's outputs       Glorot init, standardised inputs,
+                   within 0.01 of its bounds on a probe batch    ReLU, lower LR
+dead_relu          > 20% of a ReLU layer's units never active    lower LR, He init, leaky ReLU
+=================  ============================================  ==================================
+
+The output layer's activation is never checked (confident softmax/sigmoid outputs are
+the goal, not a problem).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from capas.layers.activations import Activation
+from capas.train.callbacks import Callback
+
+GRAD_PREFIX = "grad_norm/"
+BOUNDS = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
+PROBE_SIZE = 256
+
+HINTS = {
+    "vanishing": "use ReLU hidden units, He/Glorot initialisation, batch normalisation, or pre-training",
+    "exploding": "clip gradients (clip_norm), lower the learning rate, or add normalisation",
+    "tiny": "use ReLU hidden units, He/Glorot initialisation, or a higher learning rate",
+    "huge": "clip gradients (clip_norm) or lower the learning rate",
+    "saturated": "use Glorot initialisation, standardised inputs, ReLU units, or a lower learning rate",
+    "dead_relu": "lower the learning rate, use He initialisation, or leaky_relu/elu",
+}
+
+
+class CapasWarning(UserWarning):
+    """A training problem capas noticed that does not stop the run."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem seen: its kind (a key of ``HINTS``), what was seen, and when."""
+
+    kind: str
+    message: str
+    epoch: int | None = None
+
+    @property
+    def hint(self) -> str:
+        return HINTS[self.kind]
+
+    def __str__(self) -> str:
+        where = f"epoch {self.epoch}: " if self.epoch is not None else ""
+        return f"{where}{self.message}; hint: {self.hint}"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When each finding fires (see the module table)."""
+
+    vanishing_ratio: float = 1e-2
+    exploding_ratio: float = 1e2
+    tiny_norm: float = 1e-7
+    huge_norm: float = 1e3
+    saturation_margin: float = 0.01
+    saturated_fraction: float = 0.3
+    dead_fraction: float = 0.2
+
+
+def gradient_findings(norms: Mapping[str, float], thresholds: Thresholds = Thresholds(),
+                      epoch: int | None = None) -> list[Finding]:
+    """Findings from per-layer gradient norms, given in network order (first layer first)."""
+    if not norms:
+        return []
+    names, values = list(norms), [float(v) for v in norms.values()]
+    findings = []
+    bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
+    if bad:
+        findings.append(Finding("exploding", f"non-finite gradient norm in {', '.join(bad)}", epoch))
+        return findings
+    if len(values) >= 2 and values[-1] > 0:
+        ratio = values[0] / values[-1]
+        pair = f"||dE/dW|| of {names[0]} / {names[-1]} = {values[0]:.3g} / {values[-1]:.3g} = {ratio:.3g}"
+        if ratio < thresholds.vanishing_ratio:
+            findings.append(Finding("vanishing", f"vanishing gradient: {pair}", epoch))
+        elif ratio > thresholds.exploding_ratio:
+            findings.append(Finding("exploding", f"exploding gradient: {pair}", epoch))
+    tiny = [f"{n}={v:.2g}" for n, v in zip(names, values) if v < thresholds.tiny_norm]
+    huge = [f"{n}={v:.2g}" for n, v in zip(names, values) if v > thresholds.huge_norm]
+    if tiny:
+        findings.append(Finding("tiny", f"tiny gradient norms ({', '.join(tiny)})", epoch))
+    if huge:
+        findings.append(Finding("huge", f"huge gradient norms ({', '.join(huge)})", epoch))
+    return findings
+
+
+def hidden_activations(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tensor]]:
+    """(layer, activation name, outputs ``(N, units, *)``) of every hidden activation on ``x``.
+
+    Outputs are caught with forward hooks on the :class:`Activation` modules, so any
+    architecture works; activations inside the last top-level layer are left out.
+    """
+    layers = list(getattr(model, "layers", [model]))
+    hidden = layers[:-1] if len(layers) > 1 else []
+    names = list(model.layer_names()) if hasattr(model, "layer_names") else [str(i) for i in range(len(layers))]
+    caught: list[tuple[str, str, Tensor]] = []
+    handles = []
+    for layer_name, layer in zip(names, hidden):
+        for module in layer.modules():
+            if isinstance(module, Activation):
+                hook = _catcher(caught, layer_name, module.name)
+                handles.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return caught
+
+
+def _catcher(caught: list, layer_name: str, act_name: str):
+    def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+        caught.append((layer_name, act_name, output.detach()))
+    return hook
+
+
+def activation_findings(model: nn.Module, x: Tensor, thresholds: Thresholds = Thresholds(),
+                        epoch: int | None = None) -> list[Finding]:
+    """Saturated sigmoid/tanh layers and dead ReLU units on a probe batch ``x (N, *)``."""
+    findings = []
+    for layer, act, s in hidden_activations(model, x):
+        if act in BOUNDS:
+            lo, hi = BOUNDS[act]
+            margin = thresholds.saturation_margin * (hi - lo)
+            fraction = ((s <= lo + margin) | (s >= hi - margin)).float().mean().item()
+            if fraction > thresholds.saturated_fraction:
+                findings.append(Finding("saturated", f"{fraction:.0%} of {layer}'s {act} outputs are saturated "
+                                        f"(within {margin:g} of {lo:g} or {hi:g}), so s'(z) ~ 0 there", epoch))
+        elif act == "relu":
+            per_unit = s.transpose(0, 1).flatten(1)  # (units, N * positions)
+            dead = (per_unit <= 0).all(dim=1)  # (units,)
+            fraction = dead.float().mean().item()
+            if fraction > thresholds.dead_fraction:
+                findings.append(Finding("dead_relu", f"{int(dead.sum())} of {dead.numel()} ReLU units of {layer} "
+                                        f"are never active on a probe batch of {s.shape[0]}", epoch))
+    return findings
+
+
+class GradientMonitor(Callback):
+    """Warns (``CapasWarning``, once per kind) about gradient and activation problems.
+
+    Gradient norms come from each epoch's history record (``grad_norm/<layer>``); unit
+    saturation and dead ReLUs are checked on a probe batch (``probe``, else the first 256
+    training inputs) before training and after epochs 1, 2, 4, 8, ... . Every finding,
+    warned or not, is kept in ``findings``.
+    """
+
+    name = "gradient_monitor"
+
+    def __init__(self, probe: Tensor | None = None, thresholds: Thresholds = Thresholds(), emit: bool = True):
+        self.probe = probe
+        self.thresholds = thresholds
+        self.emit = emit
+        self.findings: list[Finding] = []
+        self.warned: set[str] = set()
+
+    def on_fit_begin(self, trainer) -> None:
+        if self.probe is None:
+            self.probe = trainer.data.x_train[:PROBE_SIZE]
+        self._check_activations(trainer.model, None)
+
+    def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
+        norms = {k[len(GRAD_PREFIX):]: v for k, v in record.items() if k.startswith(GRAD_PREFIX)}
+        self._report(gradient_findings(norms, self.thresholds, epoch))
+        if epoch >= 1 and epoch & (epoch - 1) == 0:  # 1, 2, 4, 8, ...
+            self._check_activations(trainer.model, epoch)
+
+    def _check_activations(self, model: nn.Module, epoch: int | None) -> None:
+        device = next(model.parameters()).device
+        self._report(activation_findings(model, self.probe.to(device), self.thresholds, epoch))
+
+    def _report(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            self.findings.append(finding)
+            if self.emit and finding.kind not in self.warned:
+                self.warned.add(finding.kind)
+                warnings.warn(str(finding), CapasWarning, stacklevel=3)

@@ -1,0 +1,137 @@
+"""GradientMonitor: vanishing/exploding gradients, saturated units and dead ReLUs, warned once each."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from capas.diagnostics.gradients import (
+    CapasWarning,
+    GradientMonitor,
+    Thresholds,
+    activation_findings,
+    gradient_findings,
+    hidden_activations,
+)
+from capas.models import build
+
+
+def kinds(findings) -> list[str]:
+    return [f.kind for f in findings]
+
+
+@pytest.mark.parametrize(("norms", "expected"), [
+    ({"dense1": 0.1, "dense2": 0.2, "dense3": 0.3}, []),
+    ({"dense1": 0.003, "dense2": 0.017, "dense3": 0.07, "dense4": 0.285, "dense5": 0.9}, ["vanishing"]),
+    ({"dense1": 50.0, "dense2": 0.1}, ["exploding"]),
+    ({"dense1": 1e-9, "dense2": 1e-8}, ["tiny"]),
+    ({"dense1": 1e-9, "dense2": 1e-3}, ["vanishing", "tiny"]),
+    ({"dense1": 2e3, "dense2": 1e3 + 1}, ["huge"]),
+    ({"dense1": math.nan, "dense2": 1.0}, ["exploding"]),
+    ({"dense1": 1.0}, []),
+])
+def test_gradient_findings_by_ratio_and_absolute_size(norms, expected):
+    assert kinds(gradient_findings(norms)) == expected
+
+
+def test_vanishing_message_gives_the_ratio_and_a_hint():
+    (finding,) = gradient_findings({"dense1": 0.002, "dense2": 0.4}, epoch=4)
+    text = str(finding)
+    assert text.startswith("epoch 4: vanishing gradient") and "= 0.005" in text
+    assert "ReLU" in text and "init" in text
+
+
+def test_thresholds_are_configurable():
+    assert kinds(gradient_findings({"a": 0.05, "b": 1.0}, Thresholds(vanishing_ratio=0.1))) == ["vanishing"]
+
+
+def test_hidden_activations_skip_the_output_layer():
+    model = build("4-5-3-2", act="tanh", seed=0)
+    caught = hidden_activations(model, torch.randn(7, 4))
+    assert [(layer, act, tuple(s.shape)) for layer, act, s in caught] == [
+        ("dense1", "tanh", (7, 5)), ("dense2", "tanh", (7, 3))]
+
+
+def test_hidden_activation_values_equal_the_layer_outputs():
+    model = build("4-5-3-2", act="sigmoid", seed=0)
+    x = torch.randn(7, 4)
+    caught = hidden_activations(model, x)
+    torch.testing.assert_close(caught[0][2], model.hidden(x, "dense1"))
+    torch.testing.assert_close(caught[1][2], model.hidden(x, "dense2"))
+
+
+def test_saturated_sigmoid_layer_is_found_and_a_healthy_one_is_not():
+    torch.manual_seed(0)
+    x = torch.randn(64, 20)
+    model = build("20-30-2", act="sigmoid", seed=0)
+    assert activation_findings(model, x) == []
+    with torch.no_grad():
+        model.layers[0].weight.mul_(100.0)  # |z| ~ 100: s is 0 or 1, s' ~ 0
+    (finding,) = activation_findings(model, x, epoch=3)
+    assert finding.kind == "saturated" and "dense1" in finding.message and "sigmoid" in finding.message
+    s = model.hidden(x, "dense1")
+    fraction = ((s <= 0.01) | (s >= 0.99)).float().mean().item()
+    assert f"{fraction:.0%}" in finding.message and fraction > 0.9
+
+
+def test_saturated_tanh_uses_its_own_bounds():
+    x = torch.randn(64, 20)
+    model = build("20-30-2", act="tanh", seed=0)
+    with torch.no_grad():
+        model.layers[0].weight.mul_(100.0)
+    assert kinds(activation_findings(model, x)) == ["saturated"]
+
+
+def test_dead_relus_are_counted_per_unit():
+    x = torch.randn(64, 10)
+    model = build("10-8-8-2", act="relu", seed=0)
+    assert activation_findings(model, x) == []
+    with torch.no_grad():
+        model.layers[1].bias[:5] = -1e3  # five of dense2's eight units can never fire
+    (finding,) = activation_findings(model, x)
+    assert finding.kind == "dead_relu" and finding.message.startswith("5 of 8 ReLU units of dense2")
+
+
+def test_dead_conv_channels_are_units():
+    x = torch.randn(16, 1, 6, 6)
+    model = build("1x6x6 c3x3x4 d2", act="relu", seed=0)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        conv.bias[:2] = -1e3
+    (finding,) = activation_findings(model, x)
+    assert finding.message.startswith("2 of 4 ReLU units of conv1")
+
+
+def fake_trainer(model, x):
+    return SimpleNamespace(model=model, data=SimpleNamespace(x_train=x))
+
+
+def test_monitor_warns_once_per_kind_and_keeps_every_finding():
+    model = build("10-6-6-2", act="sigmoid", seed=0)
+    monitor = GradientMonitor()
+    trainer = fake_trainer(model, torch.randn(300, 10))
+    record = {"epoch": 1, "train_loss": 1.0, "grad_norm/dense1": 1e-4, "grad_norm/dense2": 1e-3,
+              "grad_norm/dense3": 0.1}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monitor.on_fit_begin(trainer)
+        assert monitor.probe.shape == (256, 10)  # the first 256 training inputs
+        monitor.on_epoch_end(trainer, 1, record)
+        monitor.on_epoch_end(trainer, 2, {**record, "epoch": 2})
+    assert [w.category for w in caught] == [CapasWarning]
+    assert "vanishing gradient" in str(caught[0].message) and "hint:" in str(caught[0].message)
+    assert [f.epoch for f in monitor.findings] == [1, 2]
+
+
+def test_monitor_checks_activations_before_training():
+    model = build("10-6-2", act="tanh", seed=0)
+    with torch.no_grad():
+        model.layers[0].weight.mul_(100.0)
+    monitor = GradientMonitor(probe=torch.randn(32, 10))
+    with pytest.warns(CapasWarning, match="saturated"):
+        monitor.on_fit_begin(fake_trainer(model, None))
+    assert kinds(monitor.findings) == ["saturated"]
