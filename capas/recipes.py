@@ -1,0 +1,282 @@
+"""Recipes: a classic experiment in one TOML file — data, model(s), training, plots.
+
+A recipe (``recipes/*.toml``; ``capas run RECIPE``) has these tables; any other key is an
+error naming it::
+
+    name = "xor-boundary"           # the default run dir is runs/<name>
+    description = "..."             # first line of the report
+    seed = 0                        # data split, init, shuffling
+
+    [data]
+    name = "mnist"                  # a capas.data dataset
+    fallback = "digits"             # used, with a note, when `name` cannot be loaded offline
+    train_size = 1000               # keep only the first N training samples
+    validation = 0.0                # share of the training split held out
+    standardize = false             # None: the dataset's default
+    options = { noise = 0.2 }       # dataset options (capas.data.load)
+
+    [model]
+    spec = "{input}-30-{classes}"   # or a list of specs; {width} with `widths` below
+    widths = [2, 8, 32]             # optional sweep: one run per width
+    act = "sigmoid"                 # hidden activation; loss, output_act, init as capas.build
+
+    [train]                         # keyword arguments of capas.fit (epochs, lr, l2, ...)
+
+    [plots]
+    what = ["curves", "gradients"]  # kinds of capas.diagnostics.plots, or "all"
+    layer = "dense1"                # for "hidden"; default: the last hidden layer
+    animate = false                 # also a GIF of the decision regions over epochs
+
+Spec placeholders: ``{input}`` is the data's input shape in the notation (``2``,
+``1x28x28``), ``{classes}`` its number of classes (outputs for regression), ``{width}``
+the swept width. ``run_recipe`` trains every model, draws its plots into
+``<run dir>/plots/`` and writes ``report.md`` (settings, metrics table, plot links).
+"""
+
+from __future__ import annotations
+
+import tomllib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from capas.errors import CapasError, DataError
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSection(BaseModel):
+    model_config = _STRICT
+    name: str
+    fallback: str | None = None
+    train_size: int | None = None
+    validation: float = 0.1
+    standardize: bool | None = None
+    options: dict[str, Any] = {}
+
+
+class ModelSection(BaseModel):
+    model_config = _STRICT
+    spec: str | list[str]
+    widths: list[int] | None = None
+    act: str = "relu"
+    loss: str = "cross_entropy"
+    output_act: str | None = None
+    init: str | None = None
+
+    @model_validator(mode="after")
+    def _widths_need_placeholder(self) -> ModelSection:
+        if self.widths is not None and (not isinstance(self.spec, str) or "{width}" not in self.spec):
+            raise ValueError("`widths` sweeps one spec string containing {width}, e.g. '{input}-{width}-{classes}'")
+        return self
+
+
+class PlotsSection(BaseModel):
+    model_config = _STRICT
+    what: list[str] | str = ["curves"]
+    layer: str | None = None
+    animate: bool = False
+
+
+class Recipe(BaseModel):
+    """A validated recipe; ``load_recipe`` builds it from a TOML file."""
+
+    model_config = _STRICT
+    name: str
+    description: str = ""
+    seed: int = 0
+    data: DataSection
+    model: ModelSection
+    train: dict[str, Any] = {}
+    plots: PlotsSection = PlotsSection()
+
+
+@dataclass
+class VariantResult:
+    """One trained model of a recipe."""
+
+    label: str
+    spec: str
+    width: int | None
+    params: int
+    run_dir: Path
+    history: list[dict[str, Any]]
+    test_metrics: dict[str, float]
+    plots: list[Path]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecipeResult:
+    """Everything ``run_recipe`` did: where, on which data, each model's results."""
+
+    recipe: Recipe
+    out_dir: Path
+    data_name: str
+    data_note: str | None
+    variants: list[VariantResult]
+    report: Path
+    extra_plots: list[Path] = field(default_factory=list)
+
+
+def parse_value(raw: str) -> Any:
+    """A ``--set`` value as TOML (``2``, ``0.1``, ``true``, ``[1, 2]``, ``"x"``), else the raw string."""
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``train.epochs``) in a nested dict; tables are created as needed."""
+    for dotted, value in overrides.items():
+        *tables, key = dotted.split(".")
+        node = raw
+        for table in tables:
+            child = node.setdefault(table, {})
+            if not isinstance(child, dict):
+                raise CapasError(f"cannot set {dotted!r}: {table!r} is a value, not a table")
+            node = child
+        node[key] = value
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read, override and validate a recipe; every problem is a ``CapasError`` naming the key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CapasError(f"no recipe at {path}; give the path of a .toml recipe (see recipes/)") from None
+    except tomllib.TOMLDecodeError as err:
+        raise CapasError(f"{path} is not valid TOML: {err}") from None
+    raw = apply_overrides(raw, overrides or {})
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        if first["type"] == "extra_forbidden":
+            raise CapasError(f"{path}: unknown key {key!r}; see the recipe format in capas/recipes.py") from None
+        raise CapasError(f"{path}: {key}: {first['msg']}") from None
+    _check_train_keys(recipe.train, path)
+    return recipe
+
+
+def _check_train_keys(train: dict[str, Any], path: Path) -> None:
+    """Reject ``[train]`` keys that are not ``TrainConfig`` fields (the seed is the recipe's top-level ``seed``)."""
+    from capas.train.config import TrainConfig
+
+    allowed = set(TrainConfig.model_fields) - {"seed"}
+    for key in train:
+        if key not in allowed:
+            hint = "set the top-level seed instead" if key == "seed" else f"training options are: {', '.join(sorted(allowed))}"
+            raise CapasError(f"{path}: unknown key 'train.{key}'; {hint}")
+
+
+def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:
+    """The recipe's dataset (or its fallback, with a note saying why) and the note."""
+    from capas.data import load
+
+    def load_one(name: str) -> Any:
+        data = load(name, seed=seed, validation=section.validation, standardize=section.standardize,
+                    **section.options)
+        return _first_training_samples(data, section.train_size)
+
+    try:
+        return load_one(section.name), None
+    except DataError as err:
+        if section.fallback is None:
+            raise
+        reason = str(err).split(";")[0]
+        note = f"{section.name} is not available offline ({reason}); using the fallback dataset {section.fallback}"
+    return load_one(section.fallback), note
+
+
+def _first_training_samples(data: Any, n: int | None) -> Any:
+    """``data`` with only its first ``n`` training samples (all when n is None or larger)."""
+    if n is None or n >= len(data.x_train):
+        return data
+    from dataclasses import replace
+
+    options = {**data.options, "train_size": n}
+    return replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n], options=options)
+
+
+def spec_variants(section: ModelSection, data: Any) -> list[tuple[str, str, int | None]]:
+    """(label, spec, width) for each model of the recipe, placeholders filled from ``data``."""
+    values = {"input": "x".join(str(d) for d in data.input_shape),
+              "classes": data.num_classes or (data.y_train.shape[1] if data.y_train.dim() > 1 else 1)}
+
+    def fill(spec: str, **extra: Any) -> str:
+        try:
+            return spec.format(**values, **extra)
+        except (KeyError, IndexError, ValueError) as err:
+            raise CapasError(f"model.spec {spec!r}: bad placeholder {err}; use {{input}}, {{classes}}, {{width}}") from None
+
+    if section.widths is not None:
+        return [(f"width-{w}", fill(section.spec, width=w), w) for w in section.widths]  # type: ignore[arg-type]
+    specs = [section.spec] if isinstance(section.spec, str) else section.spec
+    if len(specs) == 1:
+        return [("model", fill(specs[0]), None)]
+    return [(f"model-{i + 1}", fill(spec), None) for i, spec in enumerate(specs)]
+
+
+def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: dict[str, Any] | None = None,
+               quiet: bool = False) -> RecipeResult:
+    """Train every model of the recipe at ``path``, plot, and write ``report.md``.
+
+    ``out`` defaults to ``runs/<recipe name>``; one model trains in it directly, a sweep
+    in ``out/<label>/`` with the report and ``sweep.png`` at ``out``.
+    """
+    from capas.diagnostics.recipe_report import plot_sweep, write_report
+
+    recipe = load_recipe(path, overrides)
+    out_dir = Path(out) if out is not None else Path("runs") / recipe.name
+    data, note = load_recipe_data(recipe.data, recipe.seed)
+    if note and not quiet:
+        print(f"note: {note}")
+    variants = spec_variants(recipe.model, data)
+    results = [
+        _train_variant(recipe, data, label, spec, width, out_dir if len(variants) == 1 else out_dir / label, quiet)
+        for label, spec, width in variants
+    ]
+    extra = [plot_sweep(results, out_dir / "sweep.png")] if len(results) > 1 else []
+    result = RecipeResult(recipe, out_dir, data.name, note, results, out_dir / "report.md", extra)
+    write_report(result, Path(path))
+    return result
+
+
+def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int | None, run_dir: Path,
+                   quiet: bool) -> VariantResult:
+    from capas.diagnostics.gradients import CapasWarning, GradientMonitor
+    from capas.diagnostics.plots import make_plots, resolve_kinds
+    from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
+    from capas.models import build
+    from capas.train import fit
+
+    section = recipe.model
+    model = build(spec, act=section.act, loss=section.loss, output_act=section.output_act, init=section.init,
+                  seed=recipe.seed)
+    animate = recipe.plots.animate and "boundary" in resolve_kinds(recipe.plots.what)
+    callbacks = [GradientMonitor()] + ([BoundarySnapshots(data.x_train, path=run_dir / SNAPSHOT_FILE)] if animate else [])
+    if not quiet:
+        print(f"training {label}: {spec}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_result = fit(model, data, seed=recipe.seed, out=run_dir, quiet=quiet, callbacks=callbacks, **recipe.train)
+    messages = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CapasWarning)))
+    for w in caught:
+        if not issubclass(w.category, CapasWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for message in messages if not quiet else ():
+        print(f"warning: {message}")
+    plots = make_plots(fit_result.model, list(fit_result.history), data, run_dir / "plots", recipe.plots.what,
+                       recipe.plots.layer, run_dir / SNAPSHOT_FILE if animate else None)
+    params = sum(p.numel() for p in fit_result.model.parameters())
+    return VariantResult(label, spec, width, params, run_dir, list(fit_result.history),
+                         dict(fit_result.test_metrics), plots, messages)
+
