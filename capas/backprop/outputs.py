@@ -37,12 +37,15 @@ class OutputRule(abc.ABC):
     writes_delta = False  # True: ``__call__`` writes delta^L, not e^L
     output_activations: tuple[str, ...] = ()  # allowed g of the last layer; () = any elementwise
 
-    def __init__(self, outputs: int, like: Tensor, codes: tuple[float, float] = (0.0, 1.0)) -> None:
+    def __init__(
+        self, outputs: int, like: Tensor, codes: tuple[float, float] = (0.0, 1.0), table: Tensor | None = None
+    ) -> None:
         self.outputs = outputs
         self._like = like
         self.low, self.high = codes  # target of the wrong and of the right class
-        table = torch.full((outputs, outputs), self.low, dtype=like.dtype, device=like.device)
-        self._codes = table.fill_diagonal_(self.high)  # (K, K): row c is the target of class c
+        if table is None:
+            table = torch.full((outputs, outputs), self.low).fill_diagonal_(self.high)
+        self._codes = table.to(dtype=like.dtype, device=like.device)  # (K, K): row c is the target of class c
         self._constants: dict[float, Tensor] = {}
 
     def constant(self, value: float) -> Tensor:

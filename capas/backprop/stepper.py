@@ -109,11 +109,13 @@ class BackpropStepper:
         if reason is not None:
             raise TrainingError(f"the backprop engine cannot train this model: {reason}; use engine='autograd'")
         name = canonical_loss(name)
-        codes = TARGET_CODES[loss.target_encoding] if isinstance(loss, Loss) and name != "cross_entropy" else (0, 1)
+        encoded = isinstance(loss, Loss) and name != "cross_entropy"
+        codes = TARGET_CODES[loss.target_encoding] if encoded else (0.0, 1.0)
+        table = loss.codes if encoded and loss.codes is not None and len(loss.codes) > 1 else None
         self.model = model
         self.optimizer = optimizer
         plans = plan_layers(model)
-        rule = OUTPUT_RULES[name](plans[-1].out_features, plans[0].weight, codes)
+        rule = OUTPUT_RULES[name](plans[-1].out_features, plans[0].weight, codes, table)  # the trainer's codes
         self.net = DeltaRuleNet(plans, rule, l1=l1, l2=l2, regularize_bias=regularize_bias, generator=generator)
         self.max_norm = max_norm
         self.clip_norm = clip_norm
