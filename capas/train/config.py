@@ -1,0 +1,82 @@
+"""``TrainConfig``: every training option in one typed, validated, JSON-able object.
+
+The whole config is written to the run directory's ``config.json`` and read back by
+``--resume``, so a resumed run trains with exactly the options it started with. Unknown
+keys are an error (a typo must not silently train with a default).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from capas.errors import TrainingError
+
+Engine = Literal["auto", "backprop", "autograd"]
+Resample = Literal["none", "over", "under", "smote"]
+TargetEncoding = Literal["onehot", "tanh", "sigmoid"]
+Pacing = Literal["linear", "root", "step"]
+
+
+class TrainConfig(BaseModel):
+    """Options of :func:`capas.fit` (see each field's description)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    loss: str | None = Field(None, description="loss name; None: the model's own loss, else cross_entropy")
+    optimizer: str = Field("sgd", description="torch.optim optimizer by name (capas.train.optim.OPTIMIZERS)")
+    lr: float = Field(0.1, gt=0, description="learning rate rho")
+    momentum: float | None = Field(None, ge=0, lt=1, description="momentum nu for sgd/rmsprop")
+    optimizer_options: dict[str, Any] = Field(default_factory=dict, description="extra optimizer keyword arguments")
+    scheduler: str | None = Field(None, description="LR schedule by name (capas.train.optim.SCHEDULERS)")
+    scheduler_options: dict[str, Any] = Field(default_factory=dict, description="schedule keyword arguments")
+    epochs: int = Field(20, ge=1, description="maximum number of epochs")
+    batch_size: int | Literal["full"] = Field(32, description="'full' = batch BackProp, 1 = incremental")
+    engine: Engine = Field("auto", description="auto | backprop (explicit delta rule) | autograd")
+    seed: int = Field(0, ge=0, description="fixes split, init, shuffling, dropout, noise, resampling")
+    device: str = Field("auto", description="auto (cuda, mps, cpu) or a torch device string")
+    amp: bool = Field(False, description="mixed precision (CUDA only)")
+    l2: float = Field(0.0, ge=0, description="lambda of the L2 penalty lambda/2 sum w^2")
+    l1: float = Field(0.0, ge=0, description="lambda of the L1 penalty lambda sum |w|")
+    regularize_bias: bool = Field(False, description="also penalise biases (the slides' sum over all theta)")
+    max_norm: float | None = Field(None, gt=0, description="cap on the L2 norm of each unit's incoming weights")
+    input_noise: float = Field(0.0, ge=0, description="std of Gaussian noise added to training inputs")
+    clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm")
+    clip_value: float | None = Field(None, gt=0, description="clip every gradient component to [-v, v]")
+    patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement")
+    monitor: str = Field("val_loss", description="history key watched by early stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
+    restore_best: bool = Field(True, description="early stopping restores the best epoch's weights")
+    target_loss: float | None = Field(None, description="stop once train_loss <= target_loss")
+    min_improvement: float | None = Field(None, ge=0, description="stop when train_loss improves less than this")
+    class_weights: Literal["balanced"] | list[float] | None = Field(None, description="per-class loss weights")
+    resample: Resample = Field("none", description="resample the training split (imbalanced-learn)")
+    target_encoding: TargetEncoding = Field("onehot", description="MSE/BCE target codes: 0/1, +-0.9, 0.1/0.9")
+    curriculum: Literal["loss", "scores"] | None = Field(None, description="order samples easy -> hard")
+    pacing: Pacing = Field("linear", description="how the available fraction of data grows")
+    curriculum_start: float = Field(0.25, gt=0, le=1, description="fraction of the data available at epoch 0")
+    curriculum_epochs: int | None = Field(None, ge=1, description="epochs until all data is available")
+    checkpoint_every: int = Field(1, ge=1, description="write a checkpoint every k epochs")
+    grad_norms: bool = Field(True, description="record per-layer gradient norms in the history")
+    eval_batch_size: int = Field(4096, ge=1, description="batch size of validation/test passes")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batch(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("batch_size must be >= 1 or 'full'")
+        return value
+
+    @classmethod
+    def from_options(cls, **options: Any) -> TrainConfig:
+        """Validate keyword options, turning pydantic's report into one TrainingError line."""
+        try:
+            return cls(**options)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in err.errors())
+            raise TrainingError(f"invalid training option(s): {problems}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict; ``TrainConfig.from_options(**d)`` rebuilds the same config."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,107 @@
+"""What ``fit`` accepts as data, turned into one shape: :class:`TrainingData`.
+
+- a ``capas.data.Dataset`` (train / validation / test splits, task, classes);
+- a dataset name (``"digits"``), loaded with ``capas.data.load(name, seed=seed)``;
+- a tuple ``(x, y)`` or ``(x_train, y_train, x_val, y_val)`` of tensors or arrays;
+- a ``torch.utils.data.DataLoader`` yielding ``(xb, yb)`` batches (its own batching).
+
+Class labels are int64 ``(N,)``; float targets mean regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from capas.errors import TrainingError
+
+
+@dataclass
+class TrainingData:
+    """Tensors of every split (val/test may be None) plus what the task needs to know."""
+
+    x_train: Tensor | None
+    y_train: Tensor | None
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
+    x_test: Tensor | None = None
+    y_test: Tensor | None = None
+    num_classes: int | None = None
+    loader: Any = None  # torch.utils.data.DataLoader, when the data came as one
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return "regression" if self.num_classes is None else "classification"
+
+    @property
+    def n_train(self) -> int:
+        if self.loader is not None:
+            return len(self.loader.dataset)
+        return len(self.x_train)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able record for config.json (enough to reload a registry dataset)."""
+        return {"name": self.name, "options": self.options, "task": self.task,
+                "num_classes": self.num_classes, "preprocessing": self.preprocessing}
+
+
+def _tensor(value: Any, what: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    raise TrainingError(f"{what} must be a torch tensor or numpy array, got {type(value).__name__}")
+
+
+def _labels_or_targets(y: Tensor) -> Tensor:
+    if y.dtype.is_floating_point:
+        return y if y.ndim > 1 else y.unsqueeze(1)  # (N, k) regression targets
+    return y.long()
+
+
+def _infer_classes(*ys: Tensor | None) -> int | None:
+    present = [y for y in ys if y is not None and y.numel()]
+    if not present or present[0].dtype.is_floating_point:
+        return None
+    return int(max(int(y.max()) for y in present)) + 1
+
+
+def as_training_data(data: Any, *, seed: int = 0) -> TrainingData:
+    """Normalise ``data`` (see the module docstring) into :class:`TrainingData`."""
+    from torch.utils.data import DataLoader
+
+    if isinstance(data, str):
+        from capas.data import load
+
+        data = load(data, seed=seed)
+    if isinstance(data, DataLoader):
+        return TrainingData(None, None, loader=data, num_classes=None)
+    if hasattr(data, "x_train") and hasattr(data, "y_test"):
+        empty_val = data.x_val is None or len(data.x_val) == 0
+        return TrainingData(
+            data.x_train, data.y_train,
+            None if empty_val else data.x_val, None if empty_val else data.y_val,
+            data.x_test if len(data.x_test) else None, data.y_test if len(data.x_test) else None,
+            num_classes=data.num_classes, name=data.name, options=dict(data.options),
+            preprocessing=dict(data.preprocessing),
+        )
+    if isinstance(data, (tuple, list)) and len(data) in (2, 4):
+        tensors = [_tensor(v, f"data[{i}]") for i, v in enumerate(data)]
+        xs, ys = tensors[0::2], [_labels_or_targets(y) for y in tensors[1::2]]
+        for x, y in zip(xs, ys):
+            if len(x) != len(y):
+                raise TrainingError(f"inputs and targets differ in length: {len(x)} vs {len(y)} samples")
+        xs = [x.float() if not x.dtype.is_floating_point else x for x in xs]
+        val = (xs[1], ys[1]) if len(xs) == 2 else (None, None)
+        return TrainingData(xs[0], ys[0], *val, num_classes=_infer_classes(*ys))
+    raise TrainingError(
+        f"cannot train on {type(data).__name__}; give a capas Dataset, a dataset name, "
+        "(x, y), (x_train, y_train, x_val, y_val) or a torch DataLoader"
+    )

@@ -1,0 +1,141 @@
+"""Optimizers and learning-rate schedules by name: thin registries over ``torch.optim``.
+
+capas writes no update rule of its own: ``"momentum"`` is ``torch.optim.SGD`` with
+``momentum=0.9`` (the slides' ``Delta theta(k) = -rho g + nu Delta theta(k-1)``), ``"nesterov"``
+adds ``nesterov=True``, and the adaptive methods (Adagrad, Adadelta, RMSprop, Adam, ...)
+are torch's. A schedule is stepped once per epoch, or once per batch for the cyclic and
+one-cycle policies whose period is counted in iterations.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+
+from capas.errors import TrainingError
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    """A torch optimizer class with the defaults that make the capas name mean something."""
+
+    cls: type[torch.optim.Optimizer]
+    defaults: dict[str, Any]
+
+
+OPTIMIZERS: dict[str, OptimizerEntry] = {
+    "sgd": OptimizerEntry(torch.optim.SGD, {}),
+    "momentum": OptimizerEntry(torch.optim.SGD, {"momentum": 0.9}),
+    "nesterov": OptimizerEntry(torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": OptimizerEntry(torch.optim.Adagrad, {}),
+    "adadelta": OptimizerEntry(torch.optim.Adadelta, {}),
+    "rmsprop": OptimizerEntry(torch.optim.RMSprop, {}),
+    "adam": OptimizerEntry(torch.optim.Adam, {}),
+    "adamw": OptimizerEntry(torch.optim.AdamW, {}),
+    "adamax": OptimizerEntry(torch.optim.Adamax, {}),
+    "nadam": OptimizerEntry(torch.optim.NAdam, {}),
+    "radam": OptimizerEntry(torch.optim.RAdam, {}),
+}
+
+
+def _unknown(kind: str, name: str, valid: list[str]) -> TrainingError:
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return TrainingError(f"unknown {kind} '{name}'; {hint}valid names: {', '.join(valid)}")
+
+
+def make_optimizer(
+    name: str, params: Any, lr: float, momentum: float | None = None, **options: Any
+) -> torch.optim.Optimizer:
+    """``torch.optim`` optimizer ``name`` over ``params`` with learning rate ``lr``.
+
+    ``momentum`` (nu) applies to the SGD family and RMSprop; ``options`` go to the torch
+    constructor (e.g. ``weight_decay``, ``betas``); a wrong option is a TrainingError.
+    """
+    key = str(name).strip().lower()
+    if key not in OPTIMIZERS:
+        raise _unknown("optimizer", name, list(OPTIMIZERS))
+    entry = OPTIMIZERS[key]
+    kwargs = {**entry.defaults, **options, "lr": lr}
+    if momentum is not None:
+        if entry.cls not in (torch.optim.SGD, torch.optim.RMSprop):
+            raise TrainingError(f"optimizer '{key}' has no momentum option; use sgd, momentum, nesterov or rmsprop")
+        kwargs["momentum"] = momentum
+    try:
+        return entry.cls(params, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise TrainingError(f"bad options for optimizer '{key}' ({err}); options given: {sorted(kwargs)}") from None
+
+
+@dataclass
+class Schedule:
+    """A torch LR scheduler and when to step it."""
+
+    scheduler: Any  # torch.optim.lr_scheduler.LRScheduler or ReduceLROnPlateau
+    per_batch: bool
+    needs_metric: bool = False
+
+
+def _cyclic(mode: str):
+    def make(opt: torch.optim.Optimizer, lr: float, epochs: int, steps: int, **o: Any) -> lr_scheduler.CyclicLR:
+        o.setdefault("base_lr", lr / 10)
+        o.setdefault("max_lr", lr)
+        o.setdefault("step_size_up", max(1, 2 * steps))  # half a cycle = 2 epochs
+        o.setdefault("cycle_momentum", False)
+        return lr_scheduler.CyclicLR(opt, mode=mode, **o)
+
+    return make
+
+
+def _warmup(opt: torch.optim.Optimizer, lr: float, epochs: int, steps: int, **o: Any) -> lr_scheduler.LinearLR:
+    o.setdefault("start_factor", 0.1)
+    o.setdefault("total_iters", max(1, min(5, epochs)))
+    return lr_scheduler.LinearLR(opt, **o)
+
+
+# name -> (factory(optimizer, lr, epochs, steps_per_epoch, **options), per_batch)
+SCHEDULERS: dict[str, tuple[Any, bool]] = {
+    "step": (lambda opt, lr, epochs, steps, **o: lr_scheduler.StepLR(opt, **{"step_size": 10, "gamma": 0.5, **o}), False),
+    "exponential": (lambda opt, lr, epochs, steps, **o: lr_scheduler.ExponentialLR(opt, **{"gamma": 0.95, **o}), False),
+    "cosine": (lambda opt, lr, epochs, steps, **o: lr_scheduler.CosineAnnealingLR(opt, **{"T_max": epochs, **o}), False),
+    "triangular": (_cyclic("triangular"), True),
+    "triangular2": (_cyclic("triangular2"), True),
+    "exp_range": (_cyclic("exp_range"), True),
+    "one_cycle": (
+        lambda opt, lr, epochs, steps, **o: lr_scheduler.OneCycleLR(
+            opt, **{"max_lr": lr, "total_steps": epochs * steps, **o}
+        ),
+        True,
+    ),
+    "warmup": (_warmup, False),
+    "plateau": (lambda opt, lr, epochs, steps, **o: lr_scheduler.ReduceLROnPlateau(opt, **o), False),
+}
+SCHEDULER_ALIASES = {"cyclic": "triangular", "onecycle": "one_cycle", "linear_warmup": "warmup"}
+
+
+def make_schedule(
+    name: str, optimizer: torch.optim.Optimizer, lr: float, epochs: int, steps_per_epoch: int, **options: Any
+) -> Schedule:
+    """Scheduler ``name`` for ``optimizer``; ``steps_per_epoch`` sizes the per-batch policies."""
+    key = str(name).strip().lower().replace("-", "_")
+    key = SCHEDULER_ALIASES.get(key, key)
+    if key not in SCHEDULERS:
+        raise _unknown("LR schedule", name, [*SCHEDULERS, *SCHEDULER_ALIASES])
+    factory, per_batch = SCHEDULERS[key]
+    try:
+        scheduler = factory(optimizer, lr, epochs, max(1, steps_per_epoch), **options)
+    except (TypeError, ValueError) as err:
+        raise TrainingError(f"bad options for LR schedule '{key}' ({err}); options given: {sorted(options)}") from None
+    return Schedule(scheduler, per_batch=per_batch, needs_metric=key == "plateau")
+
+
+def steps_per_epoch(n_samples: int, batch_size: int | str) -> int:
+    """Updates per epoch: 1 for 'full', else ceil(N / B)."""
+    if batch_size == "full":
+        return 1
+    return math.ceil(n_samples / int(batch_size))

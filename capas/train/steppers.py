@@ -1,0 +1,139 @@
+"""Steppers: one parameter update from one batch, behind a two-method interface.
+
+The trainer calls ``stepper.step(xb, yb) -> Tensor`` (the batch's data loss, 0-dim, not
+``.item()``-ed, so nothing waits for the device) and, once per epoch,
+``stepper.layer_grad_norms() -> dict[str, Tensor]``. ``AutogradStepper`` serves every
+model; ``capas.backprop.BackpropStepper`` is the explicit delta-rule engine for plain MLPs.
+A stepper may expose ``last_output`` (the last batch's outputs/logits, detached), which
+lets the trainer count training accuracy without a second forward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from capas.train.losses import Loss
+from capas.train.regularization import penalized_parameters, penalty
+
+
+def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The weight parameter of each layer, keyed by layer name.
+
+    Names come from ``model.layer_names()`` (a capas ``Network``: ``dense1``, ``conv2``...);
+    for another module, the dotted names of its submodules that own a ``weight``.
+    """
+    if hasattr(model, "layer_names") and hasattr(model, "layers"):
+        pairs = zip(model.layer_names(), model.layers)
+    else:
+        pairs = ((name, module) for name, module in model.named_modules() if name)
+    found = {}
+    for name, module in pairs:
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, nn.Parameter) and weight.requires_grad:
+            found[name] = weight
+    return found
+
+
+def model_forward(model: nn.Module, from_logits: bool) -> Callable[[Tensor], Tensor]:
+    """``model.logits`` when the loss wants logits and the model has it, else ``model``."""
+    if from_logits and callable(getattr(model, "logits", None)):
+        return model.logits
+    return model
+
+
+class AutogradStepper:
+    """``loss(model(xb), yb) [+ penalty]``, ``backward``, optional clipping, ``optimizer.step``.
+
+    Args:
+        model, optimizer, loss: what to train, how, against which objective.
+        l1, l2, regularize_bias: the penalty added to the objective (regularization.py).
+        clip_norm, clip_value: gradient clipping (``torch.nn.utils``), after unscaling.
+        amp: mixed precision on CUDA (``torch.autocast`` + ``GradScaler``).
+        grad_norms: accumulate per-layer weight-gradient norms on the device.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss: Loss,
+        *,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        regularize_bias: bool = False,
+        clip_norm: float | None = None,
+        clip_value: float | None = None,
+        amp: bool = False,
+        grad_norms: bool = True,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.loss = loss
+        self.forward = model_forward(model, loss.from_logits)
+        self.l1, self.l2 = l1, l2
+        self.penalized = penalized_parameters(model, regularize_bias) if (l1 or l2) else []
+        self.clip_norm, self.clip_value = clip_norm, clip_value
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.amp = amp
+        self.scaler = torch.amp.GradScaler("cuda") if amp else None
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
+        weights = layer_weights(model) if grad_norms else {}
+        self.grad_names = list(weights)
+        self.grad_params = list(weights.values())
+        self._norm_sum: Tensor | None = None  # (layers,) on device
+        self._norm_steps = 0
+        self.last_output: Tensor | None = None
+
+    def step(self, xb: Tensor, yb: Tensor) -> Tensor:
+        """One update from ``xb (B, *input_shape)``, ``yb (B,)`` or ``(B, K)``; returns the data loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            output = self.forward(xb)  # (B, K)
+            loss = self.loss(output.float() if self.amp else output, yb)
+        objective = loss + penalty(self.penalized, self.l2, self.l1) if self.penalized else loss
+        if self.scaler is not None:
+            self.scaler.scale(objective).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            objective.backward()
+        self._accumulate_grad_norms()
+        if self.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
+        if self.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.last_output = output.detach()
+        return loss.detach()
+
+    def _accumulate_grad_norms(self) -> None:
+        """Add this step's ||dE/dW|| per layer to an on-device sum (no synchronisation)."""
+        if not self.grad_params:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.grad_params]
+        norms = torch.stack(torch._foreach_norm(grads))  # (layers,)
+        self._norm_sum = norms if self._norm_sum is None else self._norm_sum.add_(norms)
+        self._norm_steps += 1
+
+    def layer_grad_norms(self) -> dict[str, Tensor]:
+        """Mean ||dE/dW|| per layer over the steps since the last call (then reset)."""
+        if self._norm_sum is None:
+            return {}
+        means = self._norm_sum / self._norm_steps  # (layers,)
+        self._norm_sum, self._norm_steps = None, 0
+        return dict(zip(self.grad_names, means.unbind()))
+
+    def state_dict(self) -> dict:
+        """The GradScaler's state (the only state outside the optimizer)."""
+        return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+
+    def load_state_dict(self, record: dict) -> None:
+        if self.scaler is not None and "scaler" in record:
+            self.scaler.load_state_dict(record["scaler"])
