@@ -165,6 +165,14 @@ def activation_findings(model: nn.Module, x: Tensor, thresholds: Thresholds = Th
     return findings
 
 
+def _training_inputs(trainer) -> Tensor:
+    """The trainer's training inputs (on its device), else its data's, else a loader's first batch."""
+    for x in (getattr(trainer, "x_train", None), getattr(trainer.data, "x_train", None)):
+        if x is not None:
+            return x
+    return next(iter(trainer.data.loader))[0]
+
+
 class GradientMonitor(Callback):
     """Warns (``CapasWarning``, once per kind) about gradient and activation problems.
 
@@ -185,7 +193,7 @@ class GradientMonitor(Callback):
 
     def on_fit_begin(self, trainer) -> None:
         if self.probe is None:
-            self.probe = trainer.data.x_train[:PROBE_SIZE]
+            self.probe = _training_inputs(trainer)[:PROBE_SIZE]
         self._check_activations(trainer.model, None)
 
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
