@@ -1,0 +1,137 @@
+"""Deep belief networks: RBMs stacked and trained greedily, one layer at a time (Hinton 2006).
+
+RBM l is trained on the hidden probabilities P(h | v) of RBM l-1 for the training data
+(the lower layers stay fixed), so every layer learns at its own pace and unlabelled data
+can be used. The stack then becomes a sigmoid MLP with the same weights
+(:meth:`DBN.to_network`) for fine-tuning by backpropagation, or generates samples by
+Gibbs sampling in the top RBM followed by one top-down pass (:meth:`DBN.sample`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from capas.errors import SpecError
+from capas.models.rbm import RBM
+
+
+def per_layer(value: Any, n_layers: int, name: str) -> list:
+    """One value per layer: a scalar is repeated, a sequence must have ``n_layers`` items."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_layers:
+            raise SpecError(f"{name} gives {len(value)} values for {n_layers} layers; give one per layer "
+                            f"(e.g. {','.join(['5'] * n_layers)}) or a single value for all")
+        return list(value)
+    return [value] * n_layers
+
+
+class DBN(nn.Module):
+    """A stack of RBMs of sizes ``sizes`` (e.g. [784, 500, 500]): RBM l is sizes[l] x sizes[l+1].
+
+    Only the first RBM may have Gaussian visible units (standardized real inputs); the
+    upper ones see hidden probabilities in [0, 1] and are Bernoulli.
+    """
+
+    def __init__(self, sizes: Sequence[int], visible: str = "bernoulli") -> None:
+        super().__init__()
+        if len(sizes) < 2:
+            raise SpecError(f"a DBN needs an input size and at least one hidden size, got {list(sizes)}")
+        self.sizes = list(sizes)
+        self.rbms = nn.ModuleList(
+            RBM(n_in, n_out, visible if i == 0 else "bernoulli")
+            for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))
+        )
+
+    def fit(self, x: torch.Tensor, *, epochs: int | Sequence[int] = 10, lr: float | Sequence[float] = 0.1,
+            seed: int = 0, callback: Callable[[int, dict], None] | None = None, **cd_options: Any) -> list[list[dict]]:
+        """Greedy layer-wise CD training on ``x`` (N, sizes[0]); returns each layer's epoch records.
+
+        ``epochs`` and ``lr`` may be given per layer; ``cd_options`` (``batch_size``, ``k``,
+        ``persistent``, ``momentum``, ``weight_decay``, ``sparsity_target``, ``sparsity_cost``)
+        go to every :meth:`RBM.fit`. ``callback(layer_index, record)`` follows each epoch.
+        """
+        n = len(self.rbms)
+        epochs, lr = per_layer(epochs, n, "epochs"), per_layer(lr, n, "lr")
+        inputs = x.reshape(x.shape[0], -1)  # (N, V)
+        curves = []
+        for index, rbm in enumerate(self.rbms):
+            hook = None if callback is None else (lambda record, i=index: callback(i, record))
+            curves.append(rbm.fit(inputs, epochs=epochs[index], lr=lr[index], seed=seed + index,
+                                  callback=hook, **cd_options))
+            with torch.no_grad():
+                inputs = rbm.hidden_probs(inputs)  # (N, H_l): the next layer's data
+        return curves
+
+    @torch.no_grad()
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The top layer's hidden probabilities: (N, sizes[0]) -> (N, sizes[-1])."""
+        h = x.reshape(x.shape[0], -1)
+        for rbm in self.rbms:
+            h = rbm.hidden_probs(h)
+        return h
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int = 200, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples (n, sizes[0]): ``steps`` Gibbs steps in the top RBM, then a top-down pass."""
+        return self.chains(n, [steps], generator)[0]
+
+    @torch.no_grad()
+    def chains(self, n: int, snapshots: Sequence[int], generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """``n`` Gibbs chains of the top RBM seen in input space after each count of ``snapshots``
+        (increasing): a list of (n, sizes[0]) tensors.
+
+        The chains start from binary states drawn from the top RBM's visible biases; below
+        the top the DBN is a directed sigmoid belief net, so each layer takes P(v | h) of
+        its RBM (probabilities, not binary states, for the image shown to the user).
+        """
+        top = self.rbms[-1]
+        p = torch.sigmoid(top.visible_bias).expand(n, -1)  # (n, sizes[-2])
+        v = (torch.rand(p.shape, generator=generator, device=p.device) < p).to(p.dtype)
+        images, done = [], 0
+        for count in snapshots:
+            v = top.gibbs(v, count - done, generator)
+            done = count
+            down = v
+            for rbm in reversed(self.rbms[:-1]):
+                down = rbm.visible_probs(down)
+            images.append(down)
+        return images
+
+    def to_network(self, n_outputs: int, *, loss: str = "cross_entropy", seed: int = 0):
+        """A capas ``Network`` sizes[0]-...-sizes[-1]-n_outputs with sigmoid hidden layers.
+
+        The hidden Dense layers get the RBMs' weights and hidden biases; the output layer
+        keeps the builder's fresh initialisation (seeded by ``seed``).
+        """
+        from capas.models import build
+
+        spec = "-".join(str(s) for s in [*self.sizes, n_outputs])
+        network = build(spec, act="sigmoid", loss=loss, seed=seed)
+        self.copy_into(network)
+        return network
+
+    @torch.no_grad()
+    def copy_into(self, network: nn.Module) -> None:
+        """Write the RBMs' weights into the first ``len(rbms)`` Dense layers of ``network``."""
+        dense = dense_layers(network)
+        if len(dense) < len(self.rbms):
+            raise SpecError(f"the network has {len(dense)} Dense layers but the DBN has {len(self.rbms)} RBMs")
+        for rbm, layer in zip(self.rbms, dense):
+            if tuple(layer.weight.shape) != tuple(rbm.weight.shape):
+                raise SpecError(f"cannot copy an RBM of {rbm.n_visible}x{rbm.n_hidden} into a Dense layer "
+                                f"with weight {tuple(layer.weight.shape)}; the sizes must match")
+            layer.weight.copy_(rbm.weight)
+            layer.bias.copy_(rbm.hidden_bias)
+
+
+def dense_layers(network: nn.Module) -> list[nn.Module]:
+    """The ``Dense`` layers among ``network.layers`` (or the module itself), in order."""
+    from capas.layers import Dense
+
+    if isinstance(network, Dense):
+        return [network]
+    return [layer for layer in getattr(network, "layers", []) if isinstance(layer, Dense)]

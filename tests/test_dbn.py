@@ -1,0 +1,68 @@
+"""DBN: greedy stacking, conversion to a sigmoid MLP with the same weights, generation."""
+
+import pytest
+import torch
+
+from capas.errors import SpecError
+from capas.models import build
+from capas.models.dbn import DBN
+from capas.models.rbm import RBM
+
+TWO_PATTERNS = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1]], dtype=torch.float32)
+
+
+def binary_data(n=300, width=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    prototypes = (torch.rand(3, width, generator=g) < 0.5).float()
+    noise = (torch.rand(n, width, generator=g) < 0.1).float()
+    return (prototypes[torch.arange(n) % 3] + noise) % 2  # (n, width) noisy copies of 3 prototypes
+
+
+def test_each_rbm_is_trained_on_the_previous_hidden_probabilities():
+    x = binary_data()
+    dbn = DBN([16, 8, 4])
+    curves = dbn.fit(x, epochs=[3, 2], lr=[0.1, 0.05], batch_size=20, momentum=0.5, seed=7)
+    assert [len(c) for c in curves] == [3, 2]
+    first, second = RBM(16, 8), RBM(8, 4)
+    first.fit(x, epochs=3, lr=0.1, batch_size=20, momentum=0.5, seed=7)
+    second.fit(first.hidden_probs(x), epochs=2, lr=0.05, batch_size=20, momentum=0.5, seed=8)
+    assert torch.equal(dbn.rbms[0].weight, first.weight)
+    assert torch.equal(dbn.rbms[1].weight, second.weight)
+    assert torch.equal(dbn.rbms[1].visible_bias, second.visible_bias)
+    assert torch.allclose(dbn.transform(x), second.hidden_probs(first.hidden_probs(x)))
+
+
+def test_to_network_is_a_sigmoid_mlp_with_the_rbm_weights():
+    x = binary_data()
+    dbn = DBN([16, 8, 4])
+    dbn.fit(x, epochs=2, batch_size=20)
+    network = dbn.to_network(3, seed=5)
+    assert network.config()["act"] == "sigmoid" and network.layer_names() == ["dense1", "dense2", "dense3"]
+    assert torch.equal(network.layers[1].weight, dbn.rbms[1].weight)
+    assert torch.equal(network.layers[1].bias, dbn.rbms[1].hidden_bias)
+    assert torch.allclose(network.hidden(x, "dense2"), dbn.transform(x), atol=1e-6)
+    fresh = build("16-8-4-3", act="sigmoid", seed=5)  # the output layer keeps the builder's initialisation
+    assert torch.equal(network.layers[2].weight, fresh.layers[2].weight)
+    assert network(x).shape == (300, 3)
+
+
+def test_dbn_samples_reproduce_the_training_patterns():
+    dbn = DBN([8, 6, 4])
+    dbn.fit(TWO_PATTERNS.repeat(100, 1), epochs=[100, 100], lr=0.1, batch_size=10, momentum=0.5, seed=0)
+    snapshots = dbn.chains(200, [1, 100], torch.Generator().manual_seed(1))
+    assert [tuple(s.shape) for s in snapshots] == [(200, 8), (200, 8)]
+    samples = snapshots[-1].round()
+    is_a = (samples == TWO_PATTERNS[0]).all(1).float().mean().item()
+    is_b = (samples == TWO_PATTERNS[1]).all(1).float().mean().item()
+    print(f"DBN samples: pattern A {is_a:.2f}, pattern B {is_b:.2f}")
+    assert is_a + is_b > 0.9 and min(is_a, is_b) > 0.1
+
+
+def test_bad_stacks_are_refused():
+    with pytest.raises(SpecError, match="at least one hidden"):
+        DBN([16])
+    with pytest.raises(SpecError, match="one per layer"):
+        DBN([16, 8, 4]).fit(binary_data(), epochs=[1, 2, 3])
+    with pytest.raises(SpecError, match="sizes must match"):
+        DBN([16, 8]).copy_into(build("16-9-3"))
+    assert DBN([16, 8, 4], visible="gaussian").rbms[1].visible == "bernoulli"
