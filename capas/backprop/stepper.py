@@ -28,7 +28,6 @@ from capas.backprop.engine import DeltaRuleNet, plan_layers
 from capas.backprop.outputs import OUTPUT_RULES
 from capas.errors import TrainingError
 from capas.train.losses import TARGET_CODES, Loss, canonical_loss
-from capas.train.regularization import apply_max_norm
 
 
 def unsupported_reason(model: nn.Module, loss: str) -> str | None:
@@ -83,9 +82,9 @@ class BackpropStepper:
         loss: a loss name or the trainer's ``Loss`` (whose ``target_encoding`` codes the
             class targets of MSE/BCE); class weights are not supported.
         l1, l2, regularize_bias: the trainer's penalty ``l2/2 sum w^2 + l1 sum |w|``.
-        max_norm: cap on each unit's incoming weight norm, applied after every update.
         clip_norm, clip_value: gradient clipping, by ``torch.nn.utils.clip_grad_*_``.
         generator: random generator for dropout masks (None: torch's global one).
+        grad_norms: accumulate per-layer weight-gradient norms for ``layer_grad_norms``.
     """
 
     def __init__(
@@ -97,10 +96,10 @@ class BackpropStepper:
         l1: float = 0.0,
         l2: float = 0.0,
         regularize_bias: bool = False,
-        max_norm: float | None = None,
         clip_norm: float | None = None,
         clip_value: float | None = None,
         generator: torch.Generator | None = None,
+        grad_norms: bool = True,
     ) -> None:
         name = loss.name if isinstance(loss, Loss) else str(loss)
         reason = unsupported_reason(model, name)
@@ -117,36 +116,15 @@ class BackpropStepper:
         plans = plan_layers(model)
         rule = OUTPUT_RULES[name](plans[-1].out_features, plans[0].weight, codes, table)  # the trainer's codes
         self.net = DeltaRuleNet(plans, rule, l1=l1, l2=l2, regularize_bias=regularize_bias, generator=generator)
-        self.max_norm = max_norm
         self.clip_norm = clip_norm
         self.clip_value = clip_value
         self._names = [plan.name for plan in plans]
+        self._weight_grads = [grad_w for grad_w, _ in self.net.grads]
+        self._norm_sums = [torch.zeros((), dtype=plans[0].weight.dtype, device=plans[0].weight.device) for _ in plans]
+        self._norm_steps = 0 if grad_norms else None
         self._pairs = self._match_parameters(model, plans)
         self._fast_sgd = _is_plain_sgd(optimizer)
         self._group_of = {id(p): group for group in optimizer.param_groups for p in group["params"]}
-
-    @classmethod
-    def from_config(
-        cls,
-        model: nn.Module,
-        config: Any,
-        optimizer: torch.optim.Optimizer,
-        loss: Loss,
-        generator: torch.Generator | None = None,
-    ) -> BackpropStepper:
-        """The stepper for the trainer's ``TrainConfig`` (penalties, max-norm, clipping)."""
-        return cls(
-            model,
-            optimizer,
-            loss,
-            l1=config.l1,
-            l2=config.l2,
-            regularize_bias=config.regularize_bias,
-            max_norm=config.max_norm,
-            clip_norm=config.clip_norm,
-            clip_value=config.clip_value,
-            generator=generator,
-        )
 
     def _match_parameters(self, model: nn.Module, plans: list) -> list[tuple[nn.Parameter, Tensor, Tensor]]:
         """(parameter, its detached view, its gradient buffer) for every weight and bias."""
@@ -164,6 +142,9 @@ class BackpropStepper:
         """One update from the batch ``xb (B, *)``, ``yb (B,)`` or ``(B, K)``; returns E (0-dim)."""
         with torch.no_grad():
             loss = self.net.gradients(xb, yb)
+            if self._norm_steps is not None:  # on-device sums: no synchronisation per step
+                torch._foreach_add_(self._norm_sums, torch._foreach_norm(self._weight_grads))
+                self._norm_steps += 1
             if self.clip_norm is not None or self.clip_value is not None:
                 self._clip()
             if self._fast_sgd:
@@ -172,8 +153,6 @@ class BackpropStepper:
             for param, _, grad in self._pairs:
                 param.grad = grad  # the bridge: any torch.optim optimizer reads p.grad
             self.optimizer.step()
-        if self.max_norm is not None:
-            apply_max_norm([plan.weight for plan in self.net.plans], self.max_norm)
         return loss
 
     def _clip(self) -> None:
@@ -226,8 +205,23 @@ class BackpropStepper:
         return total / n
 
     def layer_grad_norms(self) -> dict[str, Tensor]:
-        """``||dE/dW^l||`` of the last step per layer (the course's "speed of learning")."""
-        return {name: torch.linalg.vector_norm(grad_w) for name, (grad_w, _) in zip(self._names, self.net.grads)}
+        """Mean ``||dE/dW^l||`` per layer over the steps since the last call (then reset):
+        the course's "speed of learning" of each layer (course file 004)."""
+        if not self._norm_steps:
+            return {}
+        means = {name: total / self._norm_steps for name, total in zip(self._names, self._norm_sums)}
+        for total in self._norm_sums:
+            total.zero_()
+        self._norm_steps = 0
+        return means
+
+    @property
+    def last_output(self) -> Tensor | None:
+        """The last batch's logits ``phi^L`` (cross-entropy losses) or outputs ``s^L``
+        (B, K); a buffer the next step overwrites (the trainer counts accuracy from it)."""
+        if self.net.last is None:
+            return None
+        return self.net.last.z[-1] if self.net.rule.writes_delta else self.net.last.s[-1]
 
     @property
     def last_deltas(self) -> dict[str, Tensor]:
