@@ -150,3 +150,74 @@ def test_plain_mlp_detection():
     assert build("784 d30 drop0.5 mx20x3 d10").is_plain_mlp()
     assert not build("784 d30 bn d10").is_plain_mlp()
     assert isinstance(build("784-10").layers[0], Dense)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("1x4x4 mp5", "window 5x5 is larger than the 1x4x4 output of the input"),
+        ("1x28x28 c5x5x6 mp2 c5x5x16 mp2 c5x5x16", r"conv3: .* larger than the 16x4x4 output of pool2 \(mp2\)"),
+        ("784 c3x3x8", "needs a signal .* but the input gives a vector of 784 features"),
+        ("1x28x28 c3x8", "has a 1-D window but the input gives 1x28x28, a 2-D input"),
+        ("1x28x28 c3x3x8:s2:same", "needs stride 1 with :same padding"),
+        ("784 rep2(d30)", "must keep the shape, but they map 784 features .* to 30 features"),
+        ("1x8x8 c3x3x4 c3x3x2+0", r"cannot concatenate conv1 \(c3x3x4\) \(4x6x6\) with the input \(1x8x8\)"),
+        ("1x8x8 cat(c3x3x2, c1x1x2)", "branches give 2x6x6, 2x8x8"),
+        ("1x8x8 res(c3x3x2)", "turns 1x8x8 .* into 2x6x6; no strided 1x1"),
+        ("1x8x8 res(flat)", "a different rank"),
+    ],
+)
+def test_shape_errors_name_layers_and_shapes(spec, message):
+    with pytest.raises(SpecError, match=message) as info:
+        build(spec)
+    assert spec in str(info.value) and "^" in str(info.value).splitlines()[-1]
+
+
+def test_residual_adds_input_and_projection():
+    model = build("6 res(d6:tanh d6:linear) d2", loss="mse").double()
+    res = model.layers[0]
+    x = torch.randn(3, 6, dtype=torch.float64)
+    torch.testing.assert_close(model.hidden(x, "res1"), res.body(x) + x)
+    model = build("3x8x8 res(c3x3x4:s2:p1):relu", loss="mse").double()
+    res = model.layers[0]
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    shortcut = torch.nn.functional.conv2d(x, res.projection.weight, res.projection.bias, stride=2)  # (2, 4, 4, 4)
+    torch.testing.assert_close(model(x), torch.relu(res.body(x) + shortcut))
+
+
+def test_repeat_applies_one_layer_with_tied_weights():
+    model = build("4 rep3(d4:tanh)", loss="mse").double()
+    dense = model.layers[0].body.dense1
+    assert len(list(model.parameters())) == 2
+    x = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    step = lambda h: torch.tanh(h @ dense.weight.T + dense.bias)  # noqa: E731
+    torch.testing.assert_close(model(x), step(step(step(x))))
+    model(x).sum().backward()  # the gradient sums over the three applications
+    manual = torch.autograd.grad(step(step(step(x))).sum(), dense.weight)[0]
+    torch.testing.assert_close(dense.weight.grad, manual)
+
+
+def test_concat_branches_on_channels():
+    model = build("1x6x6 cat(c3x3x2:same, c1x1x3, mp1)", loss="mse")
+    cat = model.layers[0]
+    x = torch.randn(2, 1, 6, 6)
+    expected = torch.cat([branch(x) for branch in cat.branches], dim=1)  # (2, 6, 6, 6)
+    assert expected.shape == (2, 6, 6, 6)
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_output_activation_is_appended_after_a_block_and_logits_skip_it():
+    model = build("4 d4 res(d4)", seed=0)
+    assert model.layer_names() == ["dense1", "res1", "act1"] and model.layers[-1].name == "softmax"
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(model(x), torch.softmax(model.logits(x), dim=1))
+    linear = build("4 d4 mx3x2", loss="mse")
+    torch.testing.assert_close(linear.logits(x), linear(x))
+
+
+def test_predict_binary_and_regression():
+    model = build("3-1", loss="binary_cross_entropy", seed=0)
+    x = torch.randn(6, 3)
+    assert torch.equal(model.predict(x), (model(x)[:, 0] > 0.5).long())
+    regression = build("3-2", loss="mse", seed=0)
+    torch.testing.assert_close(regression.predict(x), regression(x).detach())

@@ -175,9 +175,11 @@ class Builder:
         """Convolutions and pooling: sizes read per the input rank, output by the formula."""
         kind, sizes = layer.kind, layer.sizes
         if len(shape) == 1:
+            hint = f"start the spec with e.g. 1x{shape[0]} for a 1-D signal" if before == "the input" else (
+                "convolve and pool before the dense layers")
             raise SpecError(
                 f"'{layer.token()}' needs a signal (CxL) or image (CxHxW) input, but {before} gives a vector "
-                f"of {shape[0]} features; start the spec with e.g. 1x{shape[0]} for a 1-D signal"
+                f"of {shape[0]} features; {hint}"
             )
         dims = len(shape) - 1
         spatial = shape[1:]
@@ -198,11 +200,15 @@ class Builder:
         out_spatial = tuple(
             conv_output_length(n, k, stride or k, dilation, padding) for n, k in zip(spatial, window)
         )
-        if min(out_spatial) < 1 or (padding == "same" and (stride or 1) > 1):
-            why = "needs stride 1 with :same padding" if min(out_spatial) >= 1 else "does not fit"
+        if padding == "same" and stride > 1:
+            raise SpecError(f"'{layer.token()}' needs stride 1 with :same padding; write the padding as :pN instead")
+        if min(out_spatial) < 1:
+            size = "x".join(map(str, window))
+            if extra:
+                size += f" (dilation {dilation}, padding {padding})"
             raise SpecError(
-                f"'{layer.token()}' {why}: window {'x'.join(map(str, window))} (dilation {dilation}, padding "
-                f"{padding}) on the {describe(shape)} output of {before}"
+                f"'{layer.token()}' does not fit: window {size} is larger than the {describe(shape)} output of "
+                f"{before}; use a smaller window{'' if not extra else ', padding (:same)'} or fewer reductions before it"
             )
         args = dict(kernel_size=window, stride=stride, dilation=dilation, padding=padding, dims=dims)
         if kind == "conv":
