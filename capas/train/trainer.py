@@ -181,22 +181,14 @@ class Trainer(TrainerSetup):
         loss, accuracy = self.evaluate(self.x_val, self.y_val)
         return {"val_loss": loss} | ({} if accuracy is None else {"val_accuracy": accuracy})
 
-    @torch.no_grad()
     def evaluate_test(self) -> dict[str, Any]:
         """Test loss/accuracy, per-class scores and confusion matrix (or regression errors)."""
         if self.data.x_test is None:
             return {}
-        from capas.train.metrics import classification_metrics, regression_metrics
+        from capas.train.evaluation import evaluate_model
 
         x, y = self.data.x_test.to(self.device), self.data.y_test.to(self.device)
-        loss, accuracy = self.evaluate(x, y)
-        self.model.eval()
-        outputs = torch.cat([self.eval_forward(x[i : i + 4096]) for i in range(0, len(x), 4096)])
-        self.model.train()
-        if self.data.task == "classification":
-            details = classification_metrics(y, self.eval_loss.predictions(outputs), self.num_classes)
-            return {"test_loss": loss, "test_accuracy": accuracy, **details}
-        return {"test_loss": loss, **{f"test_{k}": v for k, v in regression_metrics(y, outputs).items()}}
+        return evaluate_model(self.model, x, y, self.eval_loss, self.config.eval_batch_size)
 
     def step_schedule_per_epoch(self, record: dict[str, Any]) -> None:
         if self.schedule is None or self.schedule.per_batch:

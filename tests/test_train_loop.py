@@ -1,0 +1,182 @@
+"""The loop around the steps: early stopping, convergence, NaN stop, reproducibility,
+history files, engines, devices, and resuming a killed run to the same weights."""
+
+import csv
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from capas.errors import RunDirError, TrainingError
+from capas.models import build
+from capas.train import Callback, EarlyStopping, fit, load_run
+
+
+def _data(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return x, y
+
+
+def _model(dropout=0.0):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(dropout), nn.Linear(8, 2))
+
+
+class Snapshots(Callback):
+    """Keeps a copy of the weights after every epoch."""
+
+    def __init__(self):
+        self.weights = {}
+
+    def on_epoch_end(self, trainer, epoch, record):
+        self.weights[epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_early_stopping_restores_the_best_epochs_weights():
+    x, y = _data()
+    # validation labels are the training labels flipped: fitting the training set makes
+    # the validation loss rise, so the best epoch is early and patience ends the run
+    model, snaps = _model(), Snapshots()
+    result = fit(model, (x, y, x, 1 - y), optimizer="sgd", lr=0.5, epochs=30, batch_size=8, patience=3,
+                 quiet=True, callbacks=[snaps], engine="autograd")
+    val = result.history.column("val_loss")
+    best = min(range(len(val)), key=val.__getitem__) + 1
+    assert len(result.history) == best + 3 < 30
+    assert "early stopping" in result.stop_reason
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, snaps.weights[best][key])
+
+
+def test_early_stopping_min_delta_and_mode():
+    stopper = EarlyStopping("val_accuracy", patience=1, min_delta=0.1)
+    assert stopper.mode == "max"
+    assert stopper._improved(0.5) and (setattr(stopper, "best", 0.5) or True)
+    assert not stopper._improved(0.55) and stopper._improved(0.65)
+
+
+def test_target_loss_ends_training():
+    x, y = _data()
+    result = fit(_model(), (x, y), optimizer="adam", lr=0.05, epochs=200, batch_size="full", target_loss=0.3,
+                 quiet=True)
+    losses = result.history.column("train_loss")
+    assert losses[-1] <= 0.3 < min(losses[:-1]) and len(losses) < 200
+    assert result.stop_reason.startswith("converged")
+
+
+def test_a_nan_loss_stops_with_epoch_step_and_hint():
+    x, y = _data()
+    x[13, 2] = float("nan")  # batch mode: the one step of epoch 1 sees it
+    with pytest.raises(TrainingError, match=r"became nan at epoch 1, step 1; .*Lower the learning rate"):
+        fit(_model(), (x, y), epochs=3, batch_size="full", quiet=True)
+    x, y = _data()
+    with pytest.raises(TrainingError, match=r"at epoch \d+, step \d+; .*clip gradients"):
+        fit(_model(), (x * 1e30, y), lr=1e30, epochs=5, batch_size=8, quiet=True)
+
+
+def test_same_seed_gives_identical_histories_and_other_seed_does_not():
+    x, y = _data()
+    options = dict(optimizer="momentum", lr=0.1, epochs=4, batch_size=8, input_noise=0.1, quiet=True, seed=5)
+    histories = [fit(_model(0.3), (x, y, x[:10], y[:10]), **options).history for _ in range(2)]
+    assert histories[0].without_timing() == histories[1].without_timing()
+    other = fit(_model(0.3), (x, y, x[:10], y[:10]), **{**options, "seed": 6}).history
+    assert other.without_timing() != histories[0].without_timing()
+
+
+def test_history_records_and_files(tmp_path):
+    x, y = _data()
+    torch.manual_seed(0)
+    network = build("4-6-2", act="tanh", loss="cross_entropy")
+    result = fit(network, (x, y, x[:10], y[:10]), lr=0.2, epochs=3, batch_size=10, out=tmp_path / "run",
+                 quiet=True, engine="autograd")
+    record = result.history[-1]
+    assert {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "seconds"} <= set(record)
+    assert {"grad_norm/dense1", "grad_norm/dense2"} <= set(record) and record["grad_norm/dense1"] > 0
+    run = load_run(tmp_path / "run")
+    assert run.history.without_timing() == result.history.without_timing()
+    rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    assert [float(r["train_loss"]) for r in rows] == result.history.column("train_loss")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["format"] == "capas-run" and config["train"]["lr"] == 0.2 and config["engine"] == "autograd"
+    rebuilt = run.build_model()
+    assert torch.equal(rebuilt.predict(x), network.predict(x))
+
+
+def test_engine_choice_and_refusal():
+    x, y = _data()
+    torch.manual_seed(0)
+    mlp = build("4-6-2", act="tanh", loss="cross_entropy")
+    assert fit(mlp, (x, y), epochs=1, quiet=True).engine == "backprop"
+    assert fit(mlp, (x, y), epochs=1, quiet=True, class_weights="balanced").engine == "autograd"
+    with pytest.raises(TrainingError, match="engine='backprop' cannot train this run: .*use engine='autograd'"):
+        fit(_model(), (x, y), epochs=1, quiet=True, engine="backprop")
+
+
+def test_unavailable_device_and_amp_without_cuda_are_clear_errors():
+    x, y = _data()
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainingError, match="CUDA is not available"):
+            fit(_model(), (x, y), epochs=1, quiet=True, device="cuda")
+        with pytest.raises(TrainingError, match="amp=True needs a CUDA device"):
+            fit(_model(), (x, y), epochs=1, quiet=True, amp=True, device="cpu")
+    with pytest.raises(TrainingError, match="unknown device 'tpu9'"):
+        fit(_model(), (x, y), epochs=1, quiet=True, device="tpu9")
+    with pytest.raises(TrainingError, match="invalid training option.*lr"):
+        fit(_model(), (x, y), lr=-1, quiet=True)
+
+
+class KillAt(Callback):
+    """Simulates a killed process: dies when epoch ``epoch`` begins (after the previous checkpoint)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer, epoch):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, optimizer):
+    x, y = _data(60)
+    options = dict(optimizer=optimizer, lr=0.05, epochs=6, batch_size=7, input_noise=0.05, scheduler="step",
+                   scheduler_options={"step_size": 2, "gamma": 0.5}, patience=10, quiet=True, seed=4)
+    data = (x, y, x[:15], y[:15])
+    full = _model(0.2)
+    fit(full, data, out=tmp_path / "full", **options)
+
+    killed = _model(0.2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(killed, data, out=tmp_path / "killed", callbacks=[KillAt(4)], **options)
+    assert len(load_run(tmp_path / "killed").history) == 3
+    torch.manual_seed(123)  # a fresh process: the global RNG is elsewhere
+    resumed = _model(0.2)
+    result = fit(resumed, data, resume=tmp_path / "killed", quiet=True)
+    assert len(result.history) == 6
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    full_history = load_run(tmp_path / "full").history.without_timing()
+    assert result.history.without_timing() == full_history
+    with pytest.raises(RunDirError, match="already finished"):
+        fit(_model(0.2), data, resume=tmp_path / "killed", quiet=True)
+
+
+def test_load_run_refuses_what_is_not_a_capas_run(tmp_path):
+    with pytest.raises(RunDirError, match="no run directory"):
+        load_run(tmp_path / "missing")
+    with pytest.raises(RunDirError, match="missing config.json, model.json, weights.safetensors"):
+        load_run(tmp_path)
+    x, y = _data()
+    fit(_model(), (x, y), epochs=1, quiet=True, out=tmp_path / "run")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "format": "other"}))
+    with pytest.raises(RunDirError, match="not a capas run config"):
+        load_run(tmp_path / "run")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    import pickle
+
+    (tmp_path / "run" / "weights.safetensors").write_bytes(pickle.dumps({"w": [1, 2]}))
+    with pytest.raises(RunDirError, match="not a valid safetensors file"):
+        load_run(tmp_path / "run").weights()
