@@ -1,0 +1,78 @@
+"""``capas pretrain``: greedy layer-wise pre-training of an MLP's hidden layers into a run dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from capas.cli import app
+from capas.errors import SpecError
+
+
+def parse_list(text: str | None, kind: type, option: str) -> list | None:
+    """"10,5,5" -> [10, 5, 5]; None stays None; anything else is a SpecError naming the option."""
+    if text is None:
+        return None
+    try:
+        values = [kind(item) for item in text.split(",")]
+    except ValueError:
+        raise SpecError(f"{option} takes comma-separated {kind.__name__} values, one per hidden layer "
+                        f"(e.g. 10,5,5), got {text!r}") from None
+    if any(value <= 0 for value in values):
+        raise SpecError(f"{option} values must be positive, got {text!r}")
+    return values
+
+
+@app.command("pretrain")
+def pretrain_command(
+    data: str = typer.Option("digits", "--data", help="Registered dataset whose training inputs are used."),
+    model: str = typer.Option(..., "--model", help="MLP spec, e.g. 64-100-100-10; its hidden layers are pre-trained."),
+    method: str = typer.Option("rbm", "--method", help="rbm (a DBN), ae, dae (denoising) or sparse-ae."),
+    epochs: int = typer.Option(10, "--epochs", help="Epochs per hidden layer (see --layer-epochs)."),
+    layer_epochs: str | None = typer.Option(None, "--layer-epochs", help="Epochs per layer, e.g. 10,5,5."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate (default 0.1 for rbm, 0.003 for Adam on AEs)."),
+    layer_lr: str | None = typer.Option(None, "--layer-lr", help="Learning rate per layer, e.g. 0.05,0.02."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Mini-batch size."),
+    k: int = typer.Option(1, "--k", help="Gibbs steps of CD-k (rbm)."),
+    persistent: bool = typer.Option(False, "--persistent", help="Persistent CD (PCD-k) instead of CD-k (rbm)."),
+    momentum: float = typer.Option(0.5, "--momentum", help="CD momentum (rbm)."),
+    act: str = typer.Option("sigmoid", "--act", help="Hidden activation of the network (rbm needs sigmoid)."),
+    noise: float = typer.Option(0.3, "--noise", help="Masking probability of the denoising autoencoder (dae)."),
+    sparsity_target: float = typer.Option(0.05, "--sparsity-target", help="Target mean activation (sparse-ae)."),
+    sparsity_weight: float = typer.Option(0.1, "--sparsity-weight", help="Weight of the sparsity penalty (sparse-ae)."),
+    unlabelled_extra: str | None = typer.Option(
+        None, "--unlabelled-extra", help="Another dataset whose train+validation inputs (never test) are added."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data split, initialisation, shuffling and sampling."),
+    out: Path = typer.Option(..., "--out", help="Directory to write (model.json, weights.safetensors, pretrain.json)."),
+    plots: bool = typer.Option(False, "--plots", help="Also draw filters, reconstructions, samples and curves (PNG)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary as the last stdout line."),
+) -> None:
+    """Pre-train the hidden layers of MODEL greedily (RBMs or autoencoders); fine-tune with
+    `capas train --data DATA --init-from OUT`."""
+    from capas.pretrain import pretrain
+
+    result = pretrain(
+        data, model, method=method, epochs=epochs, layer_epochs=parse_list(layer_epochs, int, "--layer-epochs"),
+        lr=lr, layer_lr=parse_list(layer_lr, float, "--layer-lr"), batch_size=batch_size, k=k,
+        persistent=persistent, momentum=momentum, act=act, noise=noise, sparsity_target=sparsity_target,
+        sparsity_weight=sparsity_weight, unlabelled_extra=unlabelled_extra, seed=seed, out=out,
+    )
+    for record in result.layers:
+        first, last = record["curve"][0], record["curve"][-1]
+        typer.echo(f"layer {record['layer'] + 1} ({record['n_in']}->{record['n_out']}, {record['kind']}): "
+                   f"reconstruction error {first['reconstruction_error']:.4f} -> {last['reconstruction_error']:.4f} "
+                   f"in {record['epochs']} epochs", err=True)
+    images = []
+    if plots:
+        from capas.diagnostics.pretrain_plots import plot_pretrain_run
+
+        images = [str(path) for path in plot_pretrain_run(out)]
+    typer.echo(f"pre-trained network written to {out}; fine-tune with: capas train --data {data} --init-from {out}")
+    if as_json:
+        summary = {"run_dir": str(out), "method": method, "plots": images,
+                   "layers": [{key: record[key] for key in ("layer", "n_in", "n_out", "kind", "epochs", "lr")}
+                              | {"reconstruction_error": record["curve"][-1]["reconstruction_error"]}
+                              for record in result.layers]}
+        typer.echo(json.dumps(summary))
