@@ -55,8 +55,16 @@ _NUMBERED = {  # token prefix -> (kind, how many "x"-separated integers it may c
 _BARE = {"bn": "batch_norm", "ln": "layer_norm", "flat": "flatten"}
 _BLOCKS = {"res": "residual", "rep": "repeat", "cat": "concat"}
 _PREFIX = {kind: prefix for prefix, (kind, _) in _NUMBERED.items()} | {v: k for k, v in _BARE.items()}
-_WITH_WINDOW = {"conv", "separable_conv", "conv_maxout", "max_pool", "avg_pool"}
-_WITH_ACT = {"dense", "conv", "separable_conv", "residual"}
+_WINDOW = {"stride", "dilation", "padding"}
+_OPTIONS = {  # the ':option' keys each kind accepts
+    "dense": {"activation"},
+    "conv": _WINDOW | {"activation"},
+    "separable_conv": _WINDOW | {"activation"},
+    "conv_maxout": _WINDOW,
+    "max_pool": {"stride"},
+    "avg_pool": {"stride"},
+    "residual": {"activation"},
+}
 
 _LEX = re.compile(r"(?P<space>[\s\-]+)|(?P<open>\()|(?P<close>\))|(?P<comma>,)|(?P<word>[^\s\-(),]+)")
 _NUMBERED_RE = re.compile(r"(cmx|mx|sc|mp|ap|c|d)(\d+(?:x\d+)*)")
@@ -290,12 +298,8 @@ def _apply_options(text: str, layer: LayerSpec, options: str, start: int, end: i
                 raise spec_error(text, span, f"':{value}' is not an option; expected :sN, :dN, :pN, :same, :valid or an activation")
             changes["activation"] += ":" + value
             continue
-        allowed = {"activation"} & ({"activation"} if layer.kind in _WITH_ACT else set())
-        allowed |= {"stride", "dilation", "padding"} if layer.kind in _WITH_WINDOW else set()
-        if layer.kind in ("max_pool", "avg_pool"):
-            allowed -= {"dilation", "padding"}
-        if key not in allowed or key in changes:
-            why = "is repeated" if key in changes else f"does not apply to a {layer.kind.replace('_', ' ')} layer"
+        if key not in _OPTIONS.get(layer.kind, ()) or key in changes:
+            why = "is repeated" if key in changes else f"does not apply to {layer.kind.replace('_', ' ')} layers"
             raise spec_error(text, span, f"option ':{value}' {why}")
         if key == "activation":
             try:

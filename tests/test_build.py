@@ -126,6 +126,11 @@ def test_input_checks():
         ({"loss": "kl"}, "unknown loss 'kl'"),
         ({"act": "swish"}, "unknown activation 'swish'"),
         ({"output_act": "nope"}, "unknown activation 'nope'"),
+        ({"act": torch.nn.ReLU()}, "'act' must be an activation name"),
+        ({"init": "xavier"}, "unknown init scheme 'xavier'"),
+        ({"init": ["he_normal"]}, "unknown init scheme"),
+        ({"seed": -1}, "'seed' must be a non-negative integer"),
+        ({"seed": "7"}, "'seed' must be a non-negative integer"),
     ],
 )
 def test_bad_options(options, message):
@@ -144,6 +149,10 @@ def test_bad_tables():
         build({"spec": "4-3", "act": "tanh"}, act="relu")
     with pytest.raises(SpecError, match="no \\[model\\] table"):
         build_from_toml("[data]\nname = 'digits'\n")
+    with pytest.raises(SpecError, match="cannot read the recipe missing.toml"):
+        build_from_toml("missing.toml")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        build_from_toml("[model\nspec = 1")
 
 
 def test_plain_mlp_detection():
@@ -206,11 +215,17 @@ def test_concat_branches_on_channels():
     torch.testing.assert_close(model(x), expected)
 
 
-def test_output_activation_is_appended_after_a_block_and_logits_skip_it():
-    model = build("4 d4 res(d4)", seed=0)
-    assert model.layer_names() == ["dense1", "res1", "act1"] and model.layers[-1].name == "softmax"
+def test_output_activation_placement_and_logits():
     x = torch.randn(3, 4)
-    torch.testing.assert_close(model(x), torch.softmax(model.logits(x), dim=1))
+    appended = build("4 d4 cat(d2, d3)", seed=0)  # a concat has no activation slot: a softmax layer follows
+    assert appended.layer_names() == ["dense1", "cat1", "act1"] and appended.layers[-1].name == "softmax"
+    torch.testing.assert_close(appended(x), torch.softmax(appended.logits(x), dim=1))
+    residual = build("4 d4 res(d4)", seed=0)  # a residual block ending the net applies it after the sum
+    res = residual.layers[-1]
+    assert residual.layer_names() == ["dense1", "res1"] and res.activation.name == "softmax"
+    h = residual.layers[0](x)
+    torch.testing.assert_close(residual.logits(x), res.body(h) + h)
+    assert build("4 d4 res(d4) d2").layers[1].activation.name == "linear"  # hidden sums stay linear
     linear = build("4 d4 mx3x2", loss="mse")
     torch.testing.assert_close(linear.logits(x), linear(x))
 

@@ -67,7 +67,7 @@ def caret_column(message: str) -> tuple[int, int]:
         ("d30 d10", "expected the input shape first", 0, 3),
         ("784 d30 foo d10", "unknown layer 'foo'", 8, 3),
         ("784 d0", "dN with N >= 1", 4, 2),
-        ("784 d30:s2", "':s2' does not apply to a dense layer", 7, 3),
+        ("784 d30:s2", "':s2' does not apply to dense layers", 7, 3),
         ("784 d30:tanh:relu", "':relu' is repeated", 12, 5),
         ("784 d30:swish", "unknown activation 'swish'", 7, 6),
         ("784 res(d30 d30", "expected ')' to close the 'res('", 15, 1),
@@ -81,7 +81,7 @@ def caret_column(message: str) -> tuple[int, int]:
         ("784 res(d3, d4)", "only cat(...) takes several", 4, 11),
         ("784 cat(d3,)", "empty layer list", 4, 8),
         ("784 d3(d4)", "not a block", 4, 3),
-        ("784 mp2:same", "does not apply to a max pool layer", 7, 5),
+        ("784 mp2:same", "does not apply to max pool layers", 7, 5),
         ("784 mp2:s1:", "empty ':'", 10, 1),
     ],
 )

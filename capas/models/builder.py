@@ -51,6 +51,7 @@ NAME_PREFIX = {
     "concat": "cat",
 }
 _FLATTENING = {"dense", "maxout"}
+_OUTPUT_SLOT = {"dense", "conv", "separable_conv", "residual", "activation"}  # can hold the output activation
 _CONV_KINDS = {"conv", "separable_conv", "conv_maxout"}
 
 
@@ -88,9 +89,7 @@ class Builder:
             built.names.append(name)
             built.sources.append(layer.sources)
             outputs.append((f"{name} ({layer.token()})", shape))
-        last = spec.layers[-1]
-        owns_activation = last.kind in ("dense", "conv", "separable_conv", "activation")
-        if not owns_activation and get_activation(self.output_act).name != "linear":
+        if spec.layers[-1].kind not in _OUTPUT_SLOT and get_activation(self.output_act).name != "linear":
             built.layers.append(get_activation(self.output_act))
             built.names.append(self._name("activation"))
             built.sources.append(())
@@ -131,7 +130,8 @@ class Builder:
     def layer(self, layer: LayerSpec, shape: Shape, before: str, is_output: bool) -> tuple[str, nn.Module, Shape]:
         """(name, module, output shape) for one layer whose input has ``shape``."""
         name = self._name(layer.kind)
-        activation = layer.activation or (self.output_act if is_output else self.act)
+        hidden = "linear" if layer.kind == "residual" else self.act  # a residual sum stays linear by default
+        activation = layer.activation or (self.output_act if is_output else hidden)
         try:
             module, out = self._make(layer, shape, before, activation, name)
         except SpecError as err:
@@ -160,7 +160,7 @@ class Builder:
         if kind == "activation":
             return get_activation(layer.activation), shape
         if kind == "residual":
-            return self._residual(layer, shape, before, name)
+            return self._residual(layer, shape, before, activation)
         if kind == "repeat":
             body, out = self.sequence(layer.branches[0], shape, before)
             if out != shape:
@@ -222,7 +222,7 @@ class Builder:
         channels = shape[0] if kind in ("max_pool", "avg_pool") else sizes[-extra]
         return module, (channels, *out_spatial)
 
-    def _residual(self, layer: LayerSpec, shape: Shape, before: str, name: str) -> tuple[nn.Module, Shape]:
+    def _residual(self, layer: LayerSpec, shape: Shape, before: str, activation: str) -> tuple[nn.Module, Shape]:
         """f(x) + x; a linear (vectors) or strided 1x1-conv (maps) projection if shapes differ."""
         body, out = self.sequence(layer.branches[0], shape, before)
         projection = None
@@ -242,7 +242,7 @@ class Builder:
                         "projection maps one onto the other: use :same padding inside the block"
                     )
                 projection = Conv(shape[0], out[0], 1, stride=strides, dims=len(shape) - 1, init=self.init)
-        return Residual(body, projection, layer.activation or "linear"), out
+        return Residual(body, projection, activation), out
 
     def _concat(self, layer: LayerSpec, shape: Shape, before: str) -> tuple[nn.Module, Shape]:
         branches, outs = [], []

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from capas.errors import SpecError
 from capas.layers import Activation, Dense, Dropout, Maxout, get_activation
+from capas.layers.init import check_scheme
 from capas.layers.blocks import concat_inputs
 from capas.models.builder import Builder, describe
 from capas.models.spec_input import spec_text
@@ -205,33 +206,52 @@ def build(
     weights depend only on the seed (the global torch generator is left as it was).
     """
     text, table_options = spec_text(spec)
-    options = {"act": act, "loss": loss, "output_act": output_act, "init": init, "seed": seed}
-    for key, value in table_options.items():
-        if options[key] is not None and options[key] != value:
-            raise SpecError(f"'{key}' is given twice with different values: {value!r} in the model table, {options[key]!r}")
-        options[key] = value
-    get_activation(options["act"] or "relu")  # SpecError now if unknown
-    loss = options["loss"] or "cross_entropy"
-    if loss not in OUTPUT_FOR_LOSS:
-        raise SpecError(f"unknown loss '{loss}'; known losses: {', '.join(OUTPUT_FOR_LOSS)}")
-    output_act = options["output_act"] or OUTPUT_FOR_LOSS[loss]
-    get_activation(output_act)  # SpecError now if unknown
+    options = _resolve_options({"act": act, "loss": loss, "output_act": output_act, "init": init, "seed": seed},
+                               table_options)
     parsed = parse(text)
-    seed = options["seed"]
+    seed = options.pop("seed")
     with torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext():
         if seed is not None:
             torch.manual_seed(seed)
-        built = Builder(parsed, options["act"] or "relu", output_act, options["init"]).build()
-    config = {"spec": parsed.canonical(), "act": options["act"] or "relu", "loss": loss, "output_act": output_act,
-              "init": options["init"]}
+        built = Builder(parsed, options["act"], options["output_act"], options["init"]).build()
+    config = {"spec": parsed.canonical(), **options}
     return Network(built.layers, built.names, built.sources, parsed.input_shape, built.output_shape, config)
+
+
+def _resolve_options(given: dict[str, Any], from_table: dict[str, Any]) -> dict[str, Any]:
+    """Merge keyword and ``[model]``-table options, fill defaults and check every value."""
+    options = dict(given)
+    for key, value in from_table.items():
+        if options[key] is not None and options[key] != value:
+            raise SpecError(f"'{key}' is given twice with different values: {value!r} in the model table, {options[key]!r}")
+        options[key] = value
+    options["act"] = options["act"] or "relu"
+    options["loss"] = options["loss"] or "cross_entropy"
+    if options["loss"] not in OUTPUT_FOR_LOSS:
+        raise SpecError(f"unknown loss '{options['loss']}'; known losses: {', '.join(OUTPUT_FOR_LOSS)}")
+    options["output_act"] = options["output_act"] or OUTPUT_FOR_LOSS[options["loss"]]
+    for key in ("act", "output_act"):
+        if not isinstance(options[key], str):
+            raise SpecError(f"'{key}' must be an activation name like 'tanh', got {options[key]!r}")
+        get_activation(options[key])  # SpecError now if unknown
+    if options["init"] is not None:
+        check_scheme(options["init"] if isinstance(options["init"], str) else repr(options["init"]))
+    seed = options["seed"]
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise SpecError(f"'seed' must be a non-negative integer, got {seed!r}")
+    return options
 
 
 def build_from_toml(source: str | Path) -> Network:
     """Build the ``[model]`` table of a TOML recipe (a path, or the TOML text itself)."""
     import tomllib
 
-    text = Path(source).read_text() if isinstance(source, Path) or str(source).endswith(".toml") else str(source)
+    text = str(source)
+    if isinstance(source, Path) or text.endswith(".toml"):
+        try:
+            text = Path(source).read_text()
+        except OSError as err:
+            raise SpecError(f"cannot read the recipe {source}: {err.strerror}") from None
     try:
         recipe = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
