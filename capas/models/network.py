@@ -30,10 +30,7 @@ OUTPUT_FOR_LOSS = {
     "cross_entropy": "softmax",
     "binary_cross_entropy": "sigmoid",
     "mse": "linear",
-    "mae": "linear",
-    "huber": "linear",
 }
-_CLASSIFICATION = {"cross_entropy", "binary_cross_entropy"}
 CONFIG_FORMAT = 1
 
 
