@@ -48,6 +48,9 @@ CASES = {
     "batch": ("6-5-3", "sigmoid", "mse_half_sum", lambda p: torch.optim.SGD(p, lr=0.5), N, {}),
     "mini-batch": ("6-5-4-3", "tanh", "cross_entropy", lambda p: torch.optim.SGD(p, lr=0.2), 7, {}),
     "incremental": ("6-mx4x2-3", "relu", "mse", lambda p: torch.optim.SGD(p, lr=0.05), 1, {"l2": 0.01}),
+    "fused mini-batch": ("6-5-4-3", "sigmoid", "mse", lambda p: torch.optim.SGD(p, lr=0.2), 4, {"grad_norms": False}),
+    "fused incremental": ("6-mx4x2-3", "relu", "cross_entropy", lambda p: torch.optim.SGD(p, lr=0.05), 1,
+                          {"grad_norms": False}),
     "momentum": ("6-5-3", "elu", "cross_entropy", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 4, {}),
     "nesterov": (
         "6-5-3", "softsign", "binary_cross_entropy",
@@ -70,6 +73,7 @@ def test_training_matches_autograd(case):
     autograd_run(reference, make_optimizer(reference.parameters()), loss, x, y, epoch_batches(3, batch_size, seed=11),
                  clip_norm=options.get("clip_norm"), **penalties)
     stepper = BackpropStepper(model, make_optimizer(model.parameters()), loss, **options)
+    assert (stepper._fused_group() is not None) == case.startswith("fused")  # update inside the backward pass
     generator = torch.Generator().manual_seed(11)
     losses = [stepper.run_epoch(x, y, batch_size, generator) for _ in range(3)]
     for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):

@@ -182,21 +182,24 @@ class DeltaRuleNet:
             self._buffers[batch] = found
         return found
 
-    def gradients(self, x: Tensor, y: Tensor) -> Tensor:
+    def gradients(self, x: Tensor, y: Tensor, descend: float | None = None) -> Tensor:
         """Forward, output error, backward for ``x (B, *)`` and targets ``y``; fills ``grads``.
 
-        ``y`` is ``(B,)`` class indices or ``(B, K)`` targets. Returns the data loss E
-        (0-dim; penalties are in the gradients, not in E).
+        ``y`` is ``(B,)`` class indices or ``(B, K)`` targets. With ``descend = rho`` the
+        gradients are not stored but applied at once, ``theta -= rho dE/dtheta`` (the
+        slides' update fused into the same matrix product; no penalties then). Returns
+        the data loss E (0-dim; penalties are in the gradients, not in E).
         """
         batch = x.shape[0]
         buf = self.buffers(batch)
-        x = x.reshape(batch, -1)  # (B, M_0)
+        if x.dim() != 2:
+            x = x.reshape(batch, -1)  # (B, M_0)
         s_out = self.forward(x, buf)
         t = self.rule.target(y, buf.target)  # (B, K)
         out = buf.delta[-1] if self.rule.writes_delta else buf.error[-1]
         loss = self.rule(buf.z[-1], s_out, t, out)
-        self.backward(x, buf, self.rule.writes_delta)
-        if self.l1 or self.l2:
+        self.backward(x, buf, self.rule.writes_delta, descend)
+        if descend is None and (self.l1 or self.l2):
             self.add_penalty_gradients()
         self.last = buf
         return loss
@@ -238,8 +241,9 @@ class DeltaRuleNet:
             inp = s
         return inp
 
-    def backward(self, x: Tensor, buf: _Buffers, output_is_delta: bool) -> None:
-        """Deltas from the output error in ``buf.error[-1]`` (or ``buf.delta[-1]``), then grads."""
+    def backward(self, x: Tensor, buf: _Buffers, output_is_delta: bool, descend: float | None = None) -> None:
+        """Deltas from the output error in ``buf.error[-1]`` (or ``buf.delta[-1]``), then
+        grads (or, with ``descend``, the update ``theta -= descend * grad`` in place)."""
         scale = -1.0 / x.shape[0]
         for l in range(len(self.plans) - 1, -1, -1):
             plan = self.plans[l]
@@ -255,15 +259,18 @@ class DeltaRuleNet:
                 torch.mul(e, plan.activation.derivative(z, s), out=delta)
             else:
                 delta.copy_(plan.activation.jacobian_vector_product(s, e))  # softmax: J^T e, J symmetric
-            inp = x if l == 0 else buf.s[l - 1]
-            if plan.dropout and self.training:
-                inp = buf.dropped[l]
-            grad_w, grad_b = self.grads[l]
-            grad_w.addmm_(buf.delta_t[l], inp, beta=0, alpha=scale)  # -(1/B) delta^T s^(l-1)
-            if grad_b is not None:
-                grad_b.addmv_(buf.delta_t[l], buf.ones, beta=0, alpha=scale)  # -(1/B) sum_n delta_n
-            if l > 0:
+            if l > 0:  # before W^l changes, when the update is fused
                 below = buf.error[l - 1]
                 torch.mm(delta, plan.weight, out=below)  # (B, M_(l-1)) = delta^l W^l
                 if plan.dropout and self.training:
                     below.mul_(buf.mask[l])
+            inp = x if l == 0 else buf.s[l - 1]
+            if plan.dropout and self.training:
+                inp = buf.dropped[l]
+            if descend is None:
+                grad_w, grad_b, beta, alpha = *self.grads[l], 0, scale
+            else:
+                grad_w, grad_b, beta, alpha = plan.weight, plan.bias, 1, -descend * scale
+            grad_w.addmm_(buf.delta_t[l], inp, beta=beta, alpha=alpha)  # -(1/B) delta^T s^(l-1)
+            if grad_b is not None:
+                grad_b.addmv_(buf.delta_t[l], buf.ones, beta=beta, alpha=alpha)  # -(1/B) sum_n delta_n

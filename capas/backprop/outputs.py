@@ -64,6 +64,15 @@ class OutputRule(abc.ABC):
             return out.copy_(y.view(out.shape)).mul_(self.high - self.low).add_(self.low)  # (B, 1)
         return torch.index_select(self._codes, 0, y, out=out)  # (B, K)
 
+    def encode(self, y: Tensor) -> Tensor:
+        """Targets of a whole set: ``y (N,)`` class indices -> code rows ``(N, K)``;
+        float ``y`` is returned as ``(N, K)`` in the engine's dtype."""
+        if y.dtype.is_floating_point:
+            return y.reshape(y.shape[0], self.outputs).to(self._like.dtype)
+        if self.outputs == 1:
+            return (self.low + (self.high - self.low) * y.to(self._like.dtype)).unsqueeze(1)  # (N, 1)
+        return torch.index_select(self._codes, 0, y)  # (N, K)
+
     @abc.abstractmethod
     def __call__(self, z: Tensor, s: Tensor, t: Tensor, out: Tensor) -> Tensor:
         """Write e^L (or delta^L) for pre-activations ``z (B, K)`` and outputs ``s (B, K)``

@@ -124,7 +124,8 @@ class BackpropStepper:
         self._norm_steps = 0 if grad_norms else None
         self._pairs = self._match_parameters(model, plans)
         self._fast_sgd = _is_plain_sgd(optimizer)
-        self._group_of = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+        self._groups = self._group_parameters(optimizer)
+        self._fusable = self._fast_sgd and not (grad_norms or l1 or l2 or clip_norm or clip_value)
 
     def _match_parameters(self, model: nn.Module, plans: list) -> list[tuple[nn.Parameter, Tensor, Tensor]]:
         """(parameter, its detached view, its gradient buffer) for every weight and bias."""
@@ -138,22 +139,49 @@ class BackpropStepper:
             raise TrainingError("the model's parameters do not match its layers; rebuild the stepper after moving it")
         return pairs
 
+    def _group_parameters(self, optimizer: torch.optim.Optimizer) -> list[tuple[dict, list, list, list]]:
+        """(param group, its parameters, their views, their gradient buffers) per group."""
+        found = {id(param): (param, view, grad) for param, view, grad in self._pairs}
+        groups = []
+        for group in optimizer.param_groups:
+            members = [found[id(p)] for p in group["params"] if id(p) in found]
+            if members:
+                groups.append((group, *map(list, zip(*members))))
+        if sum(len(g[1]) for g in groups) != len(self._pairs):
+            raise TrainingError("the optimizer does not hold every parameter of the model; build it over model.parameters()")
+        return groups
+
     def step(self, xb: Tensor, yb: Tensor) -> Tensor:
         """One update from the batch ``xb (B, *)``, ``yb (B,)`` or ``(B, K)``; returns E (0-dim)."""
         with torch.no_grad():
-            loss = self.net.gradients(xb, yb)
-            if self._norm_steps is not None:  # on-device sums: no synchronisation per step
-                torch._foreach_add_(self._norm_sums, torch._foreach_norm(self._weight_grads))
-                self._norm_steps += 1
-            if self.clip_norm is not None or self.clip_value is not None:
-                self._clip()
-            if self._fast_sgd:
-                self._sgd_update()
-        if not self._fast_sgd:
+            return self._update(xb, yb)
+
+    def _update(self, xb: Tensor, yb: Tensor) -> Tensor:
+        fused = self._fused_group()
+        if fused is not None:  # plain SGD and nothing else needs the gradients
+            return self.net.gradients(xb, yb, descend=fused["lr"])
+        loss = self.net.gradients(xb, yb)
+        if self._norm_steps is not None:  # on-device sums: no synchronisation per step
+            torch._foreach_add_(self._norm_sums, torch._foreach_norm(self._weight_grads))
+            self._norm_steps += 1
+        if self.clip_norm is not None or self.clip_value is not None:
+            self._clip()
+        if self._fast_sgd:
+            self._sgd_update()
+        else:
             for param, _, grad in self._pairs:
                 param.grad = grad  # the bridge: any torch.optim optimizer reads p.grad
             self.optimizer.step()
         return loss
+
+    def _fused_group(self) -> dict | None:
+        """The single param group when the update can be fused into the backward pass:
+        ``torch.optim.SGD`` without momentum or weight decay, and no gradient is kept
+        (no norms, clipping or penalties)."""
+        if not self._fusable or len(self._groups) != 1:
+            return None
+        group = self._groups[0][0]
+        return None if group["momentum"] or group["weight_decay"] else group
 
     def _clip(self) -> None:
         params = [param for param, _, _ in self._pairs]
@@ -165,22 +193,27 @@ class BackpropStepper:
             torch.nn.utils.clip_grad_value_(params, self.clip_value)
 
     def _sgd_update(self) -> None:
-        """``torch.optim.SGD.step`` on the engine's gradients, in place (same state)."""
-        for param, view, grad in self._pairs:
-            group = self._group_of[id(param)]
-            direction = grad
+        """``torch.optim.SGD.step`` (its multi-tensor form) on the engine's gradients, in
+        place, keeping its state ``optimizer.state[p]["momentum_buffer"]``."""
+        for group, params, views, grads in self._groups:
+            directions = grads
             if group["weight_decay"]:
-                direction = direction.add(view, alpha=group["weight_decay"])
+                directions = torch._foreach_add(grads, views, alpha=group["weight_decay"])
             momentum = group["momentum"]
             if momentum:
-                state = self.optimizer.state[param]
-                velocity = state.get("momentum_buffer")
-                if velocity is None:
-                    velocity = state["momentum_buffer"] = direction.clone()  # v(1) = g(1)
+                states = [self.optimizer.state[p] for p in params]
+                velocities = [state.get("momentum_buffer") for state in states]
+                if any(v is None for v in velocities):
+                    for index, (state, velocity) in enumerate(zip(states, velocities)):
+                        if velocity is None:  # v(1) = g(1)
+                            velocities[index] = state["momentum_buffer"] = directions[index].clone()
+                        else:
+                            velocity.mul_(momentum).add_(directions[index], alpha=1 - group["dampening"])
                 else:
-                    velocity.mul_(momentum).add_(direction, alpha=1 - group["dampening"])
-                direction = direction.add(velocity, alpha=momentum) if group["nesterov"] else velocity
-            view.add_(direction, alpha=-group["lr"])
+                    torch._foreach_mul_(velocities, momentum)
+                    torch._foreach_add_(velocities, directions, alpha=1 - group["dampening"])
+                directions = torch._foreach_add(directions, velocities, alpha=momentum) if group["nesterov"] else velocities
+            torch._foreach_add_(views, directions, alpha=-group["lr"])
 
     def learn_one(self, x: Tensor, t: Tensor) -> Tensor:
         """The slides' on-line BackProp: one update from one sample ``x (*input_shape)``,
@@ -189,19 +222,20 @@ class BackpropStepper:
 
     def run_epoch(self, x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """One epoch over ``x (N, *)``, ``y (N,)`` or ``(N, K)`` in a random order drawn from
-        ``generator``, batches gathered into preallocated buffers; returns the mean loss."""
+        ``generator`` (``batch_size`` N: batch BackProp, 1: incremental); each batch is
+        gathered into preallocated buffers. Returns the mean loss over the samples (0-dim)."""
         n = x.shape[0]
-        if not 1 <= batch_size:
+        if batch_size < 1:
             raise TrainingError(f"batch_size must be a positive integer, got {batch_size}")
         x = x.reshape(n, -1)  # (N, M_0)
-        order = torch.randperm(n, generator=generator, device=x.device)  # (N,)
-        total = torch.zeros((), dtype=self.net.plans[0].weight.dtype, device=x.device)
-        for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]  # (B,)
-            buf = self.net.buffers(index.shape[0])
-            xb = torch.index_select(x, 0, index, out=buf.x)  # (B, M_0)
-            yb = torch.index_select(y, 0, index, out=buf.target if y.dtype.is_floating_point else buf.labels)
-            total.add_(self.step(xb, yb), alpha=index.shape[0])
+        with torch.no_grad():
+            targets = self.net.rule.encode(y)  # (N, K), coded once for the epoch
+            total = torch.zeros((), dtype=targets.dtype, device=x.device)
+            for index in torch.randperm(n, generator=generator, device=x.device).split(batch_size):  # (B,) each
+                buf = self.net.buffers(index.shape[0])
+                xb = torch.index_select(x, 0, index, out=buf.x)  # (B, M_0)
+                tb = torch.index_select(targets, 0, index, out=buf.target)  # (B, K)
+                total.add_(self._update(xb, tb), alpha=index.shape[0])
         return total / n
 
     def layer_grad_norms(self) -> dict[str, Tensor]:

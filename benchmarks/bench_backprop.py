@@ -1,0 +1,159 @@
+"""One epoch of 60,000 synthetic 784-pixel samples: the explicit BackProp engine against a
+hand-written autograd loop and scikit-learn's ``MLPClassifier`` (sgd), in one run.
+
+All peers start from the same initial weights and visit the samples in the same random
+order. capas is timed twice: through its stepper's epoch loop (``BackpropStepper.run_epoch``,
+what ``engine="auto"`` picks for these nets) and through ``capas.fit(engine="auto")`` (the
+whole trainer: batching, history, accuracy, gradient norms; its own seeded order).
+
+    python benchmarks/bench_backprop.py            # all cases, ~2 minutes on 2 cores
+    python benchmarks/bench_backprop.py --cases a  # one case
+
+Cases: (a) 784-30-10 sigmoid, squared error, batch 10; (a1) the same at batch 1 (on-line;
+the slow peers run a 10,000-sample slice, said in the output); (b) 784-100-10 ReLU,
+cross-entropy, batch 128. Prints samples/s and ratios; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+
+from capas.backprop import BackpropStepper
+from capas.models import build
+from capas.train.fit import fit
+from capas.train.losses import Loss
+
+N, D, K, SEED = 60_000, 784, 10, 0
+CASES = {
+    # name: (spec, hidden act, output act, capas loss, batch, lr, samples for slow peers)
+    "a": ("784-30-10", "sigmoid", "sigmoid", "mse_half_sum", 10, 3.0, N),
+    "a1": ("784-30-10", "sigmoid", "sigmoid", "mse_half_sum", 1, 0.5, 10_000),
+    "b": ("784-100-10", "relu", "softmax", "cross_entropy", 128, 0.1, N),
+}
+
+
+def synthetic_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """x uniform in [0, 1) (N, 784) float32; y = argmax of a random linear teacher (N,)."""
+    generator = torch.Generator().manual_seed(SEED)
+    x = torch.rand(N, D, generator=generator)  # (N, D)
+    teacher = torch.randn(D, K, generator=generator)  # (D, K)
+    return x, ((x - 0.5) @ teacher).argmax(dim=1)  # (N,)
+
+
+def order(n: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(SEED))  # (n,)
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Training accuracy on the first 10,000 samples (argmax of the outputs)."""
+    with torch.no_grad():
+        return (model(x[:10_000]).argmax(dim=1) == y[:10_000]).double().mean().item()
+
+
+def time_stepper(model, loss_name, lr, batch, x, y) -> tuple[float, float]:
+    stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=lr), loss_name)
+    started = time.perf_counter()
+    stepper.run_epoch(x, y, batch, torch.Generator().manual_seed(SEED))
+    return time.perf_counter() - started, accuracy(model, x, y)
+
+
+def time_fit(model, loss_name, lr, batch, x, y) -> tuple[float, float, str]:
+    result = fit(model, (x, y), loss=loss_name, lr=lr, epochs=1, batch_size=batch, engine="auto",
+                 seed=SEED, quiet=True)
+    return result.history[-1]["seconds"], accuracy(model, x, y), result.engine
+
+
+def time_autograd(model, loss_name, lr, batch, x, y) -> tuple[float, float]:
+    """The floor for a PyTorch toolkit: index, forward, loss, backward, optimizer step."""
+    loss = Loss(loss_name, num_classes=K)
+    forward = model.logits if loss.from_logits else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    codes = torch.eye(K)
+    started = time.perf_counter()
+    for index in order(len(x)).split(batch):
+        xb, yb = x[index], y[index]
+        optimizer.zero_grad(set_to_none=True)
+        output = forward(xb)
+        if loss_name == "cross_entropy":
+            value = F.cross_entropy(output, yb)
+        else:
+            value = 0.5 * (output - codes[yb]).pow(2).sum(dim=1).mean()
+        value.backward()
+        optimizer.step()
+    return time.perf_counter() - started, accuracy(model, x, y)
+
+
+def time_sklearn(model, act, lr, batch, x, y) -> tuple[float, float]:
+    """``MLPClassifier`` (softmax + log-loss, plain SGD), initialised with our weights."""
+    hidden = model.layers[0].out_features
+    clf = MLPClassifier((hidden,), activation="logistic" if act == "sigmoid" else act, solver="sgd",
+                        batch_size=batch, learning_rate_init=lr, momentum=0.0, alpha=0.0, shuffle=False)
+    xs, ys = x.numpy(), y.numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)  # the 1-sample warm-up call
+        clf.partial_fit(xs[:1], ys[:1], classes=np.arange(K))  # allocates the weights
+    clf.coefs_ = [layer.weight.detach().numpy().T.copy() for layer in model.layers]
+    clf.intercepts_ = [layer.bias.detach().numpy().copy() for layer in model.layers]
+    permuted = order(len(x)).numpy()
+    started = time.perf_counter()
+    clf.partial_fit(xs[permuted], ys[permuted])  # one pass, in our order
+    seconds = time.perf_counter() - started
+    return seconds, float((clf.predict(xs[:10_000]) == ys[:10_000]).mean())
+
+
+def run_case(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
+    spec, act, out_act, loss_name, batch, lr, slow_n = CASES[name]
+    initial = build(spec, act=act, loss="mse" if loss_name != "cross_entropy" else loss_name,
+                    output_act=out_act, seed=SEED)
+    print(f"\n({name}) {spec} {act}, {loss_name}, batch {batch}, lr {lr}"
+          + ("" if slow_n == N else f"; autograd and sklearn on the first {slow_n:,} samples of the order"))
+    rows = []
+    engine_model = copy.deepcopy(initial)
+    seconds, acc = time_stepper(engine_model, loss_name, lr, batch, x, y)
+    rows.append(("capas BackpropStepper.run_epoch", N, seconds, acc))
+    fit_model = copy.deepcopy(initial)
+    seconds, acc, engine = time_fit(fit_model, loss_name, lr, batch, x, y)
+    rows.append((f"capas.fit(engine='auto' -> {engine})", N, seconds, acc))
+    slow_x, slow_y = (x, y) if slow_n == N else (x[order(N)[:slow_n]], y[order(N)[:slow_n]])
+    autograd_model = copy.deepcopy(initial)
+    seconds, acc = time_autograd(autograd_model, loss_name, lr, batch, slow_x, slow_y)
+    rows.append(("hand-written autograd loop", slow_n, seconds, acc))
+    if slow_n == N:
+        gap = max((a - b).abs().max().item() for a, b in zip(engine_model.parameters(), autograd_model.parameters()))
+        print(f"  max |weight difference| capas engine vs autograd after the epoch: {gap:.2e} (float32)")
+    seconds, acc = time_sklearn(copy.deepcopy(initial), act, lr, batch, slow_x, slow_y)
+    rows.append(("scikit-learn MLPClassifier (sgd)", slow_n, seconds, acc))
+    rates = {label: n / seconds for label, n, seconds, _ in rows}
+    engine_rate = rates[rows[0][0]]
+    print(f"  {'':38s} {'samples/s':>10s} {'engine speed-up':>16s} {'accuracy':>9s}")
+    for label, _, _, acc in rows:
+        print(f"  {label:38s} {rates[label]:10,.0f} {engine_rate / rates[label]:15.2f}x {acc:9.3f}")
+
+
+def main() -> None:
+    global N
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--samples", type=int, default=N, help="fewer samples for a quick smoke run")
+    args = parser.parse_args()
+    N = args.samples
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; one epoch of {N:,} x {D} samples")
+    x, y = synthetic_data()
+    for name, case in CASES.items():
+        CASES[name] = (*case[:-1], min(case[-1], N))
+    for name in args.cases:
+        run_case(name, x, y)
+
+
+if __name__ == "__main__":
+    main()
