@@ -41,11 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from capas.errors import CapasError, DataError
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+SPEED_PROBE = 1000  # training samples for the gradient norms at initialisation (Nielsen used 1,000)
 
 
 class DataSection(BaseModel):
@@ -80,6 +81,16 @@ class PlotsSection(BaseModel):
     layer: str | None = None
     animate: bool = False
 
+    @field_validator("what")
+    @classmethod
+    def _known_kinds(cls, what: list[str] | str) -> list[str] | str:
+        from capas.diagnostics.plots import PLOT_KINDS
+
+        unknown = [w for w in ([what] if isinstance(what, str) else what) if w not in (*PLOT_KINDS, "all")]
+        if unknown:
+            raise ValueError(f"unknown plot {unknown[0]!r}; choose from {', '.join(PLOT_KINDS)} or all")
+        return what
+
 
 class Recipe(BaseModel):
     """A validated recipe; ``load_recipe`` builds it from a TOML file."""
@@ -107,6 +118,7 @@ class VariantResult:
     test_metrics: dict[str, float]
     plots: list[Path]
     warnings: list[str] = field(default_factory=list)
+    initial_grad_norms: dict[str, tuple[float, float]] = field(default_factory=dict)  # layer -> (||dW||, ||db||)
 
 
 @dataclass
@@ -184,26 +196,39 @@ def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:
     def load_one(name: str) -> Any:
         data = load(name, seed=seed, validation=section.validation, standardize=section.standardize,
                     **section.options)
-        return _first_training_samples(data, section.train_size)
+        return first_training_samples(data, section.train_size)
 
     try:
         return load_one(section.name), None
     except DataError as err:
         if section.fallback is None:
             raise
-        reason = str(err).split(";")[0]
+        reason = str(err).split(". ")[0].split(";")[0]  # its first sentence
         note = f"{section.name} is not available offline ({reason}); using the fallback dataset {section.fallback}"
     return load_one(section.fallback), note
 
 
-def _first_training_samples(data: Any, n: int | None) -> Any:
-    """``data`` with only its first ``n`` training samples (all when n is None or larger)."""
+def first_training_samples(data: Any, n: int | None) -> Any:
+    """``data`` with only its first ``n`` training samples (all when n is None or larger).
+
+    ``train_size`` is recorded in ``data.options`` so a run's config says what it trained
+    on; ``reload_dataset`` honours it.
+    """
     if n is None or n >= len(data.x_train):
         return data
     from dataclasses import replace
 
     options = {**data.options, "train_size": n}
     return replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n], options=options)
+
+
+def reload_dataset(description: dict[str, Any]) -> Any:
+    """The dataset a run trained on, from its config's ``data`` record (``name`` and ``options``)."""
+    from capas.data import load
+
+    options = dict(description.get("options") or {})
+    train_size = options.pop("train_size", None)
+    return first_training_samples(load(description["name"], **options), train_size)
 
 
 def spec_variants(section: ModelSection, data: Any) -> list[tuple[str, str, int | None]]:
@@ -252,7 +277,7 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
 
 def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int | None, run_dir: Path,
                    quiet: bool) -> VariantResult:
-    from capas.diagnostics.gradients import CapasWarning, GradientMonitor
+    from capas.diagnostics.gradients import CapasWarning, GradientMonitor, loss_gradient_norms
     from capas.diagnostics.plots import make_plots, resolve_kinds
     from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
     from capas.models import build
@@ -261,6 +286,8 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
     section = recipe.model
     model = build(spec, act=section.act, loss=section.loss, output_act=section.output_act, init=section.init,
                   seed=recipe.seed)
+    probe = slice(0, SPEED_PROBE)
+    initial = loss_gradient_norms(model, data.x_train[probe], data.y_train[probe])
     animate = recipe.plots.animate and "boundary" in resolve_kinds(recipe.plots.what)
     callbacks = [GradientMonitor()] + ([BoundarySnapshots(data.x_train, path=run_dir / SNAPSHOT_FILE)] if animate else [])
     if not quiet:
@@ -278,5 +305,5 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
                        recipe.plots.layer, run_dir / SNAPSHOT_FILE if animate else None)
     params = sum(p.numel() for p in fit_result.model.parameters())
     return VariantResult(label, spec, width, params, run_dir, list(fit_result.history),
-                         dict(fit_result.test_metrics), plots, messages)
+                         dict(fit_result.test_metrics), plots, messages, initial)
 

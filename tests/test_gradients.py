@@ -16,6 +16,7 @@ from capas.diagnostics.gradients import (
     activation_findings,
     gradient_findings,
     hidden_activations,
+    loss_gradient_norms,
 )
 from capas.models import build
 
@@ -135,3 +136,26 @@ def test_monitor_checks_activations_before_training():
     with pytest.warns(CapasWarning, match="saturated"):
         monitor.on_fit_begin(fake_trainer(model, None))
     assert kinds(monitor.findings) == ["saturated"]
+
+
+def test_loss_gradient_norms_match_the_delta_rule_by_hand():
+    """2-layer sigmoid/softmax net, cross-entropy: delta2 = (s2 - t)/N, delta1 = (delta2 W2) * s1 (1 - s1)."""
+    torch.manual_seed(0)
+    model = build("3-4-2", act="sigmoid", seed=0).double()
+    x, y = torch.randn(9, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1])
+    w1, b1 = model.layers[0].weight.detach(), model.layers[0].bias.detach()
+    w2, b2 = model.layers[1].weight.detach(), model.layers[1].bias.detach()
+    s1 = torch.sigmoid(x @ w1.T + b1)  # (9, 4)
+    s2 = torch.softmax(s1 @ w2.T + b2, dim=1)  # (9, 2)
+    delta2 = (s2 - torch.nn.functional.one_hot(y, 2)) / len(x)  # (9, 2)
+    delta1 = (delta2 @ w2) * s1 * (1 - s1)  # (9, 4)
+    norms = loss_gradient_norms(model, x, y)
+    assert list(norms) == ["dense1", "dense2"]
+    assert norms["dense2"] == pytest.approx(((delta2.T @ s1).norm().item(), delta2.sum(0).norm().item()), rel=1e-12)
+    assert norms["dense1"] == pytest.approx(((delta1.T @ x).norm().item(), delta1.sum(0).norm().item()), rel=1e-12)
+
+
+def test_loss_gradient_norms_ignore_parameterless_layers_and_collect_conv_weights():
+    model = build("1x6x6 c3x3x2 mp2 d3", seed=0)
+    norms = loss_gradient_norms(model, torch.rand(4, 1, 6, 6), torch.tensor([0, 1, 2, 0]))
+    assert list(norms) == ["conv1", "dense1"] and all(w > 0 and b > 0 for w, b in norms.values())

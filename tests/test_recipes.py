@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from pathlib import Path
 from urllib.error import URLError
 
+import numpy as np
 import pytest
 
+import capas.cli
 from capas.data import load
+from capas.diagnostics.recipe_report import sweep_errors
 from capas.errors import CapasError
 from capas.recipes import (
     DataSection,
@@ -16,8 +20,10 @@ from capas.recipes import (
     load_recipe,
     load_recipe_data,
     parse_value,
+    run_recipe,
     spec_variants,
 )
+from capas.train import load_run
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 SHIPPED = ["vanishing-gradient", "semeion-2d", "xor-boundary", "spirals-depth", "mnist-depth", "double-descent"]
@@ -125,3 +131,79 @@ def test_offline_dataset_falls_back_with_a_note(tmp_path, monkeypatch):
     assert note.startswith("semeion is not available offline") and "fallback dataset digits" in note
     with pytest.raises(CapasError, match="semeion"):
         load_recipe_data(DataSection(name="semeion"), seed=0)
+
+
+def test_unknown_plot_kind_is_an_error_before_training(tmp_path):
+    with pytest.raises(CapasError, match="plots.what.*unknown plot 'curve'"):
+        load_recipe(write(tmp_path, MINIMAL + "[plots]\nwhat = ['curve']\n"))
+
+
+TINY_XOR = {"train.epochs": 2, "data.options": {"n": 80, "noise": 0.2}}
+
+
+def test_xor_recipe_end_to_end(tmp_path):
+    result = run_recipe(RECIPES / "xor-boundary.toml", out=tmp_path / "xor", overrides=TINY_XOR, quiet=True)
+    (variant,) = result.variants
+    assert variant.run_dir == tmp_path / "xor" and len(variant.history) == 2
+    run = load_run(variant.run_dir)  # a proper run dir
+    assert run.config["data"]["name"] == "xor" and run.config["train"]["epochs"] == 2
+    names = sorted(p.name for p in variant.plots)
+    assert names == ["boundary.gif", "boundary.png", "curves.png", "hidden-dense1.png"]
+    assert all(p.is_file() and p.stat().st_size > 1000 for p in variant.plots)
+    report = result.report.read_text()
+    assert report.startswith("# xor-boundary") and "| model | `2-4-2` | 22 | 2 |" in report
+    assert f"{variant.test_metrics['test_accuracy']:.4f}" in report
+    assert "![boundary.gif](plots/boundary.gif)" in report and "epochs = `2`" in report
+
+
+def test_width_sweep_writes_one_run_per_width_and_the_sweep_plot(tmp_path):
+    recipe = write(tmp_path, MINIMAL.replace('spec = "{input}-3-{classes}"', 'spec = "{input}-{width}-{classes}"\nwidths = [2, 5]')
+                   + "[plots]\nwhat = []\n")
+    result = run_recipe(recipe, out=tmp_path / "sweep", overrides={"data.options": {"n": 60}, "train.epochs": 2},
+                        quiet=True)
+    assert [v.label for v in result.variants] == ["width-2", "width-5"]
+    assert [v.params for v in result.variants] == [2 * 2 + 2 + 2 * 2 + 2, 2 * 5 + 5 + 5 * 2 + 2]
+    assert (tmp_path / "sweep" / "width-5" / "history.json").is_file()
+    errors = sweep_errors(result.variants)
+    np.testing.assert_allclose(errors["x"], [2, 5])
+    np.testing.assert_allclose(errors["test"], [1 - v.test_metrics["test_accuracy"] for v in result.variants])
+    np.testing.assert_allclose(errors["train"], [1 - v.history[-1]["train_accuracy"] for v in result.variants])
+    assert result.extra_plots == [tmp_path / "sweep" / "sweep.png"] and result.extra_plots[0].stat().st_size > 1000
+    report = result.report.read_text()
+    assert "| width-2 | `2-2-2` |" in report and "![sweep.png](sweep.png)" in report
+
+
+def test_fallback_is_recorded_in_the_report_and_the_speed_ratio_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPAS_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: (_ for _ in ()).throw(URLError("offline")))
+    overrides = {"train.epochs": 1, "data.train_size": 200, "plots.what": ["gradients"]}
+    result = run_recipe(RECIPES / "vanishing-gradient.toml", out=tmp_path / "vg", overrides=overrides, quiet=True)
+    assert result.data_name == "digits" and "mnist is not available offline" in result.data_note
+    report = result.report.read_text()
+    assert "**note:** mnist is not available offline" in report and "**digits**" in report
+    (variant,) = result.variants
+    w1, b1 = variant.initial_grad_norms["dense1"]
+    w4, b4 = variant.initial_grad_norms["dense4"]
+    assert f"| dense1 / dense4 | {b1 / b4:.4g} |" in report and f"| dense1 / dense4 | {w1 / w4:.4g} |" in report
+
+
+def test_cli_run_with_overrides_and_json(tmp_path, capsys):
+    recipe = write(tmp_path, MINIMAL)
+    capas.cli.main(["run", str(recipe), "--out", str(tmp_path / "o"), "--set", "train.epochs=1",
+                    "--set", "data.options={n = 40}", "--quiet", "--json"])  # returns on success
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["report"] == str(tmp_path / "o" / "report.md") and summary["note"] is None
+    (model,) = summary["models"]
+    assert model["spec"] == "2-3-2" and 0 <= model["test"]["test_accuracy"] <= 1
+    assert len(load_run(tmp_path / "o").history) == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "train.epochs"], "--set expects key=value"),
+    (["--set", "train.epoks=1"], "unknown key 'train.epoks'"),
+])
+def test_cli_run_errors_are_one_line_exit_2(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        capas.cli.main(["run", str(write(tmp_path, MINIMAL)), "--out", str(tmp_path / "o"), *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1

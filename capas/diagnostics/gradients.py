@@ -109,6 +109,43 @@ def gradient_findings(norms: Mapping[str, float], thresholds: Thresholds = Thres
     return findings
 
 
+def loss_gradient_norms(model: nn.Module, x: Tensor, y: Tensor, loss: str | None = None) -> dict[str, tuple[float, float]]:
+    """(||dC0/dW||, ||dC0/db||) per weighted top-level layer at the current weights.
+
+    ``C0`` is the data loss alone (mean over ``x (N, *)``, no penalty): a weight penalty's
+    gradient ``lambda W`` would hide a vanishing gradient. The bias norm is Nielsen's
+    "speed of learning" (``||delta^l||`` averaged over the samples); weights of a layer (and
+    of the blocks inside it) are taken together, as are its biases. Eval mode.
+    """
+    from capas.train.losses import Loss
+
+    was_training = model.training
+    model.eval()
+    try:
+        loss_fn = Loss(loss or model.loss, num_classes=getattr(model, "output_shape", (None,))[0])
+        output = model.logits(x) if loss_fn.from_logits else model(x)  # (N, K)
+        by_layer = {name: ([p for n, p in layer.named_parameters() if n.split(".")[-1] == "weight"],
+                           [p for n, p in layer.named_parameters() if n.split(".")[-1] == "bias"])
+                    for name, layer in zip(model.layer_names(), model.layers)}
+        by_layer = {name: wb for name, wb in by_layer.items() if wb[0]}
+        flat = [p for weights, biases in by_layer.values() for p in (*weights, *biases)]
+        grads = iter(torch.autograd.grad(loss_fn(output, y), flat, allow_unused=True))
+    finally:
+        model.train(was_training)
+    norms = {}
+    for name, (weights, biases) in by_layer.items():
+        w = [next(grads) for _ in weights]
+        b = [next(grads) for _ in biases]
+        norms[name] = (_joint_norm(w), _joint_norm(b))
+    return norms
+
+
+def _joint_norm(grads: list[Tensor | None]) -> float:
+    """L2 norm of several gradients taken as one vector (unused ones count as zero)."""
+    squares = [g.double().pow(2).sum() for g in grads if g is not None]
+    return math.sqrt(float(sum(squares))) if squares else 0.0
+
+
 def hidden_activations(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tensor]]:
     """(layer, activation name, outputs ``(N, units, *)``) of every hidden activation on ``x``.
 

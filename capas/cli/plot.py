@@ -1,0 +1,32 @@
+"""``capas plot RUN_DIR``: PNGs (and a GIF) of a saved run, written into ``RUN_DIR/plots/``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from capas.cli import app
+
+KINDS = "curves|gradients|confusion|boundary|hidden|weights|activations|all"
+
+
+@app.command()
+def plot(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `capas train` or `capas run`."),
+    what: str = typer.Option("all", "--what", help=f"Which plot: {KINDS}."),
+    layer: str = typer.Option(None, "--layer", help="Layer for --what hidden (default: the last hidden layer)."),
+    animate: bool = typer.Option(False, "--animate", help="Also a GIF of the decision boundary over epochs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the written paths as one JSON list (last line)."),
+) -> None:
+    """Draw learning curves, per-layer gradient norms, confusion matrix, decision regions,
+    hidden representations, first-layer weights and activation histograms of a run."""
+    from capas.diagnostics.plots import plot_run
+
+    paths = plot_run(run_dir, what, layer, animate)
+    if as_json:
+        typer.echo(json.dumps([str(p) for p in paths]))
+        return
+    for path in paths:
+        typer.echo(str(path))

@@ -1,0 +1,121 @@
+"""Every plot of a trained model by name: ``make_plots`` for objects, ``plot_run`` for a run dir.
+
+Kinds (``PLOT_KINDS``): ``curves``, ``gradients``, ``confusion``, ``boundary``, ``hidden``,
+``weights``, ``activations``; ``all`` draws each that applies to the model and data
+(``boundary`` needs 2-D inputs, ``confusion`` a classifier, ``gradients`` recorded norms).
+Asked for by name, a kind that does not apply is an error saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from capas.diagnostics import plots_model, plots_training, projection, snapshots
+from capas.errors import CapasError
+
+PLOT_KINDS = ("curves", "gradients", "confusion", "boundary", "hidden", "weights", "activations")
+PROBE_SIZE = 2000  # test samples used for activation histograms
+
+
+def resolve_kinds(what: str | Sequence[str]) -> list[str]:
+    """``"all"``, one kind, or a list of kinds -> the list of kinds; unknown names are an error."""
+    wanted = [what] if isinstance(what, str) else list(what)
+    if "all" in wanted:
+        return list(PLOT_KINDS)
+    unknown = [w for w in wanted if w not in PLOT_KINDS]
+    if unknown:
+        raise CapasError(f"unknown plot {unknown[0]!r}; choose from {', '.join(PLOT_KINDS)} or all")
+    return wanted
+
+
+def make_plots(model: nn.Module, history: list[dict[str, Any]], data: Any, out_dir: str | Path,
+               what: str | Sequence[str] = "all", layer: str | None = None,
+               animate_from: str | Path | None = None) -> list[Path]:
+    """Draw the requested plots of ``model`` trained on ``data`` (a ``Dataset``, or None) into ``out_dir``.
+
+    ``animate_from`` is a snapshots file (``BoundarySnapshots``): the boundary plot is then
+    also written as ``boundary.gif``. Returns the paths written, in ``PLOT_KINDS`` order.
+    """
+    kinds = resolve_kinds(what)
+    explicit = not (what == "all" or (not isinstance(what, str) and "all" in what))
+    out = Path(out_dir)
+    written: list[Path] = []
+    for kind in kinds:
+        reason = _not_applicable(kind, model, history, data)
+        if reason:
+            if explicit:
+                raise CapasError(f"cannot plot {kind}: {reason}")
+            continue
+        written.extend(_draw(kind, model, history, data, out, layer, animate_from))
+    return written
+
+
+def _not_applicable(kind: str, model: nn.Module, history: list[dict], data: Any) -> str | None:
+    """Why ``kind`` cannot be drawn for this model and data (None: no data), or None."""
+    if kind == "curves":
+        return None if history else "the run has no history"
+    if kind == "gradients":
+        return None if plots_training.gradient_norm_series(history) else "the history has no grad_norm/<layer> columns"
+    if data is None:
+        return "the run's data cannot be reloaded (it was not a named capas dataset)"
+    classifier = data.task == "classification"
+    if kind == "confusion" and not classifier:
+        return "it needs a classification dataset"
+    if kind == "boundary" and (tuple(data.input_shape) != (2,) or not classifier):
+        return f"it needs a classifier on 2-D inputs, the data's inputs have shape {tuple(data.input_shape)}"
+    if kind == "hidden" and not classifier:
+        return "it colours the points by class, so it needs a classification dataset"
+    if kind == "hidden" and len(list(model.layer_names())) < 2:
+        return "the model has no hidden layer"
+    return None
+
+
+def _draw(kind: str, model: nn.Module, history: list[dict], data: Any, out: Path, layer: str | None,
+          animate_from: str | Path | None) -> list[Path]:
+    path = out / f"{kind}.png"
+    if kind == "curves":
+        plots_training.plot_curves(history, path)
+    elif kind == "gradients":
+        plots_training.plot_gradient_norms(history, path)
+    elif kind == "confusion":
+        matrix = plots_model.confusion(model, data.x_test, data.y_test, data.num_classes)
+        plots_model.plot_confusion(matrix, data.class_names, path)
+    elif kind == "boundary":
+        plots_model.plot_boundary(model, data.x_train, data.y_train, data.num_classes, path)
+        if animate_from is not None:
+            gif = out / "boundary.gif"
+            frames = snapshots.load_snapshots(animate_from)
+            snapshots.animate_boundary(frames, data.x_train, data.y_train, data.num_classes, gif)
+            return [path, gif]
+    elif kind == "hidden":
+        name = layer or projection.default_hidden_layer(model)
+        points, how = projection.hidden_projection(model, data.x_test, name)
+        path = out / f"hidden-{name}.png"
+        projection.plot_hidden(points, data.y_test, data.class_names, path, f"hidden layer {name}: {how}")
+    elif kind == "weights":
+        plots_model.plot_weights(plots_model.first_layer_weights(model, data.input_shape), path)
+    elif kind == "activations":
+        activations = plots_model.layer_activations(model, data.x_test[:PROBE_SIZE])
+        plots_model.plot_activation_histograms(activations, path)
+    return [path]
+
+
+def plot_run(run_dir: str | Path, what: str | Sequence[str] = "all", layer: str | None = None,
+             animate: bool = False) -> list[Path]:
+    """Plots of a saved run into ``RUN_DIR/plots/``, reloading its model, history and data."""
+    from capas.data import names
+    from capas.recipes import reload_dataset
+    from capas.train.rundir import load_run
+
+    run = load_run(run_dir)
+    record = run.config.get("data") or {}
+    needs_data = not set(resolve_kinds(what)) <= {"curves", "gradients"}
+    data = reload_dataset(record) if needs_data and record.get("name") in names() else None
+    animate_from = Path(run_dir) / snapshots.SNAPSHOT_FILE if animate else None
+    if animate and "boundary" not in resolve_kinds(what):
+        raise CapasError("--animate animates the decision boundary; use it with --what boundary or all")
+    return make_plots(run.build_model(), list(run.history), data, Path(run_dir) / "plots", what, layer, animate_from)

@@ -1,0 +1,156 @@
+"""What a recipe run leaves for a human: ``report.md`` and, for sweeps, ``sweep.png``.
+
+The report lists the settings (with the data fallback note, if any), one metrics row per
+model, the "speed of learning" ratio of the first to the last hidden layer at the first
+epoch (Nielsen's vanishing-gradient measure), the warnings training raised, and links to
+every plot.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from capas.diagnostics.figures import plt, save_figure
+from capas.diagnostics.plots_training import gradient_norm_series
+
+
+def find_metric(metrics: dict[str, Any], name: str) -> float | None:
+    """``metrics[name]`` or ``metrics["<split>_<name>"]`` (e.g. ``test_accuracy``), else None."""
+    for key, value in metrics.items():
+        if key == name or key.endswith(f"_{name}"):
+            return float(value)
+    return None
+
+
+def hidden_speed_ratio(norms: dict[str, float]) -> tuple[str, str, float] | None:
+    """(first hidden layer, last hidden layer, norm_first / norm_last) from per-layer norms in
+    network order; the output layer is left out, as in Nielsen's ch. 5 figure. None with
+    fewer than two hidden layers."""
+    hidden = list(norms)[:-1]
+    if len(hidden) < 2:
+        return None
+    first, last = float(norms[hidden[0]]), float(norms[hidden[-1]])
+    return hidden[0], hidden[-1], first / last if last > 0 else math.inf
+
+
+def speed_rows(variant: Any) -> list[tuple[str, tuple[str, str, float]]]:
+    """The first/last hidden-layer ratios worth reporting for one trained model."""
+    initial = variant.initial_grad_norms
+    epoch1 = {k: float(v[0]) for k, v in gradient_norm_series(variant.history[:1]).items()}
+    measures = [("weights, at initialisation", {k: w for k, (w, _) in initial.items()}),
+                ("biases, at initialisation (Nielsen's measure)", {k: b for k, (_, b) in initial.items()}),
+                ("weights, epoch 1 (trainer's record)", epoch1)]
+    return [(what, ratio) for what, norms in measures if (ratio := hidden_speed_ratio(norms)) is not None]
+
+
+def sweep_errors(variants: list[Any]) -> dict[str, np.ndarray]:
+    """x positions (widths, else 1..M), train and test error (1 - accuracy; loss for regression)."""
+    xs = [v.width if v.width is not None else i + 1 for i, v in enumerate(variants)]
+    train, test = [], []
+    for v in variants:
+        last = v.history[-1] if v.history else {}
+        test_acc, train_acc = find_metric(v.test_metrics, "accuracy"), last.get("train_accuracy")
+        if test_acc is not None:
+            test.append(1.0 - test_acc)
+            train.append(1.0 - float(train_acc) if train_acc is not None else math.nan)
+        else:
+            test.append(find_metric(v.test_metrics, "loss") or math.nan)
+            train.append(float(last.get("train_loss", math.nan)))
+    return {"x": np.array(xs, dtype=float), "train": np.array(train), "test": np.array(test)}
+
+
+def plot_sweep(variants: list[Any], path: str | Path) -> Path:
+    """Train and test error against width (log axis; the double-descent figure) or model index."""
+    errors = sweep_errors(variants)
+    by_width = all(v.width is not None for v in variants)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(errors["x"], errors["train"], "o--", label="train")
+    ax.plot(errors["x"], errors["test"], "o-", label="test")
+    if by_width:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("hidden width")
+    else:
+        ax.set_xticks(errors["x"], [v.label for v in variants])
+        ax.set_xlabel("model")
+    classification = any(find_metric(v.test_metrics, "accuracy") is not None for v in variants)
+    ax.set_ylabel("error (1 - accuracy)" if classification else "loss")
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _link(path: Path, base: Path) -> str:
+    relative = Path(os.path.relpath(path, base)).as_posix()
+    return f"![{path.name}]({relative})" if path.suffix in (".png", ".gif") else f"[{path.name}]({relative})"
+
+
+def report_markdown(result: Any, recipe_path: Path) -> str:
+    """The text of ``report.md`` for a ``RecipeResult``."""
+    from capas.recipes import SPEED_PROBE
+
+    recipe, out = result.recipe, result.out_dir
+    lines = [f"# {recipe.name}", "", recipe.description.strip(), "", "## Settings", ""]
+    lines.append(f"- recipe: `{recipe_path}`")
+    lines.append(f"- data: **{result.data_name}** (seed {recipe.seed}, "
+                 f"validation {recipe.data.validation}, train size {recipe.data.train_size or 'all'})")
+    if result.data_note:
+        lines.append(f"- **note:** {result.data_note}")
+    model = recipe.model
+    lines.append(f"- model: act `{model.act}`, loss `{model.loss}`"
+                 + (f", init `{model.init}`" if model.init else "")
+                 + (f", output act `{model.output_act}`" if model.output_act else ""))
+    lines.append("- training: " + (", ".join(f"{k} = `{v}`" for k, v in recipe.train.items()) or "defaults"))
+    metric_keys = list(dict.fromkeys(k for v in result.variants for k, value in v.test_metrics.items()
+                                     if isinstance(value, (int, float))))
+    lines += ["", "## Results", "",
+              "| model | spec | params | epochs | final train loss | " + " | ".join(metric_keys) + " |",
+              "|---|---|---:|---:|---:|" + "---:|" * len(metric_keys)]
+    for v in result.variants:
+        last = v.history[-1] if v.history else {}
+        cells = [v.label, f"`{v.spec}`", str(v.params), str(len(v.history)), _fmt(last.get("train_loss"))]
+        cells += [_fmt(v.test_metrics.get(k)) for k in metric_keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    speeds = [(v, what, ratio) for v in result.variants for what, ratio in speed_rows(v)]
+    if speeds:
+        lines += ["", "## Speed of learning at the start", "",
+                  "Gradient norm of the first hidden layer over the last hidden layer's, for the data"
+                  f" loss on (at most) the first {SPEED_PROBE:,} training samples (no penalty) at initialisation,"
+                  " and as the trainer recorded it in epoch 1 (with any L1/L2 penalty's gradient);"
+                  " below 1 the first layer learns more slowly (vanishing gradient).", "",
+                  "| model | gradient | first / last hidden layer | ratio | last is faster by |",
+                  "|---|---|---|---:|---:|"]
+        for v, what, (first, last, ratio) in speeds:
+            faster = f"{1 / ratio:.3g}x" if ratio > 0 else "inf"
+            lines.append(f"| {v.label} | {what} | {first} / {last} | {ratio:.4g} | {faster} |")
+    warned = [(v.label, w) for v in result.variants for w in v.warnings]
+    if warned:
+        lines += ["", "## Warnings during training", ""] + [f"- {label}: {w}" for label, w in warned]
+    lines += ["", "## Plots", ""]
+    for path in result.extra_plots:
+        lines.append(_link(path, out))
+    for v in result.variants:
+        if len(result.variants) > 1 and v.plots:
+            lines += ["", f"### {v.label}", ""]
+        lines += [_link(p, out) for p in v.plots]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: Any, recipe_path: Path) -> Path:
+    """Write ``report.md`` into the recipe's output folder (atomically) and return its path."""
+    result.report.parent.mkdir(parents=True, exist_ok=True)
+    tmp = result.report.with_name(result.report.name + ".tmp")
+    tmp.write_text(report_markdown(result, recipe_path), encoding="utf-8")
+    os.replace(tmp, result.report)
+    return result.report
