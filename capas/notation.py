@@ -96,8 +96,6 @@ class LayerSpec:
 
     def token(self) -> str:
         """The canonical text of this layer; ``parse`` reads it back to an equal spec."""
-        if self.kind == "input":
-            return "x".join(map(str, self.sizes))
         if self.kind in _BLOCKS.values():
             inner = ", ".join(" ".join(layer.token() for layer in branch) for branch in self.branches)
             name = {"residual": "res", "concat": "cat", "repeat": f"rep{self.times}"}[self.kind]
@@ -105,15 +103,20 @@ class LayerSpec:
         elif self.kind == "activation":
             head = self.activation or ""
         elif self.kind == "dropout":
-            head = f"drop{self.rate:g}"
+            head = f"drop{format_rate(self.rate)}"
         else:
             head = _PREFIX[self.kind] + "x".join(map(str, self.sizes))
         options = [f"s{self.stride}" if self.stride else "", f"d{self.dilation}" if self.dilation else ""]
-        options.append(self.padding if isinstance(self.padding, str) else f"p{self.padding}" if self.padding is not None else "")
+        if self.padding is not None:
+            options.append(self.padding if isinstance(self.padding, str) else f"p{self.padding}")
         if self.kind != "activation" and self.activation:
             options.append(self.activation)
-        text = head + "".join(f":{o}" for o in options if o)
-        return text + "".join(f"+{i}" for i in self.sources)
+        return head + "".join(f":{o}" for o in options if o) + "".join(f"+{i}" for i in self.sources)
+
+
+def format_rate(rate: float) -> str:
+    """A dropout rate as plain decimals ('0.00001', never '1e-05', which has a dash)."""
+    return f"{rate:.12f}".rstrip("0").rstrip(".") or "0"
 
 
 @dataclass(frozen=True)
@@ -128,9 +131,9 @@ class Spec:
         """One canonical line for this network (what ``Network.config()`` stores)."""
         return " ".join(["x".join(map(str, self.input_shape))] + [layer.token() for layer in self.layers])
 
-    def error(self, layer: LayerSpec | None, message: str) -> SpecError:
+    def error(self, layer: LayerSpec, message: str) -> SpecError:
         """A SpecError pointing at ``layer`` in the original text."""
-        return spec_error(self.text, (layer.start, layer.end) if layer else (0, len(self.text)), message)
+        return spec_error(self.text, (layer.start, layer.end), message)
 
 
 def spec_error(text: str, span: tuple[int, int], message: str) -> SpecError:
@@ -146,9 +149,11 @@ def parse(text: str) -> Spec:
     tokens = _lex(text)
     if not tokens or tokens[0][0] != "word":
         raise spec_error(text, (0, max(1, len(text))), "a spec starts with the input shape, e.g. 784 or 1x28x28")
-    kind, value, start, end = tokens[0]
+    _, value, start, end = tokens[0]
     if not _SHAPE_RE.fullmatch(value) or any(int(n) == 0 for n in value.split("x")):
-        raise spec_error(text, (start, end), f"expected the input shape first (N, CxL or CxHxW with sizes >= 1), got '{value}'")
+        raise spec_error(
+            text, (start, end), f"expected the input shape first (N, CxL or CxHxW with sizes >= 1), got '{value}'"
+        )
     parser = _Parser(text, tokens, 1)
     layers = parser.sequence(top_level=True)
     if parser.pos < len(tokens):
@@ -190,18 +195,20 @@ class _Parser:
         self.pos += 1
         head, options = _split_options(word)
         block = _BLOCK_RE.fullmatch(head)
-        has_paren = self.pos < len(self.tokens) and self.tokens[self.pos][0] == "open" and self.tokens[self.pos][2] == end
+        has_paren = self._peek("open") and self.tokens[self.pos][2] == end  # 'name(' with no space
         if block and has_paren and not options:
             return self.block(block, start, top_level)
         if has_paren:
-            raise spec_error(self.text, (start, end + 1), f"'{word}(' is not a block; blocks are res(...), repN(...), cat(..., ...)")
+            raise spec_error(
+                self.text, (start, end + 1), f"'{word}(' is not a block; blocks are res(...), repN(...), cat(..., ...)"
+            )
         layer = _layer_token(self.text, head, start, start + len(head))
         return _apply_options(self.text, layer, options, start + len(head), end, top_level)
 
     def block(self, match: re.Match, start: int, top_level: bool) -> LayerSpec:
         name, count = match.group(1), match.group(2)
         if (name == "rep") != bool(count) or (count and int(count) < 1):
-            expected = "rep followed by a count >= 1, e.g. rep3(d30)" if name == "rep" else f"'{name}(' without a number"
+            expected = "rep followed by a count >= 1, e.g. rep3(d30)" if name == "rep" else f"'{name}(' with no number"
             raise spec_error(self.text, (start, match.end() + start), f"expected {expected}")
         self.pos += 1  # the '('
         branches = [self.sequence(top_level=False)]
@@ -211,18 +218,24 @@ class _Parser:
         if not self._peek("close"):
             where = self.tokens[self.pos][2:] if self.pos < len(self.tokens) else (len(self.text), len(self.text) + 1)
             raise spec_error(self.text, where, f"expected ')' to close the '{name}(' opened here at column {start + 1}")
-        _, _, close_start, end = self.tokens[self.pos]
+        end = self.tokens[self.pos][3]
         self.pos += 1
         if any(not branch for branch in branches):
-            raise spec_error(self.text, (start, end), f"empty layer list in '{name}(...)'; put at least one layer in each part")
+            raise spec_error(
+                self.text, (start, end), f"empty layer list in '{name}(...)'; put at least one layer in each part"
+            )
         if name != "cat" and len(branches) > 1:
-            raise spec_error(self.text, (start, end), f"only cat(...) takes several ','-separated branches, not {name}(...)")
-        layer = LayerSpec(_BLOCKS[name], times=int(count or 1), branches=tuple(map(tuple, branches)), start=start, end=end)
+            raise spec_error(
+                self.text, (start, end), f"only cat(...) takes several ','-separated branches, not {name}(...)"
+            )
+        branches = tuple(map(tuple, branches))
+        layer = LayerSpec(_BLOCKS[name], times=int(count or 1), branches=branches, start=start, end=end)
         options = ""
         if self.pos < len(self.tokens) and self.tokens[self.pos][0] == "word" and self.tokens[self.pos][2] == end:
             _, options, _, opt_end = self.tokens[self.pos]
             if options[0] not in ":+":
-                raise spec_error(self.text, (end, opt_end), f"after ')' expected a space, ':option' or '+skip', got '{options}'")
+                message = f"after ')' expected a space, ':option' or '+skip', got '{options}'"
+                raise spec_error(self.text, (end, opt_end), message)
             self.pos += 1
             layer = replace(layer, end=opt_end)
         return _apply_options(self.text, layer, options, end, layer.end, top_level)
@@ -240,7 +253,8 @@ def _split_options(word: str) -> tuple[str, str]:
 def _layer_token(text: str, head: str, start: int, end: int) -> LayerSpec:
     """The layer a token head names (no options yet)."""
     if not head:
-        raise spec_error(text, (start, end + 1), "a ':option' or '+skip' must be attached to a layer token, with no space")
+        message = "a ':option' or '+skip' must be attached to a layer token, with no space"
+        raise spec_error(text, (start, end + 1), message)
     if head.isdigit():
         head = "d" + head
     if head in _BARE:
@@ -271,7 +285,10 @@ _EXPECTED = {
     "max_pool": "write mpK or mpKxK with K >= 1, e.g. mp2",
     "avg_pool": "write apK or apKxK with K >= 1, e.g. ap2",
 }
-_KNOWN = "dN, mxNxK, cKxKxF, scKxKxF, cmxKxKxFxP, mpK, apK, dropP, bn, ln, flat, an activation, res(...), repN(...), cat(...)"
+_KNOWN = (
+    "dN, mxNxK, cKxKxF, scKxKxF, cmxKxKxFxP, mpK, apK, dropP, bn, ln, flat, an activation, "
+    "res(...), repN(...), cat(...)"
+)
 
 
 def _apply_options(text: str, layer: LayerSpec, options: str, start: int, end: int, top_level: bool) -> LayerSpec:
@@ -295,7 +312,8 @@ def _apply_options(text: str, layer: LayerSpec, options: str, start: int, end: i
             if layer.kind == "activation" and "activation" not in changes:
                 changes["activation"] = layer.activation
             if "activation" not in changes:
-                raise spec_error(text, span, f"':{value}' is not an option; expected :sN, :dN, :pN, :same, :valid or an activation")
+                expected = "expected :sN, :dN, :pN, :same, :valid or an activation"
+                raise spec_error(text, span, f"':{value}' is not an option; {expected}")
             changes["activation"] += ":" + value
             continue
         if key not in _OPTIONS.get(layer.kind, ()) or key in changes:

@@ -106,7 +106,8 @@ def test_skip_concatenates_earlier_output():
 def test_hidden_and_layer_lookup():
     model = build("8 d6 res(d6 d6) d3", seed=0)
     x = torch.randn(4, 8)
-    assert [name for name, _ in model.named_layers(nested=True)] == ["dense1", "res1", "res1.dense2", "res1.dense3", "dense4"]
+    names = [name for name, _ in model.named_layers(nested=True)]
+    assert names == ["dense1", "res1", "res1.dense2", "res1.dense3", "dense4"]
     torch.testing.assert_close(model.hidden(x, "dense1"), model.layers[0](x))
     assert model.hidden(x, "res1.dense2").shape == (4, 6)
     with pytest.raises(SpecError, match="no layer named 'dense9'.*dense1"):

@@ -16,7 +16,9 @@ def test_mlp_dash_form_is_the_token_form():
 
 
 def test_token_meanings():
-    spec = parse("3x32x32 c3x3x8:s2:p1:d2:tanh sc3x3x16:same cmx5x5x8x3 mp2:s1 ap3 drop0.25 bn ln flat mx30x3 relu d10+0")
+    spec = parse(
+        "3x32x32 c3x3x8:s2:p1:d2:tanh sc3x3x16:same cmx5x5x8x3 mp2:s1 ap3 drop0.25 bn ln flat mx30x3 relu d10+0"
+    )
     kinds = [layer.kind for layer in spec.layers]
     assert kinds == ["conv", "separable_conv", "conv_maxout", "max_pool", "avg_pool", "dropout", "batch_norm",
                      "layer_norm", "flatten", "maxout", "activation", "dense"]
@@ -34,7 +36,8 @@ def test_blocks_nest():
     spec = parse("8 res(d8 rep2(d8:tanh)):relu cat(d3, d4 d5)")
     res, cat = spec.layers
     assert res.kind == "residual" and res.activation == "relu"
-    assert res.branches[0][1] == LayerSpec("repeat", times=2, branches=((LayerSpec("dense", (8,), activation="tanh"),),))
+    tied = LayerSpec("dense", (8,), activation="tanh")
+    assert res.branches[0][1] == LayerSpec("repeat", times=2, branches=((tied,),))
     assert cat.kind == "concat" and [len(b) for b in cat.branches] == [1, 2]
 
 

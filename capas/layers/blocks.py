@@ -38,7 +38,9 @@ class Residual(nn.Module):
     the shape of x, else a learned linear map / 1x1 convolution; ``activation`` g
     (default linear) follows the sum, as in ResNet's ``relu(f(x) + x)``."""
 
-    def __init__(self, body: nn.Sequential, projection: nn.Module | None = None, activation: str | Activation = "linear"):
+    def __init__(
+        self, body: nn.Sequential, projection: nn.Module | None = None, activation: str | Activation = "linear"
+    ) -> None:
         super().__init__()
         self.body = body
         self.projection = projection

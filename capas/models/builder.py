@@ -208,7 +208,7 @@ class Builder:
                 size += f" (dilation {dilation}, padding {padding})"
             raise SpecError(
                 f"'{layer.token()}' does not fit: window {size} is larger than the {describe(shape)} output of "
-                f"{before}; use a smaller window{'' if not extra else ', padding (:same)'} or fewer reductions before it"
+                f"{before}; use a smaller window{', padding (:same)' if extra else ''} or fewer reductions before it"
             )
         args = dict(kernel_size=window, stride=stride, dilation=dilation, padding=padding, dims=dims)
         if kind == "conv":

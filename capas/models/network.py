@@ -220,7 +220,9 @@ def _resolve_options(given: dict[str, Any], from_table: dict[str, Any]) -> dict[
     options = dict(given)
     for key, value in from_table.items():
         if options[key] is not None and options[key] != value:
-            raise SpecError(f"'{key}' is given twice with different values: {value!r} in the model table, {options[key]!r}")
+            raise SpecError(
+                f"'{key}' is given twice with different values: {value!r} in the model table, {options[key]!r}"
+            )
         options[key] = value
     options["act"] = options["act"] or "relu"
     options["loss"] = options["loss"] or "cross_entropy"

@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 from capas.errors import SpecError
+from capas.notation import format_rate
 
 BUILD_OPTIONS = ("act", "loss", "output_act", "init", "seed")
 _PREFIX = {"dense": "d", "maxout": "mx", "conv": "c", "separable_conv": "sc", "conv_maxout": "cmx",
@@ -111,7 +112,7 @@ def _table_token(table: dict[str, Any], dims: int, top_level: bool) -> str:
         counts += [get("pieces")] if kind == "conv_maxout" else []
         head = _PREFIX[kind] + "x".join(str(n) for n in [*window, *counts])
     elif kind == "dropout":
-        head = f"drop{get('p')}"
+        head = f"drop{format_rate(get('p'))}"
     elif kind in ("batch_norm", "layer_norm", "flatten"):
         head = {"batch_norm": "bn", "layer_norm": "ln", "flatten": "flat"}[kind]
     elif kind == "activation":
