@@ -30,6 +30,7 @@ from capas.train.rundir import load_model, save_model, save_tensors, write_json
 
 METHODS = ("rbm", "ae", "dae", "sparse-ae")
 DEFAULT_LR = {"rbm": 0.1, "ae": 0.003, "dae": 0.003, "sparse-ae": 0.003}
+GAUSSIAN_RBM_LR = 0.01
 N_EXAMPLES = 16
 
 
@@ -55,8 +56,9 @@ def pretrain(data: Any, model: str, *, method: str = "rbm", epochs: int = 10,
     ``data`` is a ``Dataset`` or a registered name; the unlabelled inputs are its training
     inputs plus ``unlabelled_extra`` (a dataset name -- its train and validation inputs,
     never its test set -- or a tensor (M, *input_shape)). ``layer_epochs``/``layer_lr``
-    give one value per hidden layer. RBM layers use CD-k (``k``, ``persistent``,
-    ``momentum``); autoencoders use Adam, masking noise ``noise`` ("dae") or a KL sparsity
+    give one value per hidden layer (default lr: 0.1 for RBMs -- 0.01 for a first layer
+    with Gaussian visible units, chosen when the inputs are not in [0, 1] -- and 0.003 for
+    autoencoders). RBM layers use CD-k (``k``, ``persistent``, ``momentum``); autoencoders use Adam, masking noise ``noise`` ("dae") or a KL sparsity
     penalty (``sparsity_target``, ``sparsity_weight``; "sparse-ae").
     """
     from capas.models import build
@@ -70,6 +72,8 @@ def pretrain(data: Any, model: str, *, method: str = "rbm", epochs: int = 10,
     n = len(hidden)
     epochs_per_layer = per_layer(list(layer_epochs) if layer_epochs else epochs, n, "layer epochs")
     lr_per_layer = per_layer(list(layer_lr) if layer_lr else (lr or DEFAULT_LR[method]), n, "layer lr")
+    if method == "rbm" and lr is None and not layer_lr and not _in_unit_interval(x):
+        lr_per_layer[0] = GAUSSIAN_RBM_LR  # real-valued inputs: Gaussian visible units diverge at 0.1
     if min(epochs_per_layer) < 1 or min(lr_per_layer) <= 0 or batch_size < 1:
         raise SpecError(f"pre-training needs epochs >= 1, lr > 0 and batch_size >= 1 for every layer, got epochs "
                         f"{epochs_per_layer}, lr {lr_per_layer}, batch_size {batch_size}")
@@ -94,8 +98,8 @@ def pretrain(data: Any, model: str, *, method: str = "rbm", epochs: int = 10,
     return result
 
 
-def _pretrain_rbm(network: nn.Module, hidden: list[nn.Module], x: torch.Tensor, epochs: list[int], lrs: list[float], seed: int,
-                  **cd_options: Any) -> tuple[list[dict], dict[str, torch.Tensor]]:
+def _pretrain_rbm(network: nn.Module, hidden: list[nn.Module], x: torch.Tensor, epochs: list[int],
+                  lrs: list[float], seed: int, **cd_options: Any) -> tuple[list[dict], dict[str, torch.Tensor]]:
     """Train the hidden layers as a DBN and copy its weights in; one record per layer."""
     visible = "bernoulli" if _in_unit_interval(x) else "gaussian"
     dbn = DBN([hidden[0].in_features, *(layer.out_features for layer in hidden)], visible)

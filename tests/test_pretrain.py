@@ -73,6 +73,15 @@ def test_unlabelled_extra_inputs_join_the_training_inputs(digits):
         pretrain(digits, "64-8-10", method="ae", epochs=1, unlabelled_extra=torch.rand(5, 65))
 
 
+def test_real_valued_inputs_get_a_gaussian_first_rbm_with_a_smaller_default_lr():
+    from capas.data import load
+
+    standardized = load("digits", seed=0, standardize=True)
+    result = pretrain(standardized, "64-12-8-10", method="rbm", epochs=1, batch_size=64)
+    assert [(r["kind"], r["lr"]) for r in result.layers] == [("rbm-gaussian", 0.01), ("rbm-bernoulli", 0.1)]
+    assert all(torch.isfinite(p).all() for p in result.network.parameters())
+
+
 def test_bad_requests_are_refused_with_a_hint(digits):
     with pytest.raises(SpecError, match="sigmoid"):
         pretrain(digits, "64-8-10", method="rbm", act="relu")

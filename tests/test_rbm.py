@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from capas.errors import DataError, SpecError
+from capas.errors import DataError, SpecError, TrainingError
 from capas.models.rbm import RBM, CDOptions
 
 
@@ -156,3 +156,9 @@ def test_bad_input_gives_clear_errors():
         CDOptions(k=0)
     with pytest.raises(SpecError, match="Bernoulli"):
         RBM(3, 2, "gaussian").pseudo_log_likelihood(torch.zeros(1, 3))
+
+
+def test_divergence_stops_training_with_a_hint():
+    x = torch.randn(200, 8, generator=torch.Generator().manual_seed(0)) * 30  # far from unit variance
+    with pytest.raises(TrainingError, match="lower the learning rate"):
+        RBM(8, 4, "gaussian").fit(x, epochs=20, lr=1.0, batch_size=20)

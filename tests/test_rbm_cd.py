@@ -97,7 +97,8 @@ def test_cd_step_equals_hand_computed_update(k, weight_decay):
 def test_momentum_adds_the_previous_increment():
     rbm = tiny_rbm()
     W, b, c = params(rbm)
-    trainer = ContrastiveDivergence(rbm, CDOptions(lr=0.5, momentum=0.9, batch_size=2), torch.Generator().manual_seed(3))
+    options = CDOptions(lr=0.5, momentum=0.9, batch_size=2)
+    trainer = ContrastiveDivergence(rbm, options, torch.Generator().manual_seed(3))
     trainer.step(torch.tensor(V0, dtype=torch.float64))
     trainer.step(torch.tensor(V0, dtype=torch.float64))
     uniforms = draws(3, cd_shapes(1) * 2)

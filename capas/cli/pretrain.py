@@ -32,7 +32,7 @@ def pretrain_command(
     method: str = typer.Option("rbm", "--method", help="rbm (a DBN), ae, dae (denoising) or sparse-ae."),
     epochs: int = typer.Option(10, "--epochs", help="Epochs per hidden layer (see --layer-epochs)."),
     layer_epochs: str | None = typer.Option(None, "--layer-epochs", help="Epochs per layer, e.g. 10,5,5."),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate (default 0.1 for rbm, 0.003 for Adam on AEs)."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate (default 0.1 for rbm, 0.01 on real-valued inputs; 0.003 for AEs)."),
     layer_lr: str | None = typer.Option(None, "--layer-lr", help="Learning rate per layer, e.g. 0.05,0.02."),
     batch_size: int = typer.Option(32, "--batch-size", help="Mini-batch size."),
     k: int = typer.Option(1, "--k", help="Gibbs steps of CD-k (rbm)."),

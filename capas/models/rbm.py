@@ -17,6 +17,7 @@ the exact draws.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from capas.errors import DataError, SpecError
+from capas.errors import DataError, SpecError, TrainingError
 
 VISIBLE_UNITS = ("bernoulli", "gaussian")
 
@@ -169,6 +170,11 @@ class RBM(nn.Module):
                 trainer.step(x[order[i:i + batch_size]])
             record = {"epoch": epoch, "reconstruction_error": self.reconstruction_error(probe),
                       "free_energy": self.free_energy(probe).mean().item()}
+            if not math.isfinite(record["reconstruction_error"]):
+                raise TrainingError(
+                    f"contrastive divergence diverged at epoch {epoch} (the weights are no longer finite); "
+                    f"lower the learning rate (now {lr}; Gaussian visible units need about 0.01 or less) "
+                    "or standardize the inputs")
             if self.visible == "bernoulli":
                 record["pseudo_log_likelihood"] = self.pseudo_log_likelihood(probe, monitor_generator).mean().item()
             record["seconds"] = time.perf_counter() - start
