@@ -91,6 +91,8 @@ def test_config_round_trip_is_json():
     assert [p.shape for p in again.parameters()] == [p.shape for p in model.parameters()]
     with pytest.raises(SpecError, match="not a capas model config"):
         Network.from_config({"spec": "784-10"})
+    with pytest.raises(SpecError, match=r"unknown keys \['dropout'\]"):
+        Network.from_config({**config, "dropout": 0.5})
 
 
 def test_skip_concatenates_earlier_output():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from capas.diagnostics import summarize
+from capas.errors import SpecError
 from capas.models import build
 
 
@@ -116,6 +117,13 @@ def test_summary_of_a_built_model_matches_the_spec_and_keeps_training_mode():
     model.train()
     assert summarize(model) == summarize("3x8x8 c3x3x4:same bn drop0.5 d5", act="tanh")
     assert model.training
+
+
+def test_only_networks_and_specs():
+    with pytest.raises(SpecError, match="not a Linear"):
+        summarize(torch.nn.Linear(3, 2))
+    with pytest.raises(SpecError, match="only apply when summarizing a spec"):
+        summarize(build("3-2"), act="tanh")
 
 
 def test_json_shape():

@@ -96,6 +96,8 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
         if build_options:
             raise SpecError(f"build options {sorted(build_options)} only apply when summarizing a spec, not a model")
         model = model_or_spec
+    elif isinstance(model_or_spec, nn.Module):
+        raise SpecError(f"summarize takes a capas Network or a spec, not a {type(model_or_spec).__name__}")
     else:
         with torch.device("meta"):
             model = build(model_or_spec, **build_options)

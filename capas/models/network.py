@@ -164,8 +164,11 @@ class Network(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any], seed: int | None = None) -> Network:
+        keys = {"format", "spec", "act", "loss", "output_act", "init"}
         if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT or "spec" not in config:
             raise SpecError(f"not a capas model config (format {CONFIG_FORMAT} with a 'spec'): {config!r:.200}")
+        if set(config) - keys:
+            raise SpecError(f"unknown keys {sorted(set(config) - keys)} in a model config; it takes {sorted(keys)}")
         options = {k: v for k, v in config.items() if k != "format"}
         return build(options.pop("spec"), seed=seed, **options)
 
