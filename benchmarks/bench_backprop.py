@@ -3,8 +3,10 @@ hand-written autograd loop and scikit-learn's ``MLPClassifier`` (sgd), in one ru
 
 All peers start from the same initial weights and visit the samples in the same random
 order. capas is timed twice: through its stepper's epoch loop (``BackpropStepper.run_epoch``,
-what ``engine="auto"`` picks for these nets) and through ``capas.fit(engine="auto")`` (the
-whole trainer: batching, history, accuracy, gradient norms; its own seeded order).
+the engine ``engine="auto"`` picks for these nets, gradient norms off like the autograd
+loop) and through ``capas.fit(engine="auto")`` (the whole trainer: batching, history,
+training accuracy and per-layer gradient norms every step; its own seeded order).
+scikit-learn's classifier always uses softmax + log-loss, so in (a) its loss differs.
 
     python benchmarks/bench_backprop.py            # all cases, ~2 minutes on 2 cores
     python benchmarks/bench_backprop.py --cases a  # one case
@@ -42,11 +44,12 @@ CASES = {
 
 
 def synthetic_data() -> tuple[torch.Tensor, torch.Tensor]:
-    """x uniform in [0, 1) (N, 784) float32; y = argmax of a random linear teacher (N,)."""
+    """MNIST-sized noisy prototypes: x = 0.3 p_y + 0.7 u in [0, 1) (N, 784) float32, with
+    one random pattern p_c per class and uniform noise u; y (N,) uniform over 10 classes."""
     generator = torch.Generator().manual_seed(SEED)
-    x = torch.rand(N, D, generator=generator)  # (N, D)
-    teacher = torch.randn(D, K, generator=generator)  # (D, K)
-    return x, ((x - 0.5) @ teacher).argmax(dim=1)  # (N,)
+    prototypes = torch.rand(K, D, generator=generator)  # (K, D)
+    y = torch.randint(0, K, (N,), generator=generator)  # (N,)
+    return 0.3 * prototypes[y] + 0.7 * torch.rand(N, D, generator=generator), y  # (N, D), (N,)
 
 
 def order(n: int) -> torch.Tensor:
@@ -60,7 +63,8 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def time_stepper(model, loss_name, lr, batch, x, y) -> tuple[float, float]:
-    stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=lr), loss_name)
+    """The engine's own epoch loop, without per-layer gradient norms (as the autograd loop)."""
+    stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=lr), loss_name, grad_norms=False)
     started = time.perf_counter()
     stepper.run_epoch(x, y, batch, torch.Generator().manual_seed(SEED))
     return time.perf_counter() - started, accuracy(model, x, y)

@@ -175,3 +175,10 @@ def test_supports_and_reasons():
     assert "softmax" in unsupported_reason(build("8-6-3", loss="mse", seed=0), "cross_entropy")
     with pytest.raises(TrainingError, match="engine='autograd'"):
         BackpropStepper(conv, torch.optim.SGD(conv.parameters(), lr=0.1), "cross_entropy")
+
+
+def test_dtype_mismatch_is_a_clear_error():
+    model = build("4-3-2", seed=0)  # float32
+    stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=0.1), "cross_entropy")
+    with pytest.raises(TrainingError, match="model.double"):
+        stepper.step(torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.long))

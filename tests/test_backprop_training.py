@@ -196,3 +196,32 @@ def test_slides_two_layer_example_online_incremental_and_batch():
         assert_theta(model.layers[0], theta1)
         assert_theta(model.layers[1], theta2)
         assert theta1 != start1 and theta2 != start2
+
+
+@pytest.mark.parametrize(
+    ("spec", "options"),
+    [
+        ("6-5:tanh-3", {"batch_size": 8, "momentum": 0.5, "lr": 0.3}),
+        ("6-4:sigmoid-3", {"batch_size": "full", "loss": "sse", "lr": 2.0, "l2": 0.01}),
+        ("6-mx4x2-3", {"batch_size": 1, "optimizer": "adam", "lr": 0.01, "clip_norm": 0.5}),
+    ],
+)
+def test_fit_engines_agree(spec, options):
+    """capas.fit with engine='backprop' and 'autograd': same weights and history (float64)."""
+    from capas.train.fit import fit
+
+    x, y = data("fit")
+    results = {}
+    for engine in ("backprop", "autograd"):
+        network_loss = "mse" if options.get("loss") == "sse" else "cross_entropy"
+        model = build(spec, loss=network_loss, seed=5).double()
+        result = fit(model, (x, y), engine=engine, epochs=3, quiet=True, **options)
+        assert result.engine == engine
+        results[engine] = (list(model.parameters()), result.history)
+    (mine, my_history), (theirs, their_history) = results["backprop"], results["autograd"]
+    for a, b in zip(mine, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    for mine_record, their_record in zip(my_history, their_history, strict=True):
+        assert set(mine_record) == set(their_record)
+        for key in mine_record.keys() - {"seconds"}:
+            assert mine_record[key] == pytest.approx(their_record[key], rel=1e-9, abs=1e-12), key

@@ -119,6 +119,7 @@ class BackpropStepper:
         self.clip_norm = clip_norm
         self.clip_value = clip_value
         self._names = [plan.name for plan in plans]
+        self._dtype, self._device = plans[0].weight.dtype, plans[0].weight.device
         self._weight_grads = [grad_w for grad_w, _ in self.net.grads]
         self._norm_sums = [torch.zeros((), dtype=plans[0].weight.dtype, device=plans[0].weight.device) for _ in plans]
         self._norm_steps = 0 if grad_norms else None
@@ -153,6 +154,11 @@ class BackpropStepper:
 
     def step(self, xb: Tensor, yb: Tensor) -> Tensor:
         """One update from the batch ``xb (B, *)``, ``yb (B,)`` or ``(B, K)``; returns E (0-dim)."""
+        if xb.dtype != self._dtype or xb.device != self._device:
+            raise TrainingError(
+                f"inputs are {xb.dtype} on {xb.device} but the model is {self._dtype} on {self._device}; "
+                "convert one of them (e.g. model.double() or x.float())"
+            )
         with torch.no_grad():
             return self._update(xb, yb)
 
@@ -227,6 +233,8 @@ class BackpropStepper:
         n = x.shape[0]
         if batch_size < 1:
             raise TrainingError(f"batch_size must be a positive integer, got {batch_size}")
+        if x.dtype != self._dtype or x.device != self._device:
+            raise TrainingError(f"inputs are {x.dtype} on {x.device} but the model is {self._dtype} on {self._device}")
         x = x.reshape(n, -1)  # (N, M_0)
         with torch.no_grad():
             targets = self.net.rule.encode(y)  # (N, K), coded once for the epoch
