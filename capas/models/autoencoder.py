@@ -78,7 +78,7 @@ class Autoencoder(nn.Module):
         if corruption not in CORRUPTIONS or sparsity not in SPARSITY:
             raise SpecError(f"corruption must be one of {CORRUPTIONS} and sparsity one of {SPARSITY}, "
                             f"got {corruption!r} and {sparsity!r}")
-        if corruption == "mask" and not 0 <= noise < 1 or noise < 0:
+        if noise < 0 or (corruption == "mask" and noise >= 1):
             raise SpecError(f"noise is a masking probability in [0, 1) or a Gaussian std >= 0, got {noise}")
         if sparsity == "kl" and not 0 < sparsity_target < 1:
             raise SpecError(f"sparsity_target is a mean activation in (0, 1), got {sparsity_target}")

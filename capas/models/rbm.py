@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -143,8 +144,12 @@ class RBM(nn.Module):
     def fit(self, x: torch.Tensor, *, epochs: int = 10, batch_size: int = 100, lr: float = 0.1,
             k: int = 1, persistent: bool = False, momentum: float = 0.0, weight_decay: float = 0.0,
             sparsity_target: float | None = None, sparsity_cost: float = 0.0, seed: int = 0,
-            monitor: int = 1000, init_visible_bias: bool = True, callback=None) -> list[dict]:
+            monitor: int = 1000, init_visible_bias: bool = True,
+            callback: Callable[[dict], None] | None = None) -> list[dict]:
         """Train by CD-k (or PCD-k when ``persistent``) on ``x`` (N, V); returns one record per epoch.
+
+        Training starts afresh from ``seed`` (weights re-drawn, visible biases set from the
+        data means when ``init_visible_bias``), so a run depends only on its arguments.
 
         Each record holds ``epoch``, ``reconstruction_error``, ``free_energy`` (mean over the
         first ``monitor`` samples), ``pseudo_log_likelihood`` (Bernoulli only) and ``seconds``.
