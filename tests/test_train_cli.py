@@ -37,7 +37,7 @@ def test_evaluate_reproduces_the_test_metrics(trained):
     assert np.array(metrics["confusion_matrix"]).sum() == 360
 
 
-def test_predict_raw_samples_and_shape_errors(trained, tmp_path):
+def test_predict_raw_samples_and_shape_errors(trained, tmp_path, capsys):
     run_dir, _ = trained
     digits = load_digits()
     np.save(tmp_path / "x.npy", digits.data[:20].astype(np.float32))  # raw 0..16 pixels, flattened
@@ -49,6 +49,21 @@ def test_predict_raw_samples_and_shape_errors(trained, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", str(run_dir), str(tmp_path / "bad.npy")])
     assert exit_info.value.code == 2
+    assert "input has shape (2, 5) but the model expects (N, 64)" in capsys.readouterr().err
+
+
+def test_init_from_fine_tunes_a_saved_model(trained, tmp_path, capsys):
+    run_dir, summary = trained
+    args = ["train", "--init-from", str(run_dir), "--epochs", "1", "--lr", "1e-9", "--quiet", "--json",
+            "--out", str(tmp_path / "tuned")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    tuned = json.loads(result.output.strip().splitlines()[-1])
+    # a learning rate of 1e-9 leaves the loaded weights as they were: same test accuracy
+    assert tuned["test_accuracy"] == pytest.approx(summary["test_accuracy"])
+    with pytest.raises(SystemExit):
+        main(["train", "--init-from", str(tmp_path / "nothing"), "--quiet", "--out", str(tmp_path / "x")])
+    assert "no directory" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -58,6 +73,7 @@ def test_predict_raw_samples_and_shape_errors(trained, tmp_path):
         (["train", "--batch-size", "zero"], "--batch-size must be a positive integer or 'full'"),
         (["train", "--optimizer", "adamm", "--epochs", "1"], "unknown optimizer 'adamm'"),
         (["evaluate", "no/such/run"], "no run directory"),
+        (["train", "--engine", "fast", "--epochs", "1"], "invalid training option(s): engine"),
         (["train", "--resume", "no/such/run"], "no run directory"),
     ],
 )

@@ -245,8 +245,8 @@ def _prepare(array: Any, input_shape: tuple[int, ...], preprocessing: dict[str, 
     elif x.ndim == 2 and x.shape[1] == width:
         x = x.reshape(len(x), *input_shape)
     else:
-        raise DataError(f"input has shape {tuple(x.shape)} but the model expects (N, {', '.join(map(str, input_shape))}) "
-                        f"or (N, {width})")
+        shape = f"(N, {', '.join(map(str, input_shape))})" + ("" if len(input_shape) == 1 else f" or (N, {width})")
+        raise DataError(f"input has shape {tuple(x.shape)} but the model expects {shape}")
     if "scale" in preprocessing:
         x = x / float(preprocessing["scale"]["divide_by"])
     if "standardize" in preprocessing:

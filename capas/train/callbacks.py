@@ -168,7 +168,7 @@ class ProgressBar(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         shown = [f"{k} {record[k]:.4f}" for k in ("train_loss", "val_loss", "val_accuracy") if record.get(k) is not None]
         self.progress.update(self.steps, completed=trainer.steps_per_epoch)
-        self.progress.update(self.epochs, completed=epoch + 1, info="  ".join(shown))
+        self.progress.update(self.epochs, completed=epoch, info="  ".join(shown))
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self.close()

@@ -84,7 +84,7 @@ class AutogradStepper:
         weights = layer_weights(model) if grad_norms else {}
         self.grad_names = list(weights)
         self.grad_params = list(weights.values())
-        self._norm_sum: Tensor | None = None  # (layers,) on device
+        self._norm_sums: list[Tensor] | None = None  # one 0-dim sum per layer, on device
         self._norm_steps = 0
         self.last_output: Tensor | None = None
 
@@ -114,21 +114,24 @@ class AutogradStepper:
         return loss.detach()
 
     def _accumulate_grad_norms(self) -> None:
-        """Add this step's ||dE/dW|| per layer to an on-device sum (no synchronisation)."""
+        """Add this step's ||dE/dW|| per layer to on-device sums (one foreach call, no sync)."""
         if not self.grad_params:
             return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.grad_params]
-        norms = torch.stack(torch._foreach_norm(grads))  # (layers,)
-        self._norm_sum = norms if self._norm_sum is None else self._norm_sum.add_(norms)
+        norms = torch._foreach_norm(grads)  # [(), ...] one per layer
+        if self._norm_sums is None:
+            self._norm_sums = list(norms)
+        else:
+            torch._foreach_add_(self._norm_sums, norms)
         self._norm_steps += 1
 
     def layer_grad_norms(self) -> dict[str, Tensor]:
         """Mean ||dE/dW|| per layer over the steps since the last call (then reset)."""
-        if self._norm_sum is None:
+        if self._norm_sums is None:
             return {}
-        means = self._norm_sum / self._norm_steps  # (layers,)
-        self._norm_sum, self._norm_steps = None, 0
-        return dict(zip(self.grad_names, means.unbind()))
+        means = [total / self._norm_steps for total in self._norm_sums]
+        self._norm_sums, self._norm_steps = None, 0
+        return dict(zip(self.grad_names, means))
 
     def state_dict(self) -> dict:
         """The GradScaler's state (the only state outside the optimizer)."""

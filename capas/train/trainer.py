@@ -86,15 +86,14 @@ class Trainer(TrainerSetup):
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         """All steps of one epoch; returns the epoch's train loss/accuracy and gradient norms."""
         self.model.train()
-        losses, sizes = [], []
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        losses, sizes, correct = [], [], []
         count_correct = self.data.task == "classification" and hasattr(self.stepper, "last_output")
         for step, (xb, yb) in enumerate(self.batches(epoch)):
             loss = self.train_step(xb, yb)
             losses.append(loss)
             sizes.append(len(xb))
             if count_correct:
-                correct += (self.loss.predictions(self.stepper.last_output) == yb).sum()
+                correct.append((self.loss.predictions(self.stepper.last_output) == yb).sum())
             for callback in self.batch_callbacks:
                 callback.on_batch_end(self, step, loss)
         per_step = torch.stack(losses).float()  # (steps,)
@@ -105,7 +104,7 @@ class Trainer(TrainerSetup):
         record: dict[str, Any] = {"train_loss": train_loss}
         if self.data.task == "classification":
             if count_correct:
-                record["train_accuracy"] = int(correct) / sum(sizes)
+                record["train_accuracy"] = int(torch.stack(correct).sum()) / sum(sizes)
             else:
                 record["train_accuracy"] = self.evaluate(self.x_train, self.y_train)[1]
         norms = self.stepper.layer_grad_norms() if self.config.grad_norms else {}
