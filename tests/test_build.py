@@ -239,3 +239,17 @@ def test_predict_binary_and_regression():
     assert torch.equal(model.predict(x), (model(x)[:, 0] > 0.5).long())
     regression = build("3-2", loss="mse", seed=0)
     torch.testing.assert_close(regression.predict(x), regression(x).detach())
+
+
+def test_skip_into_a_convolution_concatenates_channels():
+    model = build("1x6x6 c3x3x2:same c3x3x3:same+0", loss="mse")
+    conv2 = model.layers[1]
+    assert conv2.in_channels == 2 + 1 and model.output_shape == (3, 6, 6)
+    x = torch.randn(2, 1, 6, 6)
+    torch.testing.assert_close(model(x), conv2(torch.cat([model.layers[0](x), x], dim=1)))
+
+
+def test_multi_label_predict():
+    model = build("3-4", loss="binary_cross_entropy", seed=0)
+    x = torch.randn(5, 3)
+    assert torch.equal(model.predict(x), (model(x) > 0.5).long())
