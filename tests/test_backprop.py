@@ -173,6 +173,9 @@ def test_supports_and_reasons():
     assert "plain MLP" in supports(conv, TrainConfig())
     assert "unknown loss" in unsupported_reason(plain, "hinge")
     assert "softmax" in unsupported_reason(build("8-6-3", loss="mse", seed=0), "cross_entropy")
+    frozen = build("8-6-3", seed=0)
+    frozen.layers[0].weight.requires_grad_(False)
+    assert "frozen" in supports(frozen, TrainConfig())
     with pytest.raises(TrainingError, match="engine='autograd'"):
         BackpropStepper(conv, torch.optim.SGD(conv.parameters(), lr=0.1), "cross_entropy")
 

@@ -32,6 +32,7 @@ from capas.layers.dense import Dense, Maxout
 from capas.layers.norm import Dropout, Flatten
 
 _aten = torch.ops.aten
+_KEPT_BATCH_SIZES = 4
 
 
 def _forward_fast(name: str) -> Callable[[Tensor, Tensor], None] | None:
@@ -77,15 +78,14 @@ class LayerPlan:
         return self.rows // self.pieces
 
 
-def plan_layers(model: nn.Module, names: list[str] | None = None) -> list[LayerPlan]:
+def plan_layers(model: nn.Module) -> list[LayerPlan]:
     """The chain of weight layers of ``model`` (``model.layers`` or its children).
 
     Raises ``ValueError`` with the reason when the chain is not a plain MLP; the caller
     (``capas.backprop.supports``) turns it into a message.
     """
     modules = list(getattr(model, "layers", None) or model.children())
-    if names is None and hasattr(model, "layer_names"):
-        names = list(model.layer_names())
+    names = list(model.layer_names()) if hasattr(model, "layer_names") else None
     plans: list[LayerPlan] = []
     pending_dropout = 0.0
     for index, module in enumerate(modules):
@@ -123,7 +123,6 @@ class _Buffers:
         empty = lambda *shape: torch.empty(shape, dtype=like.dtype, device=like.device)  # noqa: E731
         first = plans[0].weight.shape[1]
         self.x = empty(batch, first)  # (B, M_0) gathered inputs (run_epoch)
-        self.labels = torch.empty(batch, dtype=torch.long, device=like.device)  # (B,)
         self.target = empty(batch, outputs)  # (B, M_L)
         self.ones = torch.ones(batch, dtype=like.dtype, device=like.device)  # (B,) for bias sums
         self.z = [empty(batch, p.rows) for p in plans]  # phi^l (B, rows)
@@ -175,9 +174,12 @@ class DeltaRuleNet:
         self.last: _Buffers | None = None
 
     def buffers(self, batch: int) -> _Buffers:
-        """The buffers for batch size ``batch`` (allocated on first use)."""
+        """The buffers for batch size ``batch`` (allocated on first use; the few most recent
+        sizes are kept: an epoch has at most two, a curriculum's full batches one per epoch)."""
         found = self._buffers.get(batch)
         if found is None:
+            if len(self._buffers) >= _KEPT_BATCH_SIZES:
+                del self._buffers[next(iter(self._buffers))]  # the oldest size
             found = _Buffers(self.plans, batch, self._like, self.plans[-1].out_features)
             self._buffers[batch] = found
         return found

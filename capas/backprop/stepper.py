@@ -49,6 +49,8 @@ def unsupported_reason(model: nn.Module, loss: str) -> str | None:
     out_act = "maxout" if last is None else last.name
     if rule.output_activations and out_act not in rule.output_activations:
         return f"loss '{loss}' needs a {' or '.join(rule.output_activations)} output layer, not {out_act}"
+    if not all(p.requires_grad for p in model.parameters()):
+        return "frozen parameters (requires_grad=False) are trained by autograd"
     dtypes = {p.dtype for p in model.parameters()}
     if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
         return f"parameters must share one floating dtype, got {sorted(map(str, dtypes))}"
@@ -163,6 +165,7 @@ class BackpropStepper:
             return self._update(xb, yb)
 
     def _update(self, xb: Tensor, yb: Tensor) -> Tensor:
+        self.net.training = self.model.training  # dropout only in training mode, as nn.Dropout
         fused = self._fused_group()
         if fused is not None:  # plain SGD and nothing else needs the gradients
             return self.net.gradients(xb, yb, descend=fused["lr"])
