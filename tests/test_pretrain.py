@@ -122,6 +122,12 @@ def test_cli_writes_the_run_and_prints_a_json_summary(tmp_path, capsys):
     assert sorted(p.rsplit("/", 1)[-1] for p in summary["plots"]) == [
         "filters.png", "pretrain_curves.png", "reconstructions.png", "samples.png"]
     assert (out / "weights.safetensors").is_file()
+    tuned = tmp_path / "tuned"  # the trainer starts from the pre-trained weights (a tiny lr keeps them)
+    main(["train", "--data", "digits", "--init-from", str(out), "--optimizer", "sgd", "--lr", "1e-9",
+          "--epochs", "1", "--quiet", "--out", str(tuned), "--json"])
+    assert "test_accuracy" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    pretrained, fine_tuned = load_model(out), load_model(tuned)
+    assert torch.allclose(fine_tuned.layers[0].weight, pretrained.layers[0].weight, atol=1e-6)
     with pytest.raises(SystemExit) as exit_info:
         main(["pretrain", "--model", "64-12-10", "--layer-epochs", "2,x", "--out", str(tmp_path / "bad")])
     assert exit_info.value.code == 2
