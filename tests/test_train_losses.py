@@ -22,6 +22,13 @@ def test_mse_half_sum_is_the_slides_q_S_by_hand():
     assert Loss("mse")(output, target).item() == pytest.approx(F.mse_loss(output, target).item())
 
 
+def test_mae_and_huber_match_torch():
+    torch.manual_seed(2)
+    out, target = torch.randn(4, 3) * 2, torch.randn(4, 3)
+    assert Loss("mae")(out, target).item() == pytest.approx(F.l1_loss(out, target).item())
+    assert Loss("huber")(out, target).item() == pytest.approx(F.huber_loss(out, target).item())
+
+
 def test_class_targets_are_one_hot_or_the_slides_codes():
     y = torch.tensor([0, 2])
     out = torch.zeros(2, 3)
@@ -62,7 +69,7 @@ def test_binary_cross_entropy_from_logits_matches_torch_on_probabilities():
 
 
 def test_unknown_loss_lists_the_valid_names():
-    with pytest.raises(TrainingError, match="valid losses: mse_half_sum, mse, cross_entropy"):
+    with pytest.raises(TrainingError, match="valid losses: mse_half_sum, mse, mae, huber, cross_entropy"):
         Loss("hinge")
 
 

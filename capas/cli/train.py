@@ -115,8 +115,11 @@ def train(
         from capas.train.rundir import load_model, load_run
 
         run = load_run(resume)
-        saved = run.config["data"]
-        dataset = load(saved["name"], **saved["options"])
+        saved = run.config.get("data", {})
+        if not saved.get("name"):
+            raise RunDirError(f"{resume} was trained on in-memory data; resume it from Python with "
+                              "capas.fit(model, data, resume=RUN_DIR)")
+        dataset = load(saved["name"], **saved.get("options", {}))
         network = load_model(resume)
         result = fit(network, dataset, resume=resume, quiet=quiet)
     else:

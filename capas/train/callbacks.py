@@ -3,9 +3,10 @@
 Hooks: ``on_fit_begin(trainer)``, ``on_epoch_begin(trainer, epoch)``,
 ``on_batch_end(trainer, step, loss)`` (``loss`` a 0-dim tensor: calling ``.item()`` on it
 synchronises with the device), ``on_epoch_end(trainer, epoch, record)``,
-``on_fit_end(trainer)``. Setting ``trainer.stop_training = True`` ends the fit after the
-epoch. A callback whose state must survive ``--resume`` implements ``state_dict()`` ->
-``(tensors, json)`` and ``load_state_dict(tensors, json)``.
+``on_fit_end(trainer)``; epochs are numbered from 1, steps within an epoch from 0.
+Setting ``trainer.stop_training = True`` ends the fit after the epoch. A callback whose
+state must survive ``--resume`` implements ``state_dict()`` -> ``(tensors, json)`` and
+``load_state_dict(tensors, json)``.
 """
 
 from __future__ import annotations

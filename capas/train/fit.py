@@ -97,9 +97,9 @@ def _build(spec: str, config: TrainConfig) -> nn.Module:
 
 
 def network_loss(loss: str | None) -> str | None:
-    """The loss a ``Network`` is built for (it picks the output activation): both squared
-    errors give a linear output, the cross-entropies softmax / sigmoid."""
+    """The loss a ``Network`` is built for (it picks the output activation): the squared,
+    absolute and Huber errors give a linear output, the cross-entropies softmax / sigmoid."""
     if loss is None:
         return None
     name = canonical_loss(loss)
-    return "mse" if name in ("mse", "mse_half_sum") else name
+    return "mse" if name == "mse_half_sum" else name

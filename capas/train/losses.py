@@ -10,7 +10,8 @@ over the outputs (its gradient is exactly the delta rule's ``t - s``); ``mse`` i
 usual mean over outputs and samples. Cross-entropy is ``q_S = -1/N sum_n sum_i t_ni log s_i``
 with softmax outputs, computed from the logits z^L (log-softmax is stable where
 ``log(softmax)`` underflows). Binary cross-entropy uses sigmoid outputs, also from logits,
-averaged over outputs and samples (torch's and Keras's convention).
+averaged over outputs and samples (torch's and Keras's convention). ``mae`` and ``huber``
+(robust regression) average over outputs and samples like ``mse``.
 
 Class targets y (B,) are encoded for MSE/BCE as one-hot rows (or the slides' +-0.9 /
 0.1-0.9 codes for saturating units, ``target_encoding``). Class weights w_c weigh each
@@ -46,6 +47,14 @@ def _mean_squares(output: Tensor, target: Tensor) -> Tensor:
     return (output - target).pow(2).flatten(1).mean(dim=1)  # (B,)
 
 
+def _mean_abs(output: Tensor, target: Tensor) -> Tensor:
+    return (output - target).abs().flatten(1).mean(dim=1)  # (B,)
+
+
+def _mean_huber(output: Tensor, target: Tensor) -> Tensor:
+    return F.huber_loss(output, target, reduction="none", delta=1.0).flatten(1).mean(dim=1)  # (B,)
+
+
 def _sigmoid_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).mean(dim=1)  # (B,)
 
@@ -58,6 +67,16 @@ def mse_half_sum(output: Tensor, target: Tensor, weight: Tensor | None = None) -
 def mse(output: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
     """Mean squared error over outputs and samples; output, target (B, K)."""
     return _weighted_mean(_mean_squares(output, target), weight)
+
+
+def mae(output: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Mean absolute error over outputs and samples; output, target (B, K)."""
+    return _weighted_mean(_mean_abs(output, target), weight)
+
+
+def huber(output: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Huber loss (quadratic below |e| = 1, linear above), mean over outputs and samples."""
+    return _weighted_mean(_mean_huber(output, target), weight)
 
 
 def cross_entropy(logits: Tensor, labels: Tensor, class_weights: Tensor | None = None) -> Tensor:
@@ -73,12 +92,16 @@ def binary_cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None =
 LOSSES: dict[str, Callable[..., Tensor]] = {
     "mse_half_sum": mse_half_sum,
     "mse": mse,
+    "mae": mae,
+    "huber": huber,
     "cross_entropy": cross_entropy,
     "binary_cross_entropy": binary_cross_entropy,
 }
 PER_SAMPLE: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "mse_half_sum": _half_sum_squares,
     "mse": _mean_squares,
+    "mae": _mean_abs,
+    "huber": _mean_huber,
     "binary_cross_entropy": _sigmoid_cross_entropy,
 }
 ALIASES = {"sse": "mse_half_sum", "ce": "cross_entropy", "bce": "binary_cross_entropy"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from typing import Any
 
 import torch
 
@@ -92,8 +91,11 @@ class TrainerSetup:
         xb, yb = next(iter(self.data.loader))
         if yb.dtype.is_floating_point:
             return None
+        self.model.eval()
         with torch.no_grad():
-            return int(self.model(xb[:1].to(self.device)).shape[1])
+            width = int(self.model(xb[:1].to(self.device)).shape[1])
+        self.model.train()
+        return width
 
     def _make_curriculum(self) -> Curriculum | None:
         config = self.config
