@@ -141,10 +141,35 @@ def test_bad_options(options, message):
         build("4-3", **options)
 
 
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"type": ["dense"]}, "needs 'type' = one of"),
+        ({"type": "dense", "units": -3}, "'units' must be a positive integer"),
+        ({"type": "dense", "units": True}, "'units' must be a positive integer"),
+        ({"type": "dense", "units": 0}, "dN with N >= 1"),
+        ({"type": "dropout", "p": -0.5}, r"'p' must be a number in \[0, 1\)"),
+        ({"type": "conv", "kernel": [3, -1], "filters": 2}, "'kernel' must be a non-negative integer"),
+        ({"type": "conv", "kernel": 3, "filters": 2, "padding": [1]}, "'padding' must be an integer"),
+        ({"type": "conv", "kernel": [3, 3, 3], "filters": 2}, "write cKxF .1-D. or cKxKxF"),
+        ({"type": "dense", "units": 3, "from": "0"}, "'from' must be"),
+        ({"type": "dense", "units": 3, "act": "relu d9"}, "'act' must be an activation name"),
+        ({"type": "residual", "layers": "d3"}, "needs layers = \\[...\\]"),
+        ({"type": "repeat", "times": 2, "layers": [{"type": "dense", "units": 3, "from": [0]}]}, "unknown keys"),
+        ({"type": "concat", "branches": [{"type": "dense", "units": 3}]}, "branches = \\[\\[layers"),
+        ("d3)", "unexpected '\\)'"),
+        (3, "a layer must be a token string or a table"),
+    ],
+)
+def test_bad_layer_tables(table, message):
+    with pytest.raises(SpecError, match=message):
+        build([{"type": "input", "shape": [1, 6, 6]}, table])
+
+
 def test_bad_tables():
     with pytest.raises(SpecError, match="unknown keys \\['unit'\\]"):
         build([{"type": "input", "shape": [4]}, {"type": "dense", "unit": 3}])
-    with pytest.raises(SpecError, match="'units' must be an integer"):
+    with pytest.raises(SpecError, match="'units' must be a positive integer"):
         build([{"type": "input", "shape": [4]}, {"type": "dense", "units": "3 d9"}])
     with pytest.raises(SpecError, match="exactly one of 'spec' or 'layers'"):
         build({"spec": "4-3", "layers": []})

@@ -68,7 +68,10 @@ def spec_text(spec: str | list | dict) -> tuple[str, dict[str, Any]]:
                 f"got keys {sorted(spec)}"
             )
         options = {k: spec[k] for k in BUILD_OPTIONS if k in spec}
-        return spec_text(spec.get("spec", spec.get("layers")))[0], options
+        inner = spec.get("spec", spec.get("layers"))
+        if not isinstance(inner, (str, list)):
+            raise SpecError(f"[model] spec must be a string and layers a list of layers, got {inner!r:.80}")
+        return spec_text(inner)[0], options
     if isinstance(spec, (list, tuple)) and spec:
         first = _table_token(spec[0], dims=0, top_level=True) if isinstance(spec[0], dict) else spec[0]
         if not isinstance(first, str):
@@ -89,7 +92,7 @@ def _entry(item: Any, dims: int, top_level: bool) -> str:
 def _table_token(table: dict[str, Any], dims: int, top_level: bool) -> str:
     """One layer table -> its token; SpecError naming unknown or missing keys."""
     kind = table.get("type")
-    if kind not in _KEYS:
+    if not isinstance(kind, str) or kind not in _KEYS:
         raise SpecError(f"layer table {table!r:.80} needs 'type' = one of {', '.join(_KEYS)}")
     allowed = _KEYS[kind] | ({"from"} if top_level and kind != "input" else set())
     unknown = set(table) - allowed - {"type"}
@@ -140,22 +143,28 @@ def _table_token(table: dict[str, Any], dims: int, top_level: bool) -> str:
     return head + "".join(f":{o}" for o in options) + "".join(f"+{i}" for i in sources)
 
 
+def _is_count(value: Any) -> bool:
+    """A non-negative int (not a bool): what every size, index and count must be."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _ints(value: Any, key: str) -> list[int]:
     values = [value] if isinstance(value, int) else value
-    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise SpecError(f"'{key}' must be an integer or a list of integers, got {value!r}")
+    if not isinstance(values, list) or not all(_is_count(v) for v in values):
+        raise SpecError(f"'{key}' must be a non-negative integer or a list of them, got {value!r}")
     return values
 
 
 def _check_values(table: dict[str, Any]) -> None:
     """Scalars must be what they claim to be (no text can smuggle extra tokens in)."""
     for key in ("units", "pieces", "filters", "times", "stride", "dilation"):
-        if key in table and (not isinstance(table[key], int) or isinstance(table[key], bool)):
-            raise SpecError(f"'{key}' must be an integer, got {table[key]!r}")
-    if "p" in table and (not isinstance(table["p"], (int, float)) or isinstance(table["p"], bool)):
-        raise SpecError(f"'p' must be a number in [0, 1), got {table['p']!r}")
+        if key in table and not _is_count(table[key]):
+            raise SpecError(f"'{key}' must be a positive integer, got {table[key]!r}")
+    rate = table.get("p", 0)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
+        raise SpecError(f"'p' must be a number in [0, 1), got {rate!r}")
     padding = table.get("padding", 0)
-    if not (padding in ("same", "valid") or (isinstance(padding, int) and not isinstance(padding, bool))):
+    if not (padding in ("same", "valid") or _is_count(padding)):
         raise SpecError(f"'padding' must be an integer, 'same' or 'valid', got {padding!r}")
     for key in ("act", "name"):
         if key in table and not (isinstance(table[key], str) and re.fullmatch(r"[A-Za-z_]+(:[\d.]+)?", table[key])):
