@@ -97,3 +97,14 @@ def test_curriculum_by_loss_ranks_samples_by_the_initial_models_loss():
     config = TrainConfig(curriculum="loss", epochs=2, batch_size=8, engine="autograd", device="cpu")
     trainer = Trainer(model, config, quiet=True).fit((x, y))
     assert torch.equal(trainer.curriculum.order, expected)
+
+
+def test_curriculum_by_a_reference_models_loss():
+    x, y = _imbalanced()
+    torch.manual_seed(1)
+    reference = nn.Linear(3, 2)
+    with torch.no_grad():
+        expected = torch.argsort(nn.functional.cross_entropy(reference(x), y, reduction="none"), stable=True)
+    config = TrainConfig(curriculum="loss", epochs=1, batch_size=8, engine="autograd", device="cpu")
+    trainer = Trainer(nn.Linear(3, 2), config, quiet=True, curriculum_reference=reference).fit((x, y))
+    assert torch.equal(trainer.curriculum.order, expected)

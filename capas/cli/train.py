@@ -92,6 +92,7 @@ def train(
     engine: str = typer.Option("auto", "--engine", help="auto, backprop (explicit delta rule) or autograd."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from model.json + weights.safetensors in DIR."),
     momentum: float = typer.Option(None, "--momentum", help="Momentum nu (sgd, rmsprop)."),
+    weight_decay: float = typer.Option(None, "--weight-decay", help="torch's decoupled weight decay (optimizer)."),
     l2: float = typer.Option(0.0, "--l2", help="L2 penalty lambda (lambda/2 sum w^2)."),
     l1: float = typer.Option(0.0, "--l1", help="L1 penalty lambda (lambda sum |w|)."),
     clip_norm: float = typer.Option(None, "--clip-norm", help="Clip the gradient norm to this value."),
@@ -133,7 +134,7 @@ def train(
             "momentum": momentum, "l2": l2, "l1": l1, "clip_norm": clip_norm, "clip_value": clip_value,
             "patience": patience, "scheduler": scheduler, "resample": resample,
             "class_weights": _class_weights(class_weights), "input_noise": input_noise, "max_norm": max_norm,
-            "amp": amp,
+            "amp": amp, "optimizer_options": {} if weight_decay is None else {"weight_decay": weight_decay},
         }
         result = fit(
             network, dataset, loss=loss, optimizer=optimizer,

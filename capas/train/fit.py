@@ -45,6 +45,7 @@ def fit(
     callbacks: tuple[Callback, ...] | list[Callback] = (),
     resume: str | Path | None = None,
     curriculum_scores: Tensor | None = None,
+    curriculum_reference: nn.Module | None = None,
     command: list[str] | None = None,
     **options: Any,
 ) -> FitResult:
@@ -60,6 +61,9 @@ def fit(
         out: run directory (None: nothing written).
         resume: a run directory to continue from its last checkpoint; its config.json's
             options are used (``epochs`` may be raised to train longer).
+        curriculum_scores: one difficulty per training sample for ``curriculum="scores"``.
+        curriculum_reference: for ``curriculum="loss"``, the model whose per-sample loss
+            ranks the samples (default: the model being trained, as it starts).
         options: every other :class:`TrainConfig` field (momentum, l2, clip_norm, patience,
             scheduler, class_weights, resample, curriculum, ...).
     """
@@ -83,7 +87,8 @@ def fit(
 
         data = load(data, seed=config.seed)
     trainer = Trainer(model, config, callbacks=callbacks, quiet=quiet, out=out,
-                      curriculum_scores=curriculum_scores, command=command)
+                      curriculum_scores=curriculum_scores, curriculum_reference=curriculum_reference,
+                      command=command)
     trainer.fit(data, resume=run)
     return FitResult(model=trainer.model, history=trainer.history, run_dir=trainer.run_dir,
                      test_metrics=trainer.test_metrics, engine=trainer.engine, stop_reason=trainer.stop_reason)

@@ -109,8 +109,11 @@ class TrainerSetup:
             scores = torch.as_tensor(self.curriculum_scores)
             if len(scores) != len(self.x_train):
                 raise TrainingError(f"got {len(scores)} curriculum scores for {len(self.x_train)} training samples")
-        else:  # "loss": the per-sample loss of the model as given (e.g. pre-trained) ranks the samples
-            scores = loss_difficulty(self.model, self.eval_forward, self.eval_loss.per_sample, self.x_train, self.y_train)
+        else:  # "loss": a reference model's per-sample loss ranks the samples (default: this model)
+            reference = self.curriculum_reference or self.model
+            reference.to(self.device)
+            forward = model_forward(reference, self.eval_loss.from_logits)
+            scores = loss_difficulty(reference, forward, self.eval_loss.per_sample, self.x_train, self.y_train)
         ramp = config.curriculum_epochs or max(1, config.epochs // 2)
         return Curriculum(scores, config.pacing, config.curriculum_start, ramp)
 

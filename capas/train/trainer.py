@@ -33,13 +33,14 @@ class Trainer(TrainerSetup):
 
     def __init__(self, model: nn.Module, config: TrainConfig, *, callbacks: tuple[Callback, ...] | list = (),
                  quiet: bool = False, out: str | None = None, curriculum_scores: Tensor | None = None,
-                 command: list[str] | None = None) -> None:
+                 curriculum_reference: nn.Module | None = None, command: list[str] | None = None) -> None:
         self.model = model
         self.config = config
         self.user_callbacks = list(callbacks)
         self.quiet = quiet
         self.run_dir = None if out is None else Path(out)
         self.curriculum_scores = curriculum_scores
+        self.curriculum_reference = curriculum_reference
         self.command = command
         self.history = History()
         self.start_epoch = 0
