@@ -101,6 +101,7 @@ def test_any_encoder_gets_a_dense_decoder_back_to_the_input_shape():
     assert isinstance(ae.decoder, Dense) and (ae.decoder.in_features, ae.decoder.out_features) == (12, 64)
     history = ae.fit(torch.rand(20, 1, 8, 8), epochs=2, batch_size=5)
     assert len(history) == 2
+    assert Autoencoder.from_spec("1x8x8 c3x3x4 bn d12")(x).shape == (3, 1, 8, 8)  # probed in eval mode
     with pytest.raises(SpecError, match="only of Dense"):
         Autoencoder.from_spec("1x8x8 c3x3x4 d12", tied=True)
 

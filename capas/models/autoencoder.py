@@ -108,8 +108,13 @@ class Autoencoder(nn.Module):
             return mirror_decoder(dense, output_act, tied)
         if tied:
             raise SpecError("tied weights need an encoder made only of Dense layers; use tied=False")
-        with torch.no_grad():
-            code = self.encoder(torch.zeros(1, *self.input_shape))  # (1, ...)
+        was_training = self.encoder.training
+        self.encoder.eval()  # a probe of one sample: batch norm must use its running statistics
+        try:
+            with torch.no_grad():
+                code = self.encoder(torch.zeros(1, *self.input_shape))  # (1, ...)
+        finally:
+            self.encoder.train(was_training)
         return Dense(code[0].numel(), math.prod(self.input_shape), output_act)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
