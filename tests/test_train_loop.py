@@ -66,6 +66,25 @@ def test_target_loss_ends_training():
     assert result.stop_reason.startswith("converged")
 
 
+def test_min_improvement_ends_a_stalled_run():
+    x, y = _data()
+    result = fit(_model(), (x, y), lr=1e-6, epochs=50, batch_size="full", min_improvement=1e-3, quiet=True)
+    assert len(result.history) == 2 and "improved by" in result.stop_reason
+
+
+def test_regression_data_trains_with_mse_and_reports_errors():
+    from capas.data import Dataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 2, generator=g)
+    y = x @ torch.tensor([[1.5], [-2.0]]) + 0.5  # (N, 1)
+    data = Dataset("line", x[:80], y[:80], x[80:100], y[80:100], x[100:], y[100:], (2,), None, [], "regression")
+    result = fit(nn.Linear(2, 1), data, lr=0.1, epochs=60, batch_size=16, quiet=True)
+    metrics = result.test_metrics
+    assert "train_accuracy" not in result.history[-1] and result.history[-1]["val_loss"] < 1e-3
+    assert metrics["test_rmse"] == pytest.approx(metrics["test_mse"] ** 0.5) and metrics["test_rmse"] < 0.03
+
+
 def test_a_nan_loss_stops_with_epoch_step_and_hint():
     x, y = _data()
     x[13, 2] = float("nan")  # batch mode: the one step of epoch 1 sees it

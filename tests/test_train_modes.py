@@ -60,10 +60,38 @@ def test_batch_mode_is_one_full_gradient_step_per_epoch():
     x, y = _data()
     model, reference = _model(), _model()
     counter = CountSteps()
-    _fit(model, (x, y), epochs=2, batch_size="full", callbacks=[counter])
+    result = _fit(model, (x, y), epochs=2, batch_size="full", callbacks=[counter])
     for _ in range(2):
         _hand_step(reference, x, y, 0.5)
     assert counter.steps == 2
+    _assert_same(model, reference)
+    # the recorded gradient norm is ||dq_S/dW|| of the one step of epoch 2, taken before it
+    reference.zero_grad()
+    F.cross_entropy(reference(x), y).backward()
+    assert result.history[-1]["grad_norm/2"] != pytest.approx(reference[2].weight.grad.norm().item())
+    before_last = _model()
+    _hand_step(before_last, x, y, 0.5)
+    before_last.zero_grad()
+    F.cross_entropy(before_last(x), y).backward()
+    assert result.history[-1]["grad_norm/2"] == pytest.approx(before_last[2].weight.grad.norm().item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss, encoding, codes", [
+    ("mse_half_sum", "onehot", (0.0, 1.0)), ("mse_half_sum", "tanh", (-0.9, 0.9)), ("mse", "sigmoid", (0.1, 0.9)),
+])
+def test_squared_errors_train_against_encoded_class_targets(loss, encoding, codes):
+    x, y = _data()
+    model, reference = _model(), _model()
+    _fit(model, (x, y), epochs=1, batch_size="full", loss=loss, target_encoding=encoding)
+    low, high = codes
+    t = torch.full((len(y), 3), low, dtype=torch.float64)
+    t[torch.arange(len(y)), y] = high
+    out = reference(x)
+    q = 0.5 * (out - t).pow(2).sum(dim=1).mean() if loss == "mse_half_sum" else (out - t).pow(2).mean()
+    q.backward()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p -= 0.5 * p.grad
     _assert_same(model, reference)
 
 

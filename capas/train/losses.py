@@ -145,15 +145,15 @@ class Loss:
         self.codes: Tensor | None = None  # (K, K) or (2, 1): row c is the target of class c
         if num_classes is not None and self.name != "cross_entropy":
             low, high = TARGET_CODES[target_encoding]
-            self.codes = torch.full((num_classes, num_classes), low)
+            self.codes = torch.full((num_classes, num_classes), low, dtype=torch.float64)
             self.codes.fill_diagonal_(high)
 
-    def to(self, device: torch.device) -> Loss:
-        """Move the code table and class weights to ``device``; returns self."""
+    def to(self, device: torch.device, dtype: torch.dtype | None = None) -> Loss:
+        """Move the code table (in the model's ``dtype``) and class weights to ``device``."""
         if self.codes is not None:
-            self.codes = self.codes.to(device)
+            self.codes = self.codes.to(device, dtype or self.codes.dtype)
         if self.class_weights is not None:
-            self.class_weights = self.class_weights.to(device)
+            self.class_weights = self.class_weights.to(device, dtype or self.class_weights.dtype)
         return self
 
     def targets(self, output: Tensor, y: Tensor) -> Tensor:

@@ -53,9 +53,11 @@ class TrainerSetup:
                 raise TrainingError("class_weights need in-memory classification data with class labels")
             weights = class_weights(config.class_weights, y_train, self.num_classes)
         name = self.resolve_loss_name()
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
         self.loss = Loss(name, num_classes=self.num_classes, class_weights=weights,
-                         target_encoding=config.target_encoding).to(self.device)
-        self.eval_loss = Loss(name, num_classes=self.num_classes, target_encoding=config.target_encoding).to(self.device)
+                         target_encoding=config.target_encoding).to(self.device, dtype)
+        self.eval_loss = Loss(name, num_classes=self.num_classes,
+                              target_encoding=config.target_encoding).to(self.device, dtype)
         self.eval_forward = model_forward(self.model, self.loss.from_logits)
         self.x_train = None if x_train is None else x_train.to(self.device)
         self.y_train = None if y_train is None else y_train.to(self.device)
