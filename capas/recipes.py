@@ -185,7 +185,8 @@ def _check_train_keys(train: dict[str, Any], path: Path) -> None:
     allowed = set(TrainConfig.model_fields) - {"seed"}
     for key in train:
         if key not in allowed:
-            hint = "set the top-level seed instead" if key == "seed" else f"training options are: {', '.join(sorted(allowed))}"
+            hint = ("set the top-level seed instead" if key == "seed"
+                    else f"training options are: {', '.join(sorted(allowed))}")
             raise CapasError(f"{path}: unknown key 'train.{key}'; {hint}")
 
 
@@ -240,7 +241,8 @@ def spec_variants(section: ModelSection, data: Any) -> list[tuple[str, str, int 
         try:
             return spec.format(**values, **extra)
         except (KeyError, IndexError, ValueError) as err:
-            raise CapasError(f"model.spec {spec!r}: bad placeholder {err}; use {{input}}, {{classes}}, {{width}}") from None
+            raise CapasError(f"model.spec {spec!r}: bad placeholder {err}; "
+                             "use {input}, {classes} or {width}") from None
 
     if section.widths is not None:
         return [(f"width-{w}", fill(section.spec, width=w), w) for w in section.widths]  # type: ignore[arg-type]
@@ -263,7 +265,7 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
     out_dir = Path(out) if out is not None else Path("runs") / recipe.name
     data, note = load_recipe_data(recipe.data, recipe.seed)
     if note and not quiet:
-        print(f"note: {note}")
+        _say("[yellow]note:[/]", note)
     variants = spec_variants(recipe.model, data)
     results = [
         _train_variant(recipe, data, label, spec, width, out_dir if len(variants) == 1 else out_dir / label, quiet)
@@ -289,9 +291,11 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
     probe = slice(0, SPEED_PROBE)
     initial = loss_gradient_norms(model, data.x_train[probe], data.y_train[probe])
     animate = recipe.plots.animate and "boundary" in resolve_kinds(recipe.plots.what)
-    callbacks = [GradientMonitor()] + ([BoundarySnapshots(data.x_train, path=run_dir / SNAPSHOT_FILE)] if animate else [])
+    callbacks: list = [GradientMonitor()]
+    if animate:
+        callbacks.append(BoundarySnapshots(data.x_train, path=run_dir / SNAPSHOT_FILE))
     if not quiet:
-        print(f"training {label}: {spec}")
+        _say(f"[bold]training {label}:[/]", spec)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit_result = fit(model, data, seed=recipe.seed, out=run_dir, quiet=quiet, callbacks=callbacks, **recipe.train)
@@ -300,10 +304,18 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
         if not issubclass(w.category, CapasWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     for message in messages if not quiet else ():
-        print(f"warning: {message}")
+        _say("[red]warning:[/]", message)
     plots = make_plots(fit_result.model, list(fit_result.history), data, run_dir / "plots", recipe.plots.what,
                        recipe.plots.layer, run_dir / SNAPSHOT_FILE if animate else None)
     params = sum(p.numel() for p in fit_result.model.parameters())
     return VariantResult(label, spec, width, params, run_dir, list(fit_result.history),
                          dict(fit_result.test_metrics), plots, messages, initial)
 
+
+
+def _say(label: str, text: str) -> None:
+    """A progress line on stderr (stdout stays for results and ``--json``); ``text`` is not markup."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False).print(f"{label} {escape(text)}")

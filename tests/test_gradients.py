@@ -159,3 +159,20 @@ def test_loss_gradient_norms_ignore_parameterless_layers_and_collect_conv_weight
     model = build("1x6x6 c3x3x2 mp2 d3", seed=0)
     norms = loss_gradient_norms(model, torch.rand(4, 1, 6, 6), torch.tensor([0, 1, 2, 0]))
     assert list(norms) == ["conv1", "dense1"] and all(w > 0 and b > 0 for w, b in norms.values())
+
+
+def test_late_saturation_of_a_trained_net_is_not_warned_but_dead_relus_are():
+    saturated = build("10-6-2", act="tanh", seed=0)
+    with torch.no_grad():
+        saturated.layers[0].weight.mul_(100.0)
+    monitor = GradientMonitor(probe=torch.randn(32, 10), early_epochs=4)
+    monitor.on_epoch_end(fake_trainer(saturated, None), 8, {"epoch": 8})
+    assert monitor.findings == []
+    with pytest.warns(CapasWarning, match="saturated"):
+        monitor.on_epoch_end(fake_trainer(saturated, None), 4, {"epoch": 4})
+    assert kinds(monitor.findings) == ["saturated"]
+    dead = build("10-4-2", act="relu", seed=0)
+    with torch.no_grad():
+        dead.layers[0].bias.fill_(-1e3)
+    with pytest.warns(CapasWarning, match="4 of 4 ReLU units of dense1"):
+        monitor.on_epoch_end(fake_trainer(dead, None), 64, {"epoch": 64})

@@ -157,8 +157,8 @@ def test_xor_recipe_end_to_end(tmp_path):
 
 
 def test_width_sweep_writes_one_run_per_width_and_the_sweep_plot(tmp_path):
-    recipe = write(tmp_path, MINIMAL.replace('spec = "{input}-3-{classes}"', 'spec = "{input}-{width}-{classes}"\nwidths = [2, 5]')
-                   + "[plots]\nwhat = []\n")
+    sweep = 'spec = "{input}-{width}-{classes}"\nwidths = [2, 5]'
+    recipe = write(tmp_path, MINIMAL.replace('spec = "{input}-3-{classes}"', sweep) + "[plots]\nwhat = []\n")
     result = run_recipe(recipe, out=tmp_path / "sweep", overrides={"data.options": {"n": 60}, "train.epochs": 2},
                         quiet=True)
     assert [v.label for v in result.variants] == ["width-2", "width-5"]

@@ -13,7 +13,8 @@ exploding          that ratio > 1e2, or a norm is inf/NaN        clipping, lower
 tiny               some layer's norm < 1e-7                      ReLU, better init, higher LR
 huge               some layer's norm > 1e3                       gradient clipping, lower LR
 saturated          > 30% of a sigmoid/tanh layer's outputs       Glorot init, standardised inputs,
-                   within 0.01 of its bounds on a probe batch    ReLU, lower LR
+                   within 1% of its range of its bounds on a     ReLU, lower LR
+                   probe batch, in the first 10 epochs
 dead_relu          > 20% of a ReLU layer's units never active    lower LR, He init, leaky ReLU
 =================  ============================================  ==================================
 
@@ -109,7 +110,8 @@ def gradient_findings(norms: Mapping[str, float], thresholds: Thresholds = Thres
     return findings
 
 
-def loss_gradient_norms(model: nn.Module, x: Tensor, y: Tensor, loss: str | None = None) -> dict[str, tuple[float, float]]:
+def loss_gradient_norms(model: nn.Module, x: Tensor, y: Tensor,
+                        loss: str | None = None) -> dict[str, tuple[float, float]]:
     """(||dC0/dW||, ||dC0/db||) per weighted top-level layer at the current weights.
 
     ``C0`` is the data loss alone (mean over ``x (N, *)``, no penalty): a weight penalty's
@@ -181,11 +183,11 @@ def _catcher(caught: list, layer_name: str, act_name: str):
 
 
 def activation_findings(model: nn.Module, x: Tensor, thresholds: Thresholds = Thresholds(),
-                        epoch: int | None = None) -> list[Finding]:
-    """Saturated sigmoid/tanh layers and dead ReLU units on a probe batch ``x (N, *)``."""
+                        epoch: int | None = None, saturation: bool = True) -> list[Finding]:
+    """Saturated sigmoid/tanh layers (unless ``saturation=False``) and dead ReLU units on a probe batch ``x (N, *)``."""
     findings = []
     for layer, act, s in hidden_activations(model, x):
-        if act in BOUNDS:
+        if act in BOUNDS and saturation:
             lo, hi = BOUNDS[act]
             margin = thresholds.saturation_margin * (hi - lo)
             fraction = ((s <= lo + margin) | (s >= hi - margin)).float().mean().item()
@@ -215,15 +217,19 @@ class GradientMonitor(Callback):
 
     Gradient norms come from each epoch's history record (``grad_norm/<layer>``); unit
     saturation and dead ReLUs are checked on a probe batch (``probe``, else the first 256
-    training inputs) before training and after epochs 1, 2, 4, 8, ... . Every finding,
-    warned or not, is kept in ``findings``.
+    training inputs) before training and after epochs 1, 2, 4, 8, ... . Saturation counts
+    only in the first ``early_epochs``: there it stalls learning, while a net that has
+    learnt often saturates on purpose (sharp decisions). Every finding, warned or not, is
+    kept in ``findings``.
     """
 
     name = "gradient_monitor"
 
-    def __init__(self, probe: Tensor | None = None, thresholds: Thresholds = Thresholds(), emit: bool = True):
+    def __init__(self, probe: Tensor | None = None, thresholds: Thresholds = Thresholds(), emit: bool = True,
+                 early_epochs: int = 10):
         self.probe = probe
         self.thresholds = thresholds
+        self.early_epochs = early_epochs
         self.emit = emit
         self.findings: list[Finding] = []
         self.warned: set[str] = set()
@@ -241,7 +247,8 @@ class GradientMonitor(Callback):
 
     def _check_activations(self, model: nn.Module, epoch: int | None) -> None:
         device = next(model.parameters()).device
-        self._report(activation_findings(model, self.probe.to(device), self.thresholds, epoch))
+        early = epoch is None or epoch <= self.early_epochs
+        self._report(activation_findings(model, self.probe.to(device), self.thresholds, epoch, saturation=early))
 
     def _report(self, findings: list[Finding]) -> None:
         for finding in findings:

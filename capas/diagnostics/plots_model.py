@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.collections import QuadMesh
 from matplotlib.colors import ListedColormap
 from sklearn.metrics import confusion_matrix
 from torch import Tensor, nn
@@ -62,7 +63,8 @@ def boundary_axes(x: Tensor, resolution: int = 150, margin: float = 0.15) -> tup
                          "use a 2-D dataset (xor, circles, moons, spirals, gaussians) or plot 'hidden' instead")
     lo, hi = x.min(0).values.cpu().numpy(), x.max(0).values.cpu().numpy()
     pad = margin * np.maximum(hi - lo, 1e-6)
-    return tuple(np.linspace(lo[d] - pad[d], hi[d] + pad[d], resolution) for d in range(2))  # type: ignore[return-value]
+    gx, gy = (np.linspace(lo[d] - pad[d], hi[d] + pad[d], resolution) for d in range(2))
+    return gx, gy
 
 
 def predict_grid(model: nn.Module, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
@@ -88,17 +90,18 @@ def class_colormap(num_classes: int) -> ListedColormap:
 
 
 def draw_regions(ax: plt.Axes, gx: np.ndarray, gy: np.ndarray, grid: np.ndarray,
-                 x: Tensor, y: Tensor, num_classes: int) -> None:
-    """Filled decision regions with the training points on top."""
+                 x: Tensor, y: Tensor, num_classes: int) -> QuadMesh:
+    """Filled decision regions with the training points on top; returns the regions' mesh."""
     cmap = class_colormap(num_classes)
     if np.issubdtype(grid.dtype, np.integer):
-        ax.pcolormesh(gx, gy, grid, cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, alpha=0.35, shading="auto")
+        mesh = ax.pcolormesh(gx, gy, grid, cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, alpha=0.35, shading="auto")
     else:
-        ax.pcolormesh(gx, gy, grid, cmap="coolwarm", alpha=0.5, shading="auto")
+        mesh = ax.pcolormesh(gx, gy, grid, cmap="coolwarm", alpha=0.5, shading="auto")
     xs = x.cpu().numpy()
     ax.scatter(xs[:, 0], xs[:, 1], c=y.cpu().numpy(), cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5,
                s=10, edgecolors="k", linewidths=0.3)
     ax.set(xlabel="x1", ylabel="x2")
+    return mesh
 
 
 def plot_boundary(model: nn.Module, x: Tensor, y: Tensor, num_classes: int, path: str | Path,

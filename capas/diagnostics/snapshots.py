@@ -23,7 +23,7 @@ from capas.errors import RunDirError
 from capas.train.callbacks import Callback
 
 SNAPSHOT_FILE = "boundary_snapshots.safetensors"
-MAX_FRAMES = 60
+MAX_FRAMES = 40
 
 
 class BoundarySnapshots(Callback):
@@ -81,14 +81,15 @@ def animate_boundary(snapshots: dict[str, np.ndarray], x: Tensor, y: Tensor, num
     """A GIF of the decision regions over epochs (evenly spaced, first and last included); returns the epochs shown."""
     epochs, classes = snapshots["epochs"], snapshots["classes"]
     frames = np.unique(np.linspace(0, len(epochs) - 1, min(max_frames, len(epochs))).round().astype(int))
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    mesh = draw_regions(ax, snapshots["gx"], snapshots["gy"], classes[frames[0]], x, y, num_classes)
+    title = ax.set_title("")
 
-    def draw(frame: int) -> None:
-        ax.clear()
-        draw_regions(ax, snapshots["gx"], snapshots["gy"], classes[frame], x, y, num_classes)
-        ax.set_title(f"decision regions, epoch {int(epochs[frame])}")
+    def draw(frame: int) -> None:  # only the regions and the title change
+        mesh.set_array(classes[frame].ravel())
+        title.set_text(f"decision regions, epoch {int(epochs[frame])}")
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    FuncAnimation(fig, draw, frames=list(frames)).save(str(path), writer=PillowWriter(fps=fps))
+    FuncAnimation(fig, draw, frames=list(frames)).save(str(path), writer=PillowWriter(fps=fps), dpi=80)
     plt.close(fig)
     return [int(epochs[f]) for f in frames]
