@@ -97,8 +97,8 @@ class Trainer(TrainerSetup):
                 correct.append((self.loss.predictions(self.stepper.last_output) == yb).sum())
             for callback in self.batch_callbacks:
                 callback.on_batch_end(self, step, loss)
-        per_step = torch.stack(losses).double()  # (steps,)
-        weights = torch.tensor(sizes, dtype=per_step.dtype, device=per_step.device)  # (steps,)
+        per_step = torch.stack(losses).to("cpu", torch.float64)  # (steps,): the epoch's one sync
+        weights = torch.tensor(sizes, dtype=torch.float64)  # (steps,)
         train_loss = float((per_step * weights).sum() / weights.sum())
         if not math.isfinite(train_loss):
             self.raise_non_finite(epoch, per_step)
