@@ -37,7 +37,7 @@ from capas.train.losses import Loss
 N, D, K, SEED = 60_000, 784, 10, 0
 CASES = {
     # name: (spec, hidden act, output act, capas loss, batch, lr, samples for slow peers)
-    "a": ("784-30-10", "sigmoid", "sigmoid", "mse_half_sum", 10, 3.0, N),
+    "a": ("784-30-10", "sigmoid", "sigmoid", "mse_half_sum", 10, 0.5, N),
     "a1": ("784-30-10", "sigmoid", "sigmoid", "mse_half_sum", 1, 0.5, 10_000),
     "b": ("784-100-10", "relu", "softmax", "cross_entropy", 128, 0.1, N),
 }

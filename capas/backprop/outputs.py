@@ -58,10 +58,8 @@ class OutputRule(abc.ABC):
 
     def target(self, y: Tensor, out: Tensor) -> Tensor:
         """``t (B, K)``: code rows for class indices, else ``y`` viewed as (B, K)."""
-        if y is out:  # already coded (``run_epoch`` gathers code rows)
-            return out
-        if y.dtype.is_floating_point:
-            return y.view(out.shape).to(out.dtype)
+        if y.dtype.is_floating_point:  # already coded (``run_epoch``) or regression targets
+            return y if y.shape == out.shape and y.dtype == out.dtype else y.reshape(out.shape).to(out.dtype)
         if self.outputs == 1:  # one output unit for two classes
             return out.copy_(y.view(out.shape)).mul_(self.high - self.low).add_(self.low)  # (B, 1)
         return torch.index_select(self._codes, 0, y, out=out)  # (B, K)

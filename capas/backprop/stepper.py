@@ -242,7 +242,12 @@ class BackpropStepper:
         with torch.no_grad():
             targets = self.net.rule.encode(y)  # (N, K), coded once for the epoch
             total = torch.zeros((), dtype=targets.dtype, device=x.device)
-            for index in torch.randperm(n, generator=generator, device=x.device).split(batch_size):  # (B,) each
+            order = torch.randperm(n, generator=generator, device=x.device)  # (N,)
+            if batch_size == 1:  # incremental: each sample is a view, nothing to gather
+                for i in order.tolist():
+                    total.add_(self._update(x[i : i + 1], targets[i : i + 1]))
+                return total / n
+            for index in order.split(batch_size):  # (B,) each
                 buf = self.net.buffers(index.shape[0])
                 xb = torch.index_select(x, 0, index, out=buf.x)  # (B, M_0)
                 tb = torch.index_select(targets, 0, index, out=buf.target)  # (B, K)
