@@ -133,6 +133,20 @@ def test_engine_choice_and_refusal():
         fit(_model(), (x, y), epochs=1, quiet=True, engine="backprop")
 
 
+def test_both_engines_give_the_same_history():
+    x, y = _data()
+    histories = []
+    for engine in ("backprop", "autograd"):
+        torch.manual_seed(0)
+        mlp = build("4-5-2", act="tanh", loss="mse").double()
+        result = fit(mlp, (x.double(), y), loss="mse_half_sum", target_encoding="tanh", engine=engine, epochs=3,
+                     lr=0.2, batch_size=8, l2=0.01, quiet=True)
+        assert result.engine == engine
+        histories.append(result.history.without_timing())
+    for a, b in zip(*histories):
+        assert a == pytest.approx(b, rel=1e-9)
+
+
 def test_unavailable_device_and_amp_without_cuda_are_clear_errors():
     x, y = _data()
     if not torch.cuda.is_available():
