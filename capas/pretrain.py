@@ -11,10 +11,15 @@ whole network), ``pretrain.json`` (settings and per-layer curves) and
 ``pretrain.safetensors`` (each layer's decoder -- for RBMs W^T and the visible bias -- plus
 a few example inputs, so reconstructions and samples can be drawn later), so that
 ``capas train --init-from DIR`` fine-tunes it.
+
+The module itself is callable: ``capas.pretrain(...)`` is :func:`pretrain`, while
+``capas.pretrain.freeze`` / ``unfreeze`` / ``fine_tune`` stay reachable beside it.
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,3 +245,13 @@ def fine_tune(run_dir: str | Path, data: Any, *, frozen: Iterable[int] = (), **f
     if frozen:
         fit_options.setdefault("engine", "autograd")
     return fit(network, data, **fit_options)
+
+
+class _CallableModule(types.ModuleType):
+    """Makes ``capas.pretrain(...)`` call :func:`pretrain` without hiding the module's other names."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PretrainResult:
+        return pretrain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

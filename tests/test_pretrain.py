@@ -82,6 +82,14 @@ def test_real_valued_inputs_get_a_gaussian_first_rbm_with_a_smaller_default_lr()
     assert all(torch.isfinite(p).all() for p in result.network.parameters())
 
 
+def test_the_module_is_callable_and_keeps_its_helpers(digits):
+    import sys
+
+    module = sys.modules["capas.pretrain"]
+    result = module(digits, "64-8-10", method="ae", epochs=1)
+    assert isinstance(result, module.PretrainResult) and callable(module.freeze) and callable(module.fine_tune)
+
+
 def test_bad_requests_are_refused_with_a_hint(digits):
     with pytest.raises(SpecError, match="sigmoid"):
         pretrain(digits, "64-8-10", method="rbm", act="relu")
