@@ -156,6 +156,8 @@ def test_unavailable_device_and_amp_without_cuda_are_clear_errors():
             fit(_model(), (x, y), epochs=1, quiet=True, amp=True, device="cpu")
     with pytest.raises(TrainingError, match="unknown device 'tpu9'"):
         fit(_model(), (x, y), epochs=1, quiet=True, device="tpu9")
+    with pytest.raises(TrainingError, match="has 3 output unit.*2 classes; end the model spec with -2"):
+        fit(build("4-3", loss="cross_entropy"), (x, y), epochs=1, quiet=True)
     with pytest.raises(TrainingError, match="invalid training option.*lr"):
         fit(_model(), (x, y), lr=-1, quiet=True)
 
@@ -194,6 +196,16 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, opt
     assert result.history.without_timing() == full_history
     with pytest.raises(RunDirError, match="already finished"):
         fit(_model(0.2), data, resume=tmp_path / "killed", quiet=True)
+    with pytest.raises(TrainingError, match="do not pass lr, optimizer"):
+        fit(_model(0.2), data, resume=tmp_path / "killed", lr=1.0, optimizer="adam")
+
+
+def test_fit_builds_a_spec_and_loads_a_dataset_by_name_with_the_seed():
+    first = fit("2-4-2", "xor", epochs=2, lr=0.3, quiet=True, seed=7)
+    second = fit("2-4-2", "xor", epochs=2, lr=0.3, quiet=True, seed=7)
+    assert first.model.layer_names() == ["dense1", "dense2"]
+    assert first.history.without_timing() == second.history.without_timing()
+    assert 0 <= first.test_metrics["test_accuracy"] <= 1
 
 
 def test_load_run_refuses_what_is_not_a_capas_run(tmp_path):

@@ -8,12 +8,17 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from capas.errors import TrainingError
 from capas.train import rundir
 from capas.train.callbacks import Callback
 from capas.train.config import TrainConfig
 from capas.train.history import History
 from capas.train.losses import canonical_loss
 from capas.train.trainer import Trainer
+
+
+_FIT_DEFAULTS = {"loss": None, "optimizer": "sgd", "lr": 0.1, "batch_size": 32, "engine": "auto", "seed": 0,
+                 "device": "auto", "out": None}
 
 
 @dataclass
@@ -68,6 +73,14 @@ def fit(
             scheduler, class_weights, resample, curriculum, ...).
     """
     if resume is not None:
+        given = {"loss": loss, "optimizer": optimizer, "lr": lr, "batch_size": batch_size, "engine": engine,
+                 "seed": seed, "device": device, "out": out, **options}
+        changed = sorted(k for k, v in given.items() if v != _FIT_DEFAULTS.get(k))
+        if changed:
+            raise TrainingError(
+                f"when resuming, the options come from the run's config.json; do not pass {', '.join(changed)} "
+                "(only epochs may be changed)"
+            )
         run = rundir.load_run(resume)
         saved = dict(run.config["train"])
         if epochs is not None:  # train a resumed run for longer (or shorter)

@@ -47,6 +47,7 @@ class TrainerSetup:
             x_train, y_train = resample(x_train, y_train, config.resample, config.seed)
         self.num_classes = data.num_classes if data.loader is None else self._loader_classes()
         data.num_classes = self.num_classes
+        self._check_output_width()
         weights = None
         if config.class_weights is not None:
             if self.num_classes is None or data.loader is not None:
@@ -78,6 +79,18 @@ class TrainerSetup:
         if ProgressBar.wanted(self.quiet):
             self.callbacks.append(ProgressBar())
         self.batch_callbacks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
+
+    def _check_output_width(self) -> None:
+        """A Network's output width must match the classes (1 unit is fine for 2 classes)."""
+        shape = getattr(self.model, "output_shape", None)
+        if self.num_classes is None or not shape or len(shape) != 1:
+            return
+        width = shape[0]
+        if width != self.num_classes and not (width == 1 and self.num_classes == 2):
+            raise TrainingError(
+                f"the model has {width} output unit(s) but the data has {self.num_classes} classes; "
+                f"end the model spec with -{self.num_classes}"
+            )
 
     def resolve_loss_name(self) -> str:
         """The config's loss, else the model's own (``Network.loss``), else by task."""
