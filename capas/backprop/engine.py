@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -35,22 +36,26 @@ _aten = torch.ops.aten
 _KEPT_BATCH_SIZES = 4
 
 
-def _forward_fast(name: str) -> Callable[[Tensor, Tensor], None] | None:
+def _forward_fast(name: str, z: Tensor, s: Tensor) -> Callable[[], object] | None:
     """In-place ``s = g(z)`` for the common activations (else the module is called)."""
-    return {
-        "sigmoid": lambda z, s: torch.sigmoid(z, out=s),
-        "tanh": lambda z, s: torch.tanh(z, out=s),
-        "relu": lambda z, s: torch.clamp(z, min=0, out=s),
-    }.get(name)
+    if name == "sigmoid":
+        return partial(torch.sigmoid, z, out=s)
+    if name == "tanh":
+        return partial(torch.tanh, z, out=s)
+    if name == "relu":
+        return partial(torch.clamp, z, min=0, out=s)
+    return None
 
 
-def _backward_fast(name: str) -> Callable[[Tensor, Tensor, Tensor, Tensor], None] | None:
-    """In-place ``delta = g'(z) * e`` with one fused kernel: s(1-s), 1-s^2, [z > 0]."""
-    return {
-        "sigmoid": lambda z, s, e, out: _aten.sigmoid_backward.grad_input(e, s, grad_input=out),
-        "tanh": lambda z, s, e, out: _aten.tanh_backward.grad_input(e, s, grad_input=out),
-        "relu": lambda z, s, e, out: _aten.threshold_backward.grad_input(e, z, 0, grad_input=out),
-    }.get(name)
+def _backward_fast(name: str, z: Tensor, s: Tensor, e: Tensor, delta: Tensor) -> Callable[[], object] | None:
+    """In-place ``delta = g'(z) * e`` in one fused kernel: s(1-s), 1-s^2, [z > 0]."""
+    if name == "sigmoid":
+        return partial(_aten.sigmoid_backward.grad_input, e, s, grad_input=delta)
+    if name == "tanh":
+        return partial(_aten.tanh_backward.grad_input, e, s, grad_input=delta)
+    if name == "relu":
+        return partial(_aten.threshold_backward.grad_input, e, z, 0, grad_input=delta)
+    return None
 
 
 @dataclass
@@ -117,13 +122,15 @@ def plan_layers(model: nn.Module) -> list[LayerPlan]:
 
 
 class _Buffers:
-    """Every tensor one step of batch size ``B`` writes, allocated once."""
+    """Every tensor one step of batch size ``B`` writes, allocated once, and the per-layer
+    forward/backward closures that write them (built once: a step is then a few Python
+    calls around the tensor ops, which matters at B = 1)."""
 
-    def __init__(self, plans: list[LayerPlan], batch: int, like: Tensor, outputs: int) -> None:
+    def __init__(self, net: DeltaRuleNet, batch: int) -> None:
+        plans, like = net.plans, net.plans[0].weight
         empty = lambda *shape: torch.empty(shape, dtype=like.dtype, device=like.device)  # noqa: E731
-        first = plans[0].weight.shape[1]
-        self.x = empty(batch, first)  # (B, M_0) gathered inputs (run_epoch)
-        self.target = empty(batch, outputs)  # (B, M_L)
+        self.x = empty(batch, plans[0].weight.shape[1])  # (B, M_0) gathered inputs (run_epoch)
+        self.target = empty(batch, plans[-1].out_features)  # (B, M_L)
         self.ones = torch.ones(batch, dtype=like.dtype, device=like.device)  # (B,) for bias sums
         self.z = [empty(batch, p.rows) for p in plans]  # phi^l (B, rows)
         self.s = [z if p.linear else empty(batch, p.out_features) for p, z in zip(plans, self.z)]  # s^l (B, M_l)
@@ -135,7 +142,79 @@ class _Buffers:
             torch.empty(batch, p.out_features, dtype=torch.long, device=like.device) if p.pieces > 1 else None
             for p in plans
         ]  # (B, M_l) winning piece of each maxout unit
-        self.delta_t = [d.t() for d in self.delta]  # (rows, B) views, made once
+        self.inputs: list[Tensor | None] = [None] * len(plans)  # what each layer multiplied: s^(l-1) (* m)
+        self.output = self.delta[-1] if net.rule.writes_delta else self.error[-1]  # where the loss writes
+        self.forwards = [self._forward(net, l, plan) for l, plan in enumerate(plans)]
+        self.backwards = [self._backward(net, l, plan, batch) for l, plan in reversed(list(enumerate(plans)))]
+
+    def _forward(self, net: DeltaRuleNet, l: int, plan: LayerPlan) -> Callable[[Tensor], Tensor]:
+        """``s^(l-1) -> s^l`` for layer ``l``, recording its (dropped-out) input."""
+        z, s, mask, dropped, inputs = self.z[l], self.s[l], self.mask[l], self.dropped[l], self.inputs
+        bias, weight_t, keep = plan.bias, plan.weight.t(), 1.0 - plan.dropout  # (in, rows) view
+        activate: Callable[[], object] | None
+        if plan.pieces > 1:
+            pieces, argmax = z.view(z.shape[0], plan.out_features, plan.pieces), self.argmax[l]  # (B, M_l, k)
+            activate = partial(torch.max, pieces, 2, out=(s, argmax))
+        elif plan.linear:
+            activate = None  # s is z
+        elif (fast := _forward_fast(plan.activation.name, z, s)) is not None:
+            activate = fast
+        else:
+            activate = lambda: s.copy_(plan.activation(z))  # noqa: E731
+
+        def forward(inp: Tensor) -> Tensor:
+            if mask is not None and net.training:
+                mask.bernoulli_(keep, generator=net.generator).div_(keep)  # (B, in) in {0, 1/keep}
+                inp = torch.mul(inp, mask, out=dropped)
+            inputs[l] = inp
+            if bias is None:
+                torch.mm(inp, weight_t, out=z)  # (B, rows)
+            else:
+                torch.addmm(bias, inp, weight_t, out=z)  # (B, rows)
+            if activate is not None:
+                activate()
+            return s
+
+        return forward
+
+    def _backward(self, net: DeltaRuleNet, l: int, plan: LayerPlan, batch: int) -> Callable[[float | None], None]:
+        """delta^l from e^l, e^(l-1) = delta^l W^l, then grads (or the fused update)."""
+        z, s, e, delta, mask, inputs = self.z[l], self.s[l], self.error[l], self.delta[l], self.mask[l], self.inputs
+        delta_t, ones, below = delta.t(), self.ones, self.error[l - 1] if l > 0 else None  # (rows, B) view
+        weight, bias = plan.weight, plan.bias
+        grad_w, grad_b = net.grads[l]
+        scale = -1.0 / batch
+        local: Callable[[], object] | None
+        if (l == len(net.plans) - 1 and net.rule.writes_delta) or plan.linear:
+            local = None  # the loss wrote delta^L (softmax/sigmoid + cross-entropy), or e is delta
+        elif plan.pieces > 1:  # gradient flows only to the winning piece
+            pieces, winner, sent = delta.view(batch, plan.out_features, plan.pieces), self.argmax[l].unsqueeze(2), e.unsqueeze(2)
+            local = lambda: pieces.zero_().scatter_(2, winner, sent)  # noqa: E731
+        elif (fast := _backward_fast(plan.activation.name, z, s, e, delta)) is not None:
+            local = fast
+        elif plan.activation.elementwise:
+            local = lambda: torch.mul(e, plan.activation.derivative(z, s), out=delta)  # noqa: E731
+        else:  # softmax with a squared error: J^T e, J = diag(s) - s s^T is symmetric
+            local = lambda: delta.copy_(plan.activation.jacobian_vector_product(s, e))  # noqa: E731
+
+        def backward(descend: float | None) -> None:
+            if local is not None:
+                local()
+            if below is not None:  # before W^l changes, when the update is fused
+                torch.mm(delta, weight, out=below)  # (B, M_(l-1)) = delta^l W^l
+                if mask is not None and net.training:
+                    below.mul_(mask)
+            inp = inputs[l]
+            if descend is None:
+                grad_w.addmm_(delta_t, inp, beta=0, alpha=scale)  # -(1/B) delta^T s^(l-1)
+                if grad_b is not None:
+                    grad_b.addmv_(delta_t, ones, beta=0, alpha=scale)  # -(1/B) sum_n delta_n
+            else:
+                weight.addmm_(delta_t, inp, alpha=-descend * scale)  # W -= rho dE/dW
+                if bias is not None:
+                    bias.addmv_(delta_t, ones, alpha=-descend * scale)
+
+        return backward
 
 
 class DeltaRuleNet:
@@ -162,15 +241,10 @@ class DeltaRuleNet:
         self.regularize_bias = regularize_bias
         self.generator = generator
         self.training = True
-        weight = plans[0].weight
         self.grads = [
             (torch.zeros_like(p.weight), None if p.bias is None else torch.zeros_like(p.bias)) for p in plans
         ]
-        self._weight_t = [p.weight.t() for p in plans]  # (in, rows) views, made once
-        self._forward = [None if p.activation is None else _forward_fast(p.activation.name) for p in plans]
-        self._backward = [None if p.activation is None else _backward_fast(p.activation.name) for p in plans]
         self._buffers: dict[int, _Buffers] = {}
-        self._like = weight
         self.last: _Buffers | None = None
 
     def buffers(self, batch: int) -> _Buffers:
@@ -180,8 +254,7 @@ class DeltaRuleNet:
         if found is None:
             if len(self._buffers) >= _KEPT_BATCH_SIZES:
                 del self._buffers[next(iter(self._buffers))]  # the oldest size
-            found = _Buffers(self.plans, batch, self._like, self.plans[-1].out_features)
-            self._buffers[batch] = found
+            found = self._buffers[batch] = _Buffers(self, batch)
         return found
 
     def gradients(self, x: Tensor, y: Tensor, descend: float | None = None) -> Tensor:
@@ -192,15 +265,13 @@ class DeltaRuleNet:
         slides' update fused into the same matrix product; no penalties then). Returns
         the data loss E (0-dim; penalties are in the gradients, not in E).
         """
-        batch = x.shape[0]
-        buf = self.buffers(batch)
-        if x.dim() != 2:
-            x = x.reshape(batch, -1)  # (B, M_0)
-        s_out = self.forward(x, buf)
-        t = self.rule.target(y, buf.target)  # (B, K)
-        out = buf.delta[-1] if self.rule.writes_delta else buf.error[-1]
-        loss = self.rule(buf.z[-1], s_out, t, out)
-        self.backward(x, buf, self.rule.writes_delta, descend)
+        buf = self.buffers(x.shape[0])
+        out = x if x.dim() == 2 else x.reshape(x.shape[0], -1)  # (B, M_0)
+        for forward in buf.forwards:
+            out = forward(out)  # s^l (B, M_l)
+        loss = self.rule(buf.z[-1], out, self.rule.target(y, buf.target), buf.output)
+        for backward in buf.backwards:
+            backward(descend)
         if descend is None and (self.l1 or self.l2):
             self.add_penalty_gradients()
         self.last = buf
@@ -218,61 +289,3 @@ class DeltaRuleNet:
                     grad.add_(theta, alpha=self.l2)
                 if self.l1:
                     grad.add_(torch.sign(theta), alpha=self.l1)
-
-    def forward(self, x: Tensor, buf: _Buffers) -> Tensor:
-        """s^L for inputs ``x (B, M_0)``; dropout masks are drawn when ``training``."""
-        inp = x
-        for l, plan in enumerate(self.plans):
-            if plan.dropout and self.training:
-                keep = 1.0 - plan.dropout
-                buf.mask[l].bernoulli_(keep, generator=self.generator).div_(keep)  # (B, in) in {0, 1/keep}
-                inp = torch.mul(inp, buf.mask[l], out=buf.dropped[l])
-            z, s = buf.z[l], buf.s[l]
-            if plan.bias is None:
-                torch.mm(inp, self._weight_t[l], out=z)  # (B, rows)
-            else:
-                torch.addmm(plan.bias, inp, self._weight_t[l], out=z)  # (B, rows)
-            if plan.pieces > 1:
-                torch.max(z.view(z.shape[0], plan.out_features, plan.pieces), 2, out=(s, buf.argmax[l]))
-            elif plan.linear:
-                pass  # s is z
-            elif self._forward[l] is not None:
-                self._forward[l](z, s)
-            else:
-                s.copy_(plan.activation(z))
-            inp = s
-        return inp
-
-    def backward(self, x: Tensor, buf: _Buffers, output_is_delta: bool, descend: float | None = None) -> None:
-        """Deltas from the output error in ``buf.error[-1]`` (or ``buf.delta[-1]``), then
-        grads (or, with ``descend``, the update ``theta -= descend * grad`` in place)."""
-        scale = -1.0 / x.shape[0]
-        for l in range(len(self.plans) - 1, -1, -1):
-            plan = self.plans[l]
-            z, s, e, delta = buf.z[l], buf.s[l], buf.error[l], buf.delta[l]
-            if (l == len(self.plans) - 1 and output_is_delta) or plan.linear:
-                pass  # the loss wrote delta^L itself (softmax/sigmoid + cross-entropy: t - s), or e is delta
-            elif plan.pieces > 1:
-                delta.zero_()  # gradient flows only to the winning piece
-                delta.view(-1, plan.out_features, plan.pieces).scatter_(2, buf.argmax[l].unsqueeze(2), e.unsqueeze(2))
-            elif self._backward[l] is not None:
-                self._backward[l](z, s, e, delta)
-            elif plan.activation.elementwise:
-                torch.mul(e, plan.activation.derivative(z, s), out=delta)
-            else:
-                delta.copy_(plan.activation.jacobian_vector_product(s, e))  # softmax: J^T e, J symmetric
-            if l > 0:  # before W^l changes, when the update is fused
-                below = buf.error[l - 1]
-                torch.mm(delta, plan.weight, out=below)  # (B, M_(l-1)) = delta^l W^l
-                if plan.dropout and self.training:
-                    below.mul_(buf.mask[l])
-            inp = x if l == 0 else buf.s[l - 1]
-            if plan.dropout and self.training:
-                inp = buf.dropped[l]
-            if descend is None:
-                grad_w, grad_b, beta, alpha = *self.grads[l], 0, scale
-            else:
-                grad_w, grad_b, beta, alpha = plan.weight, plan.bias, 1, -descend * scale
-            grad_w.addmm_(buf.delta_t[l], inp, beta=beta, alpha=alpha)  # -(1/B) delta^T s^(l-1)
-            if grad_b is not None:
-                grad_b.addmv_(buf.delta_t[l], buf.ones, beta=beta, alpha=alpha)  # -(1/B) sum_n delta_n
