@@ -60,7 +60,8 @@ def test_gradients_equal_autograd(act, loss_name):
     x = torch.randn(9, 6, dtype=torch.float64, generator=generator)
     y = torch.randint(0, 3, (9,), generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    stepper = BackpropStepper(model, optimizer, loss, l1=l1, l2=l2, regularize_bias=regularize_bias, generator=generator)
+    stepper = BackpropStepper(model, optimizer, loss, l1=l1, l2=l2, regularize_bias=regularize_bias,
+                              generator=generator)
     with torch.no_grad():
         value = stepper.net.gradients(x, y)
     masks = [m for m in stepper.net.last.mask if m is not None]

@@ -188,7 +188,8 @@ class _Buffers:
         if (l == len(net.plans) - 1 and net.rule.writes_delta) or plan.linear:
             local = None  # the loss wrote delta^L (softmax/sigmoid + cross-entropy), or e is delta
         elif plan.pieces > 1:  # gradient flows only to the winning piece
-            pieces, winner, sent = delta.view(batch, plan.out_features, plan.pieces), self.argmax[l].unsqueeze(2), e.unsqueeze(2)
+            pieces = delta.view(batch, plan.out_features, plan.pieces)  # (B, M_l, k)
+            winner, sent = self.argmax[l].unsqueeze(2), e.unsqueeze(2)  # (B, M_l, 1) views
             local = lambda: pieces.zero_().scatter_(2, winner, sent)  # noqa: E731
         elif (fast := _backward_fast(plan.activation.name, z, s, e, delta)) is not None:
             local = fast

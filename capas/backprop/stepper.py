@@ -13,8 +13,10 @@ algorithm (and state, ``optimizer.state[p]["momentum_buffer"]``) of ``torch.opti
 With a constant rho, ``Delta theta(k) = -rho v(k)`` gives
 ``Delta theta(k) = -rho g(k) + nu Delta theta(k-1)``: the slides' BackProp with momentum
 ``Delta theta(k) = (rho/N) sum_n delta s + nu Delta theta(k-1)`` (their first step has
-``Delta theta(0) = 0``, i.e. ``v(1) = g(1)``). Any other optimizer (Adam, RMSprop, ...)
-gets the engine's gradients in ``p.grad`` and its own ``step()``.
+``Delta theta(0) = 0``, i.e. ``v(1) = g(1)``). Without momentum, weight decay, penalties,
+clipping or gradient norms nothing needs the gradient itself, so the update is fused into
+the backward pass (``W.addmm_(delta^T, s, alpha=rho/B)``). Any other optimizer (Adam,
+RMSprop, ...) gets the engine's gradients in ``p.grad`` and its own ``step()``.
 """
 
 from __future__ import annotations
@@ -151,7 +153,9 @@ class BackpropStepper:
             if members:
                 groups.append((group, *map(list, zip(*members))))
         if sum(len(g[1]) for g in groups) != len(self._pairs):
-            raise TrainingError("the optimizer does not hold every parameter of the model; build it over model.parameters()")
+            raise TrainingError(
+                "the optimizer does not hold every parameter of the model; build it over model.parameters()"
+            )
         return groups
 
     def step(self, xb: Tensor, yb: Tensor) -> Tensor:
@@ -165,6 +169,7 @@ class BackpropStepper:
             return self._update(xb, yb)
 
     def _update(self, xb: Tensor, yb: Tensor) -> Tensor:
+        """``step`` without the checks, under ``no_grad`` (``run_epoch`` calls it directly)."""
         self.net.training = self.model.training  # dropout only in training mode, as nn.Dropout
         fused = self._fused_group()
         if fused is not None:  # plain SGD and nothing else needs the gradients
@@ -221,7 +226,10 @@ class BackpropStepper:
                 else:
                     torch._foreach_mul_(velocities, momentum)
                     torch._foreach_add_(velocities, directions, alpha=1 - group["dampening"])
-                directions = torch._foreach_add(directions, velocities, alpha=momentum) if group["nesterov"] else velocities
+                if group["nesterov"]:
+                    directions = torch._foreach_add(directions, velocities, alpha=momentum)
+                else:
+                    directions = velocities
             torch._foreach_add_(views, directions, alpha=-group["lr"])
 
     def learn_one(self, x: Tensor, t: Tensor) -> Tensor:
