@@ -57,6 +57,8 @@ CASES = {
         lambda p: torch.optim.SGD(p, lr=0.3, momentum=0.8, nesterov=True, weight_decay=1e-3, dampening=0), 5,
         {"l1": 0.001},
     ),
+    "binary": ("6-4-1", "tanh", "binary_cross_entropy", lambda p: torch.optim.SGD(p, lr=0.3), 5, {}),
+    "regression": ("6-5-3", "tanh", "mse_half_sum", lambda p: torch.optim.RMSprop(p, lr=0.01), 4, {}),
     "adam": ("6-5-3", "leaky_relu", "cross_entropy", lambda p: torch.optim.Adam(p, lr=0.01), 6, {"clip_norm": 0.5}),
 }
 
@@ -67,8 +69,12 @@ def test_training_matches_autograd(case):
     built_loss = "mse" if loss_name == "mse_half_sum" else loss_name
     reference = build(spec, act=act, loss=built_loss, seed=1).double()
     model = copy.deepcopy(reference)
-    loss = Loss(loss_name, num_classes=3)
     x, y = data(loss_name)
+    if case == "binary":  # one sigmoid unit for two classes
+        y = y % 2
+    if case == "regression":  # float targets (N, K)
+        y = torch.randn(N, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    loss = Loss(loss_name, num_classes=None if case == "regression" else max(2, reference.output_shape[0]))
     penalties = {k: options[k] for k in ("l1", "l2") if k in options}
     autograd_run(reference, make_optimizer(reference.parameters()), loss, x, y, epoch_batches(3, batch_size, seed=11),
                  clip_norm=options.get("clip_norm"), **penalties)
@@ -90,8 +96,8 @@ def test_online_learn_one_equals_batch_size_one_steps():
     loss = Loss("mse", num_classes=3)
     autograd_run(reference, torch.optim.SGD(reference.parameters(), lr=0.1), loss, x, targets, torch.arange(N).split(1))
     stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=0.1), "mse")
-    for sample, target in zip(x, targets):
-        stepper.learn_one(sample, target)
+    for sample, label in zip(x, y.tolist()):
+        stepper.learn_one(sample, label)  # a class index, coded one-hot like the targets above
     for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-8)
 

@@ -232,9 +232,10 @@ class BackpropStepper:
                     directions = velocities
             torch._foreach_add_(views, directions, alpha=-group["lr"])
 
-    def learn_one(self, x: Tensor, t: Tensor) -> Tensor:
+    def learn_one(self, x: Tensor, t: Tensor | int | list[float]) -> Tensor:
         """The slides' on-line BackProp: one update from one sample ``x (*input_shape)``,
         target ``t`` (a class index or a ``(K,)`` vector); returns its loss q (0-dim)."""
+        t = torch.as_tensor(t, device=x.device)
         return self.step(x.unsqueeze(0), t.reshape(1, *t.shape))
 
     def run_epoch(self, x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
