@@ -279,7 +279,7 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
 
 def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int | None, run_dir: Path,
                    quiet: bool) -> VariantResult:
-    from capas.diagnostics.gradients import CapasWarning, GradientMonitor, loss_gradient_norms
+    from capas.diagnostics.gradients import CapasWarning, GradientMonitor, SpeedOfLearning, loss_gradient_norms
     from capas.diagnostics.plots import make_plots, resolve_kinds
     from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
     from capas.models import build
@@ -292,6 +292,8 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
     initial = loss_gradient_norms(model, data.x_train[probe], data.y_train[probe])
     animate = recipe.plots.animate and "boundary" in resolve_kinds(recipe.plots.what)
     callbacks: list = [GradientMonitor()]
+    if "gradients" in resolve_kinds(recipe.plots.what):
+        callbacks.append(SpeedOfLearning(SPEED_PROBE))
     if animate:
         callbacks.append(BoundarySnapshots(data.x_train, path=run_dir / SNAPSHOT_FILE))
     if not quiet:

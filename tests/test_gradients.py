@@ -12,6 +12,7 @@ import torch
 from capas.diagnostics.gradients import (
     CapasWarning,
     GradientMonitor,
+    SpeedOfLearning,
     Thresholds,
     activation_findings,
     gradient_findings,
@@ -176,3 +177,18 @@ def test_late_saturation_of_a_trained_net_is_not_warned_but_dead_relus_are():
         dead.layers[0].bias.fill_(-1e3)
     with pytest.warns(CapasWarning, match="4 of 4 ReLU units of dense1"):
         monitor.on_epoch_end(fake_trainer(dead, None), 64, {"epoch": 64})
+
+
+def test_speed_of_learning_records_the_data_loss_bias_gradient_each_epoch(tmp_path):
+    from capas.data import load
+    from capas.train import fit, load_run
+
+    data = load("xor", n=60)
+    result = fit(build("2-4-3-2", act="sigmoid", seed=0), data, epochs=3, l2=0.5, out=tmp_path, quiet=True,
+                 callbacks=[SpeedOfLearning(probe_size=20)])
+    final = loss_gradient_norms(result.model, data.x_train[:20], data.y_train[:20])
+    last = result.history[-1]
+    assert [k for k in last if k.startswith("speed/")] == ["speed/dense1", "speed/dense2", "speed/dense3"]
+    for layer, (_, bias_norm) in final.items():
+        assert last[f"speed/{layer}"] == pytest.approx(bias_norm, rel=1e-6)
+    assert load_run(tmp_path).history[0]["speed/dense1"] == result.history[0]["speed/dense1"]  # saved

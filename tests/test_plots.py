@@ -48,7 +48,9 @@ def test_curves_best_epoch_falls_back_to_train_loss_without_validation(tmp_path)
 
 def test_gradient_norm_series_one_line_per_layer_in_order(tmp_path):
     history = synthetic_history()
-    series = plots_training.plot_gradient_norms(history, tmp_path / "gradients.png")
+    panels = plots_training.plot_gradient_norms(history, tmp_path / "gradients.png")
+    assert panels["speed"] == {}
+    series = panels["grad_norm"]
     assert list(series) == ["dense1", "dense2", "dense3"]
     np.testing.assert_allclose(series["dense2"], [2e-2 / e for e in range(1, 13)])
     assert_png(tmp_path / "gradients.png")
@@ -150,3 +152,12 @@ def test_activation_histograms_use_every_layer(tmp_path):
     np.testing.assert_allclose(acts["dense2"], model.hidden(x, "dense2").flatten().numpy())
     assert acts["dense1"].min() > 0 and acts["dense1"].max() < 1  # sigmoid outputs
     assert_png(tmp_path / "a.png")
+
+
+def test_gradients_plot_adds_nielsens_speed_panel_when_recorded(tmp_path):
+    history = [{**row, "speed/dense1": 1e-4 * row["epoch"], "speed/dense2": 1e-2} for row in synthetic_history(4)]
+    panels = plots_training.plot_gradient_norms(history, tmp_path / "g.png")
+    np.testing.assert_allclose(panels["speed"]["dense1"], [1e-4, 2e-4, 3e-4, 4e-4])
+    assert list(panels["grad_norm"]) == ["dense1", "dense2", "dense3"]
+    assert not any(k.startswith("speed/") for k in plots_training.curve_series(history))
+    assert mpimg.imread(tmp_path / "g.png").shape[1] > 1000  # two panels side by side

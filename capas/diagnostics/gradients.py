@@ -36,6 +36,7 @@ from capas.layers.activations import Activation
 from capas.train.callbacks import Callback
 
 GRAD_PREFIX = "grad_norm/"
+SPEED_PREFIX = "speed/"
 BOUNDS = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
 PROBE_SIZE = 256
 
@@ -204,12 +205,38 @@ def activation_findings(model: nn.Module, x: Tensor, thresholds: Thresholds = Th
     return findings
 
 
-def _training_inputs(trainer) -> Tensor:
-    """The trainer's training inputs (on its device), else its data's, else a loader's first batch."""
-    for x in (getattr(trainer, "x_train", None), getattr(trainer.data, "x_train", None)):
+def _training_inputs(trainer, targets: bool = False) -> Tensor:
+    """The trainer's training inputs (on its device), else its data's, else a loader's first batch;
+    with ``targets``, the matching labels/targets instead."""
+    name = "y_train" if targets else "x_train"
+    for x in (getattr(trainer, name, None), getattr(trainer.data, name, None)):
         if x is not None:
             return x
-    return next(iter(trainer.data.loader))[0]
+    return next(iter(trainer.data.loader))[1 if targets else 0]
+
+
+class SpeedOfLearning(Callback):
+    """Nielsen's "speed of learning" after every epoch: ``||dC0/db^l||`` of each layer.
+
+    ``C0`` is the data loss (no penalty) on a fixed probe of the first ``probe_size``
+    training samples, so an L2 term cannot mask a vanishing gradient. Each epoch's history
+    record gets ``speed/<layer>``; the ``gradients`` plot draws them next to ``grad_norm``.
+    Costs one forward and backward pass over the probe per epoch.
+    """
+
+    name = "speed_of_learning"
+
+    def __init__(self, probe_size: int = 1000):
+        self.probe_size = probe_size
+
+    def on_fit_begin(self, trainer) -> None:
+        self.x = _training_inputs(trainer)[: self.probe_size]
+        self.y = _training_inputs(trainer, targets=True)[: self.probe_size]
+
+    def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
+        loss = getattr(getattr(trainer, "loss", None), "name", None)
+        for layer, (_, bias_norm) in loss_gradient_norms(trainer.model, self.x, self.y, loss).items():
+            record[SPEED_PREFIX + layer] = bias_norm
 
 
 class GradientMonitor(Callback):

@@ -17,6 +17,7 @@ import numpy as np
 from capas.diagnostics.figures import plt, save_figure
 
 GRAD_PREFIX = "grad_norm/"
+SPEED_PREFIX = "speed/"  # Nielsen's ||dC0/db|| per layer, recorded by gradients.SpeedOfLearning
 
 
 def _column(history: Sequence[dict[str, Any]], key: str) -> np.ndarray:
@@ -37,7 +38,7 @@ def curve_series(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """
     if not history:
         return {"epoch": np.zeros(0), "best_epoch": np.array(math.nan)}
-    keys = [k for k in history[0] if k not in ("epoch", "seconds") and not k.startswith(GRAD_PREFIX)]
+    keys = [k for k in history[0] if k not in ("epoch", "seconds") and not k.startswith((GRAD_PREFIX, SPEED_PREFIX))]
     series = {"epoch": _column(history, "epoch")}
     for key in keys:
         values = _column(history, key)
@@ -76,24 +77,31 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str
     return series
 
 
-def gradient_norm_series(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Per-layer gradient norm per epoch, keyed by layer name in network order.  Each (E,)."""
-    layers = [k[len(GRAD_PREFIX):] for k in (history[0] if history else {}) if k.startswith(GRAD_PREFIX)]
-    return {layer: _column(history, GRAD_PREFIX + layer) for layer in layers}
+def gradient_norm_series(history: Sequence[dict[str, Any]], prefix: str = GRAD_PREFIX) -> dict[str, np.ndarray]:
+    """Per-layer ``<prefix><layer>`` column per epoch, keyed by layer name in network order.  Each (E,)."""
+    layers = [k[len(prefix):] for k in (history[0] if history else {}) if k.startswith(prefix)]
+    return {layer: _column(history, prefix + layer) for layer in layers}
 
 
-def plot_gradient_norms(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str, np.ndarray]:
-    """The "speed of learning" plot (Nielsen, ch. 5): one line per layer, log scale."""
-    series = gradient_norm_series(history)
+def plot_gradient_norms(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """The "speed of learning" plot (Nielsen, ch. 5): one line per layer, log scale.
+
+    Left: the trainer's ``grad_norm/<layer>`` (mean ||dE/dW|| over the epoch's steps, any
+    penalty included); right, when recorded: Nielsen's ``speed/<layer>`` (||dC0/db||).
+    Returns ``{"grad_norm": {layer: (E,)}, "speed": {layer: (E,)}}``.
+    """
+    panels = {"grad_norm": gradient_norm_series(history), "speed": gradient_norm_series(history, SPEED_PREFIX)}
+    shown = [name for name, series in panels.items() if series] or ["grad_norm"]
+    labels = {"grad_norm": "||dE/dW|| (trainer, per step)", "speed": "||dC0/db|| (data loss, probe)"}
+    titles = {"grad_norm": "weight gradients (any penalty included)", "speed": "speed of learning (Nielsen)"}
     epochs = _column(history, "epoch")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for layer, norms in series.items():
-        ax.plot(epochs, np.where(norms > 0, norms, np.nan), label=layer)
-    if series:
-        ax.set_yscale("log")
-        ax.legend()
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("gradient norm ||dE/dW||")
-    ax.set_title("speed of learning per layer")
+    fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), squeeze=False)
+    for ax, name in zip(axes[0], shown):
+        for layer, norms in panels[name].items():
+            ax.plot(epochs, np.where(norms > 0, norms, np.nan), label=layer)
+        if panels[name]:
+            ax.set_yscale("log")
+            ax.legend()
+        ax.set(xlabel="epoch", ylabel=labels[name], title=titles[name])
     save_figure(fig, path)
-    return series
+    return panels

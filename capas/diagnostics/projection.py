@@ -60,13 +60,13 @@ def plot_hidden(points: np.ndarray, labels: Tensor | np.ndarray, class_names: Se
     labels = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)
     k = max(len(class_names), int(labels.max(initial=0)) + 1)
     cmap = class_colormap(k)
-    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    fig, ax = plt.subplots(figsize=(6.2, 4.8))
     for c in range(k):
         mask = labels == c
         if mask.any():
             name = class_names[c] if c < len(class_names) else str(c)
             ax.scatter(points[mask, 0], points[mask, 1], s=8, color=cmap(c), label=name, alpha=0.8)
-    ax.legend(markerscale=2, fontsize=7, loc="best")
+    ax.legend(markerscale=2, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))  # outside the points
     ax.set_title(title)
     save_figure(fig, path)
     return points
