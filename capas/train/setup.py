@@ -35,37 +35,15 @@ class TrainerSetup:
     """Mixin of :class:`capas.train.Trainer`: everything before the first epoch, and checkpoints."""
 
     def setup(self, data: TrainingData) -> None:
+        """Device, data splits, loss, optimizer and schedule, stepper, RNGs, curriculum, callbacks."""
         config = self.config
         self.device = resolve_device(config.device)
         if config.amp and self.device.type != "cuda":
             raise TrainingError(f"amp=True needs a CUDA device, but training runs on {self.device}; drop --amp")
         torch.manual_seed(config.seed)  # dropout and other global-RNG draws
         self.model.to(self.device).train()
-        self.data = data
-        x_train, y_train = data.x_train, data.y_train
-        if data.loader is None and config.resample != "none":
-            x_train, y_train = resample(x_train, y_train, config.resample, config.seed)
-        self.num_classes = data.num_classes if data.loader is None else self._loader_classes()
-        data.num_classes = self.num_classes
-        self._check_output_width()
-        weights = None
-        if config.class_weights is not None:
-            if self.num_classes is None or data.loader is not None:
-                raise TrainingError("class_weights need in-memory classification data with class labels")
-            weights = class_weights(config.class_weights, y_train, self.num_classes)
-        name = self.resolve_loss_name()
-        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
-        self.loss = Loss(name, num_classes=self.num_classes, class_weights=weights,
-                         target_encoding=config.target_encoding).to(self.device, dtype)
-        self.eval_loss = Loss(name, num_classes=self.num_classes,
-                              target_encoding=config.target_encoding).to(self.device, dtype)
-        self.eval_forward = model_forward(self.model, self.loss.from_logits)
-        self.x_train = None if x_train is None else x_train.to(self.device)
-        self.y_train = None if y_train is None else y_train.to(self.device)
-        self.x_val = None if data.x_val is None else data.x_val.to(self.device)
-        self.y_val = None if data.y_val is None else data.y_val.to(self.device)
-        self.steps_per_epoch = len(data.loader) if data.loader is not None else steps_per_epoch(
-            len(self.x_train), config.batch_size)
+        self._setup_data(data)
+        self._setup_loss()
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.momentum,
                                         **config.optimizer_options)
         self.schedule = None if config.scheduler is None else make_schedule(
@@ -79,6 +57,38 @@ class TrainerSetup:
         if ProgressBar.wanted(self.quiet):
             self.callbacks.append(ProgressBar())
         self.batch_callbacks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
+
+    def _setup_data(self, data: TrainingData) -> None:
+        """Resample the training split (only it), find the classes, move splits to the device."""
+        self.data = data
+        x_train, y_train = data.x_train, data.y_train
+        if data.loader is None and self.config.resample != "none":
+            x_train, y_train = resample(x_train, y_train, self.config.resample, self.config.seed)
+        self.num_classes = data.num_classes if data.loader is None else self._loader_classes()
+        data.num_classes = self.num_classes
+        self._check_output_width()
+        self.x_train = None if x_train is None else x_train.to(self.device)
+        self.y_train = None if y_train is None else y_train.to(self.device)
+        self.x_val = None if data.x_val is None else data.x_val.to(self.device)
+        self.y_val = None if data.y_val is None else data.y_val.to(self.device)
+        self.steps_per_epoch = len(data.loader) if data.loader is not None else steps_per_epoch(
+            len(self.x_train), self.config.batch_size)
+
+    def _setup_loss(self) -> None:
+        """The training loss (with class weights) and an unweighted one for evaluation."""
+        config = self.config
+        weights = None
+        if config.class_weights is not None:
+            if self.num_classes is None or self.data.loader is not None:
+                raise TrainingError("class_weights need in-memory classification data with class labels")
+            weights = class_weights(config.class_weights, self.y_train.cpu(), self.num_classes)
+        name = self.resolve_loss_name()
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
+        self.loss = Loss(name, num_classes=self.num_classes, class_weights=weights,
+                         target_encoding=config.target_encoding).to(self.device, dtype)
+        self.eval_loss = Loss(name, num_classes=self.num_classes,
+                              target_encoding=config.target_encoding).to(self.device, dtype)
+        self.eval_forward = model_forward(self.model, self.loss.from_logits)
 
     def _check_output_width(self) -> None:
         """A Network's output width must match the classes (1 unit is fine for 2 classes)."""
