@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import time
 import warnings
 
@@ -151,12 +152,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=N, help="fewer samples for a quick smoke run")
     args = parser.parse_args()
     N = args.samples
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; one epoch of {N:,} x {D} samples")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; one epoch of {N:,} x {D} samples")
     x, y = synthetic_data()
     for name, case in CASES.items():
         CASES[name] = (*case[:-1], min(case[-1], N))
     for name in args.cases:
         run_case(name, x, y)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (timings are wall-clock; a busy machine slows all peers)")
 
 
 if __name__ == "__main__":

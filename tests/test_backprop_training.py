@@ -231,3 +231,21 @@ def test_fit_engines_agree(spec, options):
         assert set(mine_record) == set(their_record)
         for key in mine_record.keys() - {"seconds"}:
             assert mine_record[key] == pytest.approx(their_record[key], rel=1e-9, abs=1e-12), key
+
+
+def test_run_epoch_gathers_in_chunks(monkeypatch):
+    """Chunked gathering (several chunks, a short last batch) visits the same batches."""
+    import capas.backprop.stepper as stepper_module
+
+    monkeypatch.setattr(stepper_module, "_CHUNK_ROWS", 7)  # batch 4 -> chunks of 4 rows
+    reference = build("6-5-3", act="tanh", loss="cross_entropy", seed=6).double()
+    model = copy.deepcopy(reference)
+    x, y = data("chunks")
+    loss = Loss("cross_entropy", num_classes=3)
+    autograd_run(reference, torch.optim.SGD(reference.parameters(), lr=0.2), loss, x, y, epoch_batches(2, 4, seed=9))
+    stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=0.2), loss)
+    generator = torch.Generator().manual_seed(9)
+    for _ in range(2):
+        stepper.run_epoch(x, y, 4, generator)
+    for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-12)

@@ -129,7 +129,6 @@ class _Buffers:
     def __init__(self, net: DeltaRuleNet, batch: int) -> None:
         plans, like = net.plans, net.plans[0].weight
         empty = lambda *shape: torch.empty(shape, dtype=like.dtype, device=like.device)  # noqa: E731
-        self.x = empty(batch, plans[0].weight.shape[1])  # (B, M_0) gathered inputs (run_epoch)
         self.target = empty(batch, plans[-1].out_features)  # (B, M_L)
         self.ones = torch.ones(batch, dtype=like.dtype, device=like.device)  # (B,) for bias sums
         self.z = [empty(batch, p.rows) for p in plans]  # phi^l (B, rows)

@@ -31,6 +31,8 @@ from capas.backprop.outputs import OUTPUT_RULES
 from capas.errors import TrainingError
 from capas.train.losses import TARGET_CODES, Loss, canonical_loss
 
+_CHUNK_ROWS = 4096  # samples gathered at once by ``run_epoch``
+
 
 def unsupported_reason(model: nn.Module, loss: str) -> str | None:
     """Why the delta-rule engine cannot train ``model`` with ``loss`` (None: it can)."""
@@ -240,27 +242,26 @@ class BackpropStepper:
 
     def run_epoch(self, x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """One epoch over ``x (N, *)``, ``y (N,)`` or ``(N, K)`` in a random order drawn from
-        ``generator`` (``batch_size`` N: batch BackProp, 1: incremental); each batch is
-        gathered into preallocated buffers. Returns the mean loss over the samples (0-dim)."""
+        ``generator`` (``batch_size`` N: batch BackProp, 1: incremental). Samples are
+        gathered in shuffled chunks of a few thousand rows and each batch is a view of its
+        chunk (one gather per chunk, not per step). Returns the mean loss (0-dim)."""
         n = x.shape[0]
         if batch_size < 1:
             raise TrainingError(f"batch_size must be a positive integer, got {batch_size}")
         if x.dtype != self._dtype or x.device != self._device:
             raise TrainingError(f"inputs are {x.dtype} on {x.device} but the model is {self._dtype} on {self._device}")
         x = x.reshape(n, -1)  # (N, M_0)
+        chunk = batch_size * max(1, _CHUNK_ROWS // batch_size)
         with torch.no_grad():
             targets = self.net.rule.encode(y)  # (N, K), coded once for the epoch
             total = torch.zeros((), dtype=targets.dtype, device=x.device)
             order = torch.randperm(n, generator=generator, device=x.device)  # (N,)
-            if batch_size == 1:  # incremental: each sample is a view, nothing to gather
-                for i in order.tolist():
-                    total.add_(self._update(x[i : i + 1], targets[i : i + 1]))
-                return total / n
-            for index in order.split(batch_size):  # (B,) each
-                buf = self.net.buffers(index.shape[0])
-                xb = torch.index_select(x, 0, index, out=buf.x)  # (B, M_0)
-                tb = torch.index_select(targets, 0, index, out=buf.target)  # (B, K)
-                total.add_(self._update(xb, tb), alpha=index.shape[0])
+            for start in range(0, n, chunk):
+                index = order[start : start + chunk]  # (C,)
+                xs, ts = x.index_select(0, index), targets.index_select(0, index)  # (C, M_0), (C, K)
+                for first in range(0, index.shape[0], batch_size):
+                    xb, tb = xs[first : first + batch_size], ts[first : first + batch_size]  # (B, *) views
+                    total.add_(self._update(xb, tb), alpha=xb.shape[0])
         return total / n
 
     def layer_grad_norms(self) -> dict[str, Tensor]:
