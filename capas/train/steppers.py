@@ -24,12 +24,13 @@ def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:
     """The weight parameter of each layer, keyed by layer name.
 
     Names come from ``model.layer_names()`` (a capas ``Network``: ``dense1``, ``conv2``...);
-    for another module, the dotted names of its submodules that own a ``weight``.
+    for another module, the dotted names of its submodules that own a ``weight`` parameter
+    (the module itself, if it owns one, is named after its class, e.g. ``linear``).
     """
     if hasattr(model, "layer_names") and hasattr(model, "layers"):
         pairs = zip(model.layer_names(), model.layers)
     else:
-        pairs = ((name, module) for name, module in model.named_modules() if name)
+        pairs = ((name or type(module).__name__.lower(), module) for name, module in model.named_modules())
     found = {}
     for name, module in pairs:
         weight = getattr(module, "weight", None)
