@@ -255,7 +255,8 @@ class BackpropStepper:
         with torch.no_grad():
             targets = self.net.rule.encode(y)  # (N, K), coded once for the epoch
             total = torch.zeros((), dtype=targets.dtype, device=x.device)
-            order = torch.randperm(n, generator=generator, device=x.device)  # (N,)
+            where = "cpu" if generator is None else generator.device  # the generator's device draws
+            order = torch.randperm(n, generator=generator, device=where).to(x.device)  # (N,)
             for start in range(0, n, chunk):
                 index = order[start : start + chunk]  # (C,)
                 xs, ts = x.index_select(0, index), targets.index_select(0, index)  # (C, M_0), (C, K)
