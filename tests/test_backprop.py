@@ -128,8 +128,7 @@ def test_layer_grad_norms_and_deltas():
     x = torch.randn(7, 4, dtype=torch.float64)
     t = torch.randn(7, 2, dtype=torch.float64)
     stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=0.5), "mse_half_sum")
-    model.eval()  # dropout is the engine's: compare with its mask below
-    stepper.net.training = False
+    model.eval()  # evaluation mode: no dropout in either engine
     phis = []
     hooks = [layer.activation.register_forward_pre_hook(lambda m, a: phis.append(a[0])) for layer in model.layers
              if hasattr(layer, "activation")]
@@ -139,7 +138,8 @@ def test_layer_grad_norms_and_deltas():
     grads = torch.autograd.grad(objective, [*phis, *model.parameters()])
     stepper.step(x, t)
     norms = stepper.layer_grad_norms()
-    assert list(norms) == ["dense1", "dense2", "dense3"]
+    assert list(norms) == ["dense1", "dense2", "dense3"]  # model.layer_names() minus the dropout layer
+    assert stepper.net.last.mask[1] is not None and not stepper.net.training
     weight_grads = [g for g in grads[len(phis):] if g.dim() == 2]
     for norm, grad in zip(norms.values(), weight_grads):
         assert norm.item() == pytest.approx(grad.norm().item(), rel=1e-12)
