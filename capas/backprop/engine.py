@@ -44,6 +44,8 @@ def _forward_fast(name: str, z: Tensor, s: Tensor) -> Callable[[], object] | Non
         return partial(torch.tanh, z, out=s)
     if name == "relu":
         return partial(torch.clamp, z, min=0, out=s)
+    if name == "softmax":  # over the last dimension, as ``Softmax.forward``
+        return partial(_aten._softmax.out, z, -1, False, out=s)
     return None
 
 
