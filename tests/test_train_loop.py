@@ -200,6 +200,29 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, opt
         fit(_model(0.2), data, resume=tmp_path / "killed", lr=1.0, optimizer="adam")
 
 
+def test_checkpoints_every_k_epochs_and_leave_no_temporary_files(tmp_path):
+    x, y = _data()
+    saved = []
+
+    class Watch(Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            if (tmp_path / "run" / "state.json").is_file():
+                saved.append(json.loads((tmp_path / "run" / "state.json").read_text())["epoch"])
+
+    fit(_model(), (x, y), epochs=5, checkpoint_every=2, quiet=True, out=tmp_path / "run", callbacks=[Watch()])
+    assert saved == [2, 2, 4]  # the checkpoint seen when epochs 3, 4 and 5 begin
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 5  # the last epoch always
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+
+
+def test_plateau_schedule_lowers_the_lr_when_the_monitored_loss_stalls():
+    x, y = _data()
+    result = fit(_model(), (x, y, x, 1 - y), lr=0.5, epochs=8, batch_size=8, scheduler="plateau",
+                 scheduler_options={"patience": 0, "factor": 0.1}, quiet=True)
+    lrs = result.history.column("lr")
+    assert lrs[0] == 0.5 and min(lrs) < 0.5 and sorted(lrs, reverse=True) == lrs
+
+
 def test_fit_builds_a_spec_and_loads_a_dataset_by_name_with_the_seed():
     first = fit("2-4-2", "xor", epochs=2, lr=0.3, quiet=True, seed=7)
     second = fit("2-4-2", "xor", epochs=2, lr=0.3, quiet=True, seed=7)
