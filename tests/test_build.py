@@ -258,6 +258,26 @@ def test_output_activation_placement_and_logits():
     torch.testing.assert_close(linear.logits(x), linear(x))
 
 
+@pytest.mark.parametrize(
+    "spec, loss",
+    [("64-32-10", "cross_entropy"), ("1x6x6 c3x3x2 c3x3x3", "binary_cross_entropy"),
+     ("1x6x6 sc3x3x2:same", "binary_cross_entropy"), ("8 d5 d3+0", "cross_entropy")],
+)
+def test_logits_skip_the_output_activation(spec, loss):
+    model = build(spec, loss=loss, seed=0).double()
+    x = torch.randn(4, *model.input_shape, dtype=torch.float64)
+    calls = []
+    model.layers[-1].activation.register_forward_hook(lambda m, args, out: calls.append(out))
+    z = model.logits(x)  # must not run (nor hook into) the output activation
+    assert calls == []
+    s = model(x)
+    assert len(calls) == 1
+    squash = torch.sigmoid if loss == "binary_cross_entropy" else lambda t: torch.softmax(t, dim=1)
+    torch.testing.assert_close(s, squash(z))
+    z.sum().backward()  # the logits are differentiable w.r.t. every weight
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
 def test_predict_binary_and_regression():
     model = build("3-1", loss="binary_cross_entropy", seed=0)
     x = torch.randn(6, 3)

@@ -46,9 +46,13 @@ class Residual(nn.Module):
         self.projection = projection
         self.activation = get_activation(activation)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def pre_activation(self, x: Tensor) -> Tensor:
+        """f(x) + P x (N, *out_shape), before the activation g."""
         shortcut = x if self.projection is None else self.projection(x)  # (N, *out_shape)
-        return self.activation(self.body(x) + shortcut)
+        return self.body(x) + shortcut
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(self.pre_activation(x))
 
 
 class Repeat(nn.Module):

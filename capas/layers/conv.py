@@ -159,9 +159,13 @@ class Conv(_ConvBase):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def pre_activation(self, x: Tensor) -> Tensor:
+        """z = W * x + b (N, out, *L_out), before the activation."""
         self._check_input(x)
-        return self.activation(self.conv(x))  # (N, out, *L_out)
+        return self.conv(x)  # (N, out, *L_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(self.pre_activation(x))  # (N, out, *L_out)
 
     def extra_repr(self) -> str:
         return f"init={self.init_scheme}"
@@ -283,9 +287,13 @@ class SeparableConv(_ConvBase):
         if self.pointwise.bias is not None:
             nn.init.zeros_(self.pointwise.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def pre_activation(self, x: Tensor) -> Tensor:
+        """The pointwise convolution's output (N, out, *L_out), before the activation."""
         self._check_input(x)
-        return self.activation(self.pointwise(self.depthwise(x)))  # (N, out, *L_out)
+        return self.pointwise(self.depthwise(x))  # (N, out, *L_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(self.pre_activation(x))  # (N, out, *L_out)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -68,9 +68,12 @@ class Dense(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
+    def pre_activation(self, x: Tensor) -> Tensor:
+        """z = W x + b (N, out_features): what ``Network.logits`` reads for the output layer."""
+        return F.linear(flat_input(self, x, self.in_features), self.weight, self.bias)  # (N, out)
+
     def forward(self, x: Tensor) -> Tensor:
-        z = F.linear(flat_input(self, x, self.in_features), self.weight, self.bias)  # (N, out)
-        return self.activation(z)
+        return self.activation(self.pre_activation(x))  # (N, out)
 
     def config(self) -> dict[str, Any]:
         return {

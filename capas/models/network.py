@@ -62,31 +62,32 @@ class Network(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x (N, *input_shape) -> s^L (N, *output_shape), the output layer's activations."""
-        x = self._check_input(x)
-        kept = {0: x} if 0 in self._kept else {}
-        for index, layer in enumerate(self.layers, start=1):
-            sources = self.sources[index - 1]
-            if sources:
-                x = concat_inputs([x, *(kept[j] for j in sources)], flatten=isinstance(layer, (Dense, Maxout)))
-            x = layer(x)
-            if index in self._kept:
-                kept[index] = x
-        return x
+        return self._run(x, logits=False)
 
     def logits(self, x: Tensor) -> Tensor:
         """z^L (N, *output_shape): the pre-activation of the output layer (its input, when the
         last layer is a standalone activation); equal to ``forward`` for a linear output."""
-        last = self.layers[-1]
-        target = last if isinstance(last, Activation) else getattr(last, "activation", None)
-        if not isinstance(target, Activation):
-            return self(x)
-        captured: list[Tensor] = []
-        handle = target.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
-        try:
-            self(x)
-        finally:
-            handle.remove()
-        return captured[-1]
+        return self._run(x, logits=True)
+
+    def _run(self, x: Tensor, logits: bool) -> Tensor:
+        """The forward pass; with ``logits`` the last layer stops before its activation
+        (``pre_activation`` of a Dense/Conv/Residual, the input of a standalone activation)."""
+        x = self._check_input(x)
+        kept = {0: x} if 0 in self._kept else {}
+        last = len(self.layers)
+        for index, layer in enumerate(self.layers, start=1):
+            sources = self.sources[index - 1]
+            if sources:
+                x = concat_inputs([x, *(kept[j] for j in sources)], flatten=isinstance(layer, (Dense, Maxout)))
+            if logits and index == last:
+                if isinstance(layer, Activation):
+                    return x
+                if hasattr(layer, "pre_activation"):
+                    return layer.pre_activation(x)
+            x = layer(x)
+            if index in self._kept:
+                kept[index] = x
+        return x
 
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
