@@ -278,6 +278,18 @@ def test_logits_skip_the_output_activation(spec, loss):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+def test_predict_and_hidden_take_inputs_of_any_dtype_and_device():
+    model = build("4-3-2", seed=0).double()
+    x = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]], dtype=torch.uint8)  # raw integer features
+    expected = model(x.double()).argmax(1)
+    assert torch.equal(model.predict(x), expected)
+    assert torch.equal(model.predict(x.float().numpy()), expected)
+    torch.testing.assert_close(model.hidden(x.float(), "dense1"), model.layers[0](x.double()))
+    on_meta = build("4-3-2", seed=0).to("meta")  # stands for a CUDA model fed CPU data
+    out = on_meta.predict(torch.zeros(5, 4))
+    assert out.device.type == "meta" and out.shape == (5,)
+
+
 def test_predict_binary_and_regression():
     model = build("3-1", loss="binary_cross_entropy", seed=0)
     x = torch.randn(6, 3)

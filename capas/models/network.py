@@ -92,7 +92,9 @@ class Network(nn.Module):
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
         """Class indices (N,) for classification, outputs (N, *output_shape) for regression;
-        in eval mode (dropout off, running batch-norm statistics), without gradients."""
+        in eval mode (dropout off, running batch-norm statistics), without gradients. ``x``
+        is moved to the weights' device and dtype; the result stays there."""
+        x = self._to_parameters(x)
         was_training = self.training
         self.eval()
         try:
@@ -105,6 +107,15 @@ class Network(nn.Module):
             labels = (out > 0.5).long()
             return labels[:, 0] if out.shape[1:] == (1,) else labels  # (N,) or (N, k) multi-label
         return out
+
+    def _to_parameters(self, x: Tensor) -> Tensor:
+        """``x`` (a tensor or array, any dtype) on the device and in the float dtype of the
+        weights, so ``predict``/``hidden`` take CPU data for a CUDA or float64 model."""
+        weight = next(self.parameters(), None)
+        x = torch.as_tensor(x)
+        if weight is None:
+            return x if x.is_floating_point() else x.float()
+        return x.to(device=weight.device, dtype=weight.dtype)
 
     def _check_input(self, x: Tensor) -> Tensor:
         if tuple(x.shape[1:]) == self.input_shape:
@@ -141,6 +152,7 @@ class Network(nn.Module):
         """The activations (N, *) of the named layer for inputs x (its last application, for
         a layer inside ``repN``); eval mode, no gradients."""
         module = self.layer(layer)
+        x = self._to_parameters(x)
         captured: list[Tensor] = []
         handle = module.register_forward_hook(lambda m, args, out: captured.append(out))
         was_training = self.training
