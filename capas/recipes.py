@@ -11,6 +11,7 @@ error naming it::
     name = "mnist"                  # a capas.data dataset
     fallback = "digits"             # used, with a note, when `name` cannot be loaded offline
     train_size = 1000               # keep only the first N training samples
+    label_noise = 0.2               # replace this share of training labels by other classes
     validation = 0.0                # share of the training split held out
     standardize = false             # None: the dataset's default
     options = { noise = 0.2 }       # dataset options (capas.data.load)
@@ -41,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import torch
 
 from capas.errors import CapasError, DataError
 
@@ -53,7 +56,8 @@ class DataSection(BaseModel):
     model_config = _STRICT
     name: str
     fallback: str | None = None
-    train_size: int | None = None
+    train_size: int | None = Field(None, ge=1)
+    label_noise: float = Field(0.0, ge=0.0, lt=1.0)
     validation: float = 0.1
     standardize: bool | None = None
     options: dict[str, Any] = {}
@@ -197,7 +201,7 @@ def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:
     def load_one(name: str) -> Any:
         data = load(name, seed=seed, validation=section.validation, standardize=section.standardize,
                     **section.options)
-        return first_training_samples(data, section.train_size)
+        return adjust_training_split(data, section.train_size, section.label_noise)
 
     try:
         return load_one(section.name), None
@@ -209,18 +213,29 @@ def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:
     return load_one(section.fallback), note
 
 
-def first_training_samples(data: Any, n: int | None) -> Any:
-    """``data`` with only its first ``n`` training samples (all when n is None or larger).
+def adjust_training_split(data: Any, train_size: int | None = None, label_noise: float = 0.0) -> Any:
+    """``data`` with only its first ``train_size`` training samples and ``label_noise`` of
+    their labels replaced by a different class, drawn with ``data.options["seed"]``.
 
-    ``train_size`` is recorded in ``data.options`` so a run's config says what it trained
-    on; ``reload_dataset`` honours it.
+    Both are recorded in ``data.options`` (a run's config says what it trained on) and
+    ``reload_dataset`` redoes them. Validation and test labels stay clean.
     """
-    if n is None or n >= len(data.x_train):
-        return data
     from dataclasses import replace
 
-    options = {**data.options, "train_size": n}
-    return replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n], options=options)
+    options = dict(data.options)
+    x, y = data.x_train, data.y_train
+    if train_size is not None and train_size < len(x):
+        x, y, options["train_size"] = x[:train_size], y[:train_size], train_size
+    if label_noise:
+        if data.num_classes is None:
+            raise CapasError("label_noise needs a classification dataset; remove it for regression data")
+        generator = torch.Generator().manual_seed(int(options.get("seed", 0)))
+        flip = torch.randperm(len(y), generator=generator)[: round(label_noise * len(y))]  # (F,)
+        shift = torch.randint(1, data.num_classes, (len(flip),), generator=generator)  # never the same class
+        y = y.clone()
+        y[flip] = (y[flip] + shift) % data.num_classes
+        options["label_noise"] = label_noise
+    return replace(data, x_train=x, y_train=y, options=options)
 
 
 def reload_dataset(description: dict[str, Any]) -> Any:
@@ -228,8 +243,8 @@ def reload_dataset(description: dict[str, Any]) -> Any:
     from capas.data import load
 
     options = dict(description.get("options") or {})
-    train_size = options.pop("train_size", None)
-    return first_training_samples(load(description["name"], **options), train_size)
+    train_size, label_noise = options.pop("train_size", None), options.pop("label_noise", 0.0)
+    return adjust_training_split(load(description["name"], **options), train_size, label_noise)
 
 
 def spec_variants(section: ModelSection, data: Any) -> list[tuple[str, str, int | None]]:

@@ -192,3 +192,13 @@ def test_speed_of_learning_records_the_data_loss_bias_gradient_each_epoch(tmp_pa
     for layer, (_, bias_norm) in final.items():
         assert last[f"speed/{layer}"] == pytest.approx(bias_norm, rel=1e-6)
     assert load_run(tmp_path).history[0]["speed/dense1"] == result.history[0]["speed/dense1"]  # saved
+
+
+def test_late_in_training_only_non_finite_and_huge_gradients_count():
+    converged = {"dense1": 1e-9, "dense2": 1e-3}  # ratio and tiny norm: normal near a minimum
+    assert gradient_findings(converged, early=False) == []
+    assert kinds(gradient_findings({"dense1": math.inf, "dense2": 1.0}, early=False)) == ["exploding"]
+    assert kinds(gradient_findings({"dense1": 5e3, "dense2": 1.0}, early=False)) == ["huge"]
+    monitor = GradientMonitor(early_epochs=3)
+    monitor.on_epoch_end(fake_trainer(build("2-2", seed=0), None), 5, {"grad_norm/dense1": 1e-9, "grad_norm/d2": 1.0})
+    assert monitor.findings == []

@@ -18,7 +18,7 @@ from capas.diagnostics.plots_model import confusion
 from capas.diagnostics.plots_training import gradient_norm_series
 from capas.errors import CapasError, RunDirError
 from capas.models import build
-from capas.recipes import first_training_samples
+from capas.recipes import adjust_training_split
 from capas.train import fit, load_run
 
 
@@ -65,7 +65,7 @@ def test_boundary_needs_2d_inputs_and_animation_needs_snapshots(tmp_path, xor_ru
         plot_run(out, "boundary", animate=True)
     with pytest.raises(CapasError, match="--animate"):
         plot_run(out, "curves", animate=True)
-    small = first_training_samples(load("digits", validation=0.0), 100)  # reloadable: train_size in options
+    small = adjust_training_split(load("digits", validation=0.0), 100)  # reloadable: train_size in options
     fit(build("1x8x8-4-10", seed=0), small, epochs=1, out=tmp_path / "d", quiet=True)
     with pytest.raises(CapasError, match=r"cannot plot boundary: .*shape \(1, 8, 8\)"):
         plot_run(tmp_path / "d", "boundary")

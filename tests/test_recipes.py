@@ -16,10 +16,12 @@ from capas.diagnostics.recipe_report import sweep_errors
 from capas.errors import CapasError
 from capas.recipes import (
     DataSection,
+    adjust_training_split,
     ModelSection,
     load_recipe,
     load_recipe_data,
     parse_value,
+    reload_dataset,
     run_recipe,
     spec_variants,
 )
@@ -207,3 +209,16 @@ def test_cli_run_errors_are_one_line_exit_2(tmp_path, capsys, args, message):
         capas.cli.main(["run", str(write(tmp_path, MINIMAL)), "--out", str(tmp_path / "o"), *args])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_label_noise_flips_the_given_share_to_other_classes_and_reloads_identically():
+    clean = load("digits", validation=0.0)
+    noisy = adjust_training_split(clean, 500, 0.2)
+    changed = noisy.y_train != clean.y_train[:500]
+    assert int(changed.sum()) == 100  # exactly 20% of 500, each to a different class
+    assert (noisy.x_train == clean.x_train[:500]).all() and (noisy.y_test == clean.y_test).all()
+    assert noisy.options["label_noise"] == 0.2 and noisy.options["train_size"] == 500
+    again = reload_dataset({"name": "digits", "options": noisy.options})
+    assert (again.y_train == noisy.y_train).all()
+    with pytest.raises(CapasError, match="classification"):
+        adjust_training_split(load("sine"), label_noise=0.1)

@@ -8,17 +8,17 @@ and warns once per kind, with the usual remedy:
 =================  ============================================  ==================================
 kind               condition                                     hint
 =================  ============================================  ==================================
-vanishing          ||dE/dW_first|| / ||dE/dW_last|| < 1e-2       ReLU, He/Glorot init, normalisation
-exploding          that ratio > 1e2, or a norm is inf/NaN        clipping, lower LR, normalisation
-tiny               some layer's norm < 1e-7                      ReLU, better init, higher LR
+vanishing          ||dE/dW_first|| / ||dE/dW_last|| < 1e-2 (*)   ReLU, He/Glorot init, normalisation
+exploding          that ratio > 1e2 (*), or a norm is inf/NaN    clipping, lower LR, normalisation
+tiny               some layer's norm < 1e-7 (*)                  ReLU, better init, higher LR
 huge               some layer's norm > 1e3                       gradient clipping, lower LR
 saturated          > 30% of a sigmoid/tanh layer's outputs       Glorot init, standardised inputs,
                    within 1% of its range of its bounds on a     ReLU, lower LR
-                   probe batch, in the first 10 epochs
+                   probe batch (*)
 dead_relu          > 20% of a ReLU layer's units never active    lower LR, He init, leaky ReLU
 =================  ============================================  ==================================
 
-The output layer's activation is never checked (confident softmax/sigmoid outputs are
+(*) only in the first 10 epochs. The output layer's activation is never checked (confident softmax/sigmoid outputs are
 the goal, not a problem).
 """
 
@@ -85,8 +85,12 @@ class Thresholds:
 
 
 def gradient_findings(norms: Mapping[str, float], thresholds: Thresholds = Thresholds(),
-                      epoch: int | None = None) -> list[Finding]:
-    """Findings from per-layer gradient norms, given in network order (first layer first)."""
+                      epoch: int | None = None, early: bool = True) -> list[Finding]:
+    """Findings from per-layer gradient norms, given in network order (first layer first).
+
+    With ``early=False`` (later in training) only non-finite and huge norms count: near a
+    minimum every gradient shrinks, so ratios and tiny norms say nothing then.
+    """
     if not norms:
         return []
     names, values = list(norms), [float(v) for v in norms.values()]
@@ -95,14 +99,14 @@ def gradient_findings(norms: Mapping[str, float], thresholds: Thresholds = Thres
     if bad:
         findings.append(Finding("exploding", f"non-finite gradient norm in {', '.join(bad)}", epoch))
         return findings
-    if len(values) >= 2 and values[-1] > 0:
+    if early and len(values) >= 2 and values[-1] > 0:
         ratio = values[0] / values[-1]
         pair = f"||dE/dW|| of {names[0]} / {names[-1]} = {values[0]:.3g} / {values[-1]:.3g} = {ratio:.3g}"
         if ratio < thresholds.vanishing_ratio:
             findings.append(Finding("vanishing", f"vanishing gradient: {pair}", epoch))
         elif ratio > thresholds.exploding_ratio:
             findings.append(Finding("exploding", f"exploding gradient: {pair}", epoch))
-    tiny = [f"{n}={v:.2g}" for n, v in zip(names, values) if v < thresholds.tiny_norm]
+    tiny = [f"{n}={v:.2g}" for n, v in zip(names, values) if early and v < thresholds.tiny_norm]
     huge = [f"{n}={v:.2g}" for n, v in zip(names, values) if v > thresholds.huge_norm]
     if tiny:
         findings.append(Finding("tiny", f"tiny gradient norms ({', '.join(tiny)})", epoch))
@@ -244,10 +248,11 @@ class GradientMonitor(Callback):
 
     Gradient norms come from each epoch's history record (``grad_norm/<layer>``); unit
     saturation and dead ReLUs are checked on a probe batch (``probe``, else the first 256
-    training inputs) before training and after epochs 1, 2, 4, 8, ... . Saturation counts
-    only in the first ``early_epochs``: there it stalls learning, while a net that has
-    learnt often saturates on purpose (sharp decisions). Every finding, warned or not, is
-    kept in ``findings``.
+    training inputs) before training and after epochs 1, 2, 4, 8, ... . Gradient ratios,
+    tiny norms and saturation count only in the first ``early_epochs``: there they stall
+    learning, while near a minimum every gradient shrinks and a net that has learnt often
+    saturates on purpose (sharp decisions). Every finding, warned or not, is kept in
+    ``findings``.
     """
 
     name = "gradient_monitor"
@@ -268,7 +273,7 @@ class GradientMonitor(Callback):
 
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
         norms = {k[len(GRAD_PREFIX):]: v for k, v in record.items() if k.startswith(GRAD_PREFIX)}
-        self._report(gradient_findings(norms, self.thresholds, epoch))
+        self._report(gradient_findings(norms, self.thresholds, epoch, early=epoch <= self.early_epochs))
         if epoch >= 1 and epoch & (epoch - 1) == 0:  # 1, 2, 4, 8, ...
             self._check_activations(trainer.model, epoch)
 

@@ -49,37 +49,39 @@ def speed_rows(variant: Any) -> list[tuple[str, tuple[str, str, float]]]:
 
 
 def sweep_errors(variants: list[Any]) -> dict[str, np.ndarray]:
-    """x positions (widths, else 1..M), train and test error (1 - accuracy; loss for regression)."""
+    """x positions (widths, else 1..M); train/test error (1 - accuracy, NaN for regression)
+    and train/test loss of each model.  Each (M,)."""
     xs = [v.width if v.width is not None else i + 1 for i, v in enumerate(variants)]
-    train, test = [], []
+    rows = []
     for v in variants:
         last = v.history[-1] if v.history else {}
         test_acc, train_acc = find_metric(v.test_metrics, "accuracy"), last.get("train_accuracy")
-        if test_acc is not None:
-            test.append(1.0 - test_acc)
-            train.append(1.0 - float(train_acc) if train_acc is not None else math.nan)
-        else:
-            test.append(find_metric(v.test_metrics, "loss") or math.nan)
-            train.append(float(last.get("train_loss", math.nan)))
-    return {"x": np.array(xs, dtype=float), "train": np.array(train), "test": np.array(test)}
+        rows.append((1.0 - float(train_acc) if train_acc is not None else math.nan,
+                     1.0 - test_acc if test_acc is not None else math.nan,
+                     float(last.get("train_loss", math.nan)),
+                     find_metric(v.test_metrics, "loss") or math.nan))
+    columns = np.array(rows, dtype=float).reshape(len(variants), 4).T  # (4, M)
+    return {"x": np.array(xs, dtype=float), "train": columns[0], "test": columns[1],
+            "train_loss": columns[2], "test_loss": columns[3]}
 
 
 def plot_sweep(variants: list[Any], path: str | Path) -> Path:
-    """Train and test error against width (log axis; the double-descent figure) or model index."""
-    errors = sweep_errors(variants)
-    by_width = all(v.width is not None for v in variants)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(errors["x"], errors["train"], "o--", label="train")
-    ax.plot(errors["x"], errors["test"], "o-", label="test")
-    if by_width:
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("hidden width")
-    else:
-        ax.set_xticks(errors["x"], [v.label for v in variants])
-        ax.set_xlabel("model")
-    classification = any(find_metric(v.test_metrics, "accuracy") is not None for v in variants)
-    ax.set_ylabel("error (1 - accuracy)" if classification else "loss")
-    ax.legend()
+    """Train and test error and loss against width (log axis: the double-descent figure) or model."""
+    series = sweep_errors(variants)
+    panels = [("error (1 - accuracy)", "train", "test"), ("loss", "train_loss", "test_loss")]
+    panels = [p for p in panels if not np.all(np.isnan(series[p[2]]))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (label, train, test) in zip(axes[0], panels):
+        ax.plot(series["x"], series[train], "o--", label="train")
+        ax.plot(series["x"], series[test], "o-", label="test")
+        if all(v.width is not None for v in variants):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("hidden width")
+        else:
+            ax.set_xticks(series["x"], [v.label for v in variants])
+            ax.set_xlabel("model")
+        ax.set_ylabel(label)
+        ax.legend()
     return save_figure(fig, path)
 
 
