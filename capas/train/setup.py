@@ -154,6 +154,7 @@ class TrainerSetup:
         }
         rundir.write_json(self.run_dir / "config.json", record)
         rundir.write_json(self.run_dir / "model.json", rundir.model_config(self.model))
+        self.save_checkpoint(0)  # a run killed during its first epoch resumes from the start
 
     def save_checkpoint(self, epoch: int) -> None:
         """Weights, optimizer/scheduler/RNG/callback state and history after ``epoch``."""
@@ -167,7 +168,7 @@ class TrainerSetup:
         if self.curriculum is not None:
             tensors["curriculum/order"] = self.curriculum.order
         state = {
-            "format": rundir.FORMAT, "epoch": epoch, "finished": self.stop_training or epoch == self.config.epochs,
+            "format": rundir.FORMAT, "epoch": epoch, "finished": epoch > 0 and (self.stop_training or epoch == self.config.epochs),
             "optimizer": optim_json, "callbacks": callbacks_json,
             "scheduler": None if self.schedule is None else scheduler_state(self.schedule.scheduler),
             "stepper": self.stepper.state_dict() if hasattr(self.stepper, "state_dict") else {},
