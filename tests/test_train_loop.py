@@ -210,7 +210,7 @@ def test_checkpoints_every_k_epochs_and_leave_no_temporary_files(tmp_path):
                 saved.append(json.loads((tmp_path / "run" / "state.json").read_text())["epoch"])
 
     fit(_model(), (x, y), epochs=5, checkpoint_every=2, quiet=True, out=tmp_path / "run", callbacks=[Watch()])
-    assert saved == [2, 2, 4]  # the checkpoint seen when epochs 3, 4 and 5 begin
+    assert saved == [0, 0, 2, 2, 4]  # the checkpoint seen when epochs 1..5 begin (0: written at the start)
     assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 5  # the last epoch always
     assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
 
