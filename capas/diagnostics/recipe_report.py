@@ -106,7 +106,8 @@ def report_markdown(result: Any, recipe_path: Path) -> str:
     lines = [f"# {recipe.name}", "", recipe.description.strip(), "", "## Settings", ""]
     lines.append(f"- recipe: `{recipe_path}`")
     lines.append(f"- data: **{result.data_name}** (seed {recipe.seed}, "
-                 f"validation {recipe.data.validation}, train size {recipe.data.train_size or 'all'})")
+                 f"validation {recipe.data.validation}, train size {recipe.data.train_size or 'all'}"
+                 + (f", label noise {recipe.data.label_noise:g}" if recipe.data.label_noise else "") + ")")
     if result.data_note:
         lines.append(f"- **note:** {result.data_note}")
     model = recipe.model
@@ -117,11 +118,13 @@ def report_markdown(result: Any, recipe_path: Path) -> str:
     metric_keys = list(dict.fromkeys(k for v in result.variants for k, value in v.test_metrics.items()
                                      if isinstance(value, (int, float))))
     lines += ["", "## Results", "",
-              "| model | spec | params | epochs | final train loss | " + " | ".join(metric_keys) + " |",
-              "|---|---|---:|---:|---:|" + "---:|" * len(metric_keys)]
+              "| model | spec | params | epochs | train seconds | final train loss | " + " | ".join(metric_keys) + " |",
+              "|---|---|---:|---:|---:|---:|" + "---:|" * len(metric_keys)]
     for v in result.variants:
         last = v.history[-1] if v.history else {}
-        cells = [v.label, f"`{v.spec}`", str(v.params), str(len(v.history)), _fmt(last.get("train_loss"))]
+        seconds = sum(float(row.get("seconds", 0.0)) for row in v.history)
+        cells = [v.label, f"`{v.spec}`", str(v.params), str(len(v.history)), f"{seconds:.1f}",
+                 _fmt(last.get("train_loss"))]
         cells += [_fmt(v.test_metrics.get(k)) for k in metric_keys]
         lines.append("| " + " | ".join(cells) + " |")
     speeds = [(v, what, ratio) for v in result.variants for what, ratio in speed_rows(v)]
