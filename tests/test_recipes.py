@@ -12,6 +12,7 @@ import pytest
 
 import capas.cli
 from capas.data import load
+from capas.diagnostics.plots import plot_run
 from capas.diagnostics.recipe_report import sweep_errors
 from capas.errors import CapasError
 from capas.recipes import (
@@ -156,6 +157,8 @@ def test_xor_recipe_end_to_end(tmp_path):
     assert report.startswith("# xor-boundary") and "| model | `2-4-2` | 22 | 2 |" in report
     assert f"{variant.test_metrics['test_accuracy']:.4f}" in report
     assert "![boundary.gif](plots/boundary.gif)" in report and "epochs = `2`" in report
+    replotted = plot_run(variant.run_dir, "boundary", animate=True)  # `capas plot --animate` on the run
+    assert [p.name for p in replotted] == ["boundary.png", "boundary.gif"]
 
 
 def test_width_sweep_writes_one_run_per_width_and_the_sweep_plot(tmp_path):
