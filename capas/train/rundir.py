@@ -17,6 +17,7 @@ unpickled: tensors come from safetensors, everything else from JSON.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -49,9 +50,20 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def _strict_json(value: Any) -> Any:
+    """NaN and +-inf (not JSON) become None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Atomically write ``data`` as indented JSON (NaN is refused: use None)."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    """Atomically write ``data`` as indented, strict JSON (NaN and inf written as null)."""
+    text = json.dumps(_strict_json(data), indent=2, allow_nan=False) + "\n"
     _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
