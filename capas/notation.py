@@ -71,6 +71,8 @@ _NUMBERED_RE = re.compile(r"(cmx|mx|sc|mp|ap|c|d)(\d+(?:x\d+)*)")
 _SHAPE_RE = re.compile(r"\d+(?:x\d+){0,2}")
 _BLOCK_RE = re.compile(r"(res|cat|rep)(\d*)")
 _DROP_RE = re.compile(r"drop(\d+\.?\d*|\.\d+)")
+_MAX_INT = 999_999_999
+_BIG_NUMBER_RE = re.compile(r"(?<![.\d])\d{10,}")  # an integer above _MAX_INT (not decimals)
 
 
 @dataclass(frozen=True)
@@ -170,11 +172,26 @@ def parse(text: str) -> Spec:
 
 
 def _lex(text: str) -> list[tuple[str, str, int, int]]:
-    """(kind, text, start, end) for each word, '(', ')' and ','; separators dropped."""
+    """(kind, text, start, end) for each word, '(', ')' and ','; separators dropped.
+
+    A dash must stand alone between two layers ('784-30-10'): a doubled, leading or
+    trailing dash ('784-30-') most likely lost a layer, so it is an error, not a space.
+    """
     tokens = []
-    for match in _LEX.finditer(text):
+    matches = list(_LEX.finditer(text))
+    for i, match in enumerate(matches):
         if match.lastgroup != "space":
+            for number in _BIG_NUMBER_RE.finditer(match.group()):
+                span = (match.start() + number.start(), match.start() + number.end())
+                raise spec_error(text, span, f"'{number.group()}' is too large; sizes and counts go up to {_MAX_INT:,}")
             tokens.append((match.lastgroup, match.group(), match.start(), match.end()))
+            continue
+        dashes = match.group().count("-")
+        after_layer = i > 0 and matches[i - 1].lastgroup in ("word", "close")
+        before_layer = i + 1 < len(matches) and matches[i + 1].lastgroup in ("word", "open")
+        if dashes > 1 or (dashes and not (after_layer and before_layer)):
+            dash = match.start() + match.group().index("-")
+            raise spec_error(text, (dash, match.end()), "a '-' goes between two layers, e.g. 784-30-10: is a layer missing?")
     return tokens
 
 

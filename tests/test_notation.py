@@ -9,7 +9,9 @@ from capas.notation import LayerSpec, parse
 
 
 def test_mlp_dash_form_is_the_token_form():
-    assert parse("784-30-10") == parse("784 d30 d10") == parse("784 30 10")
+    assert parse("784-30-10") == parse("784 d30 d10") == parse("784 30 10") == parse(" 784 - 30-10 ")
+    assert parse("784-res(d30)-10") == parse("784 res(d30) d10")
+    assert parse("784 drop0.00000000001 d10").layers[0].rate == 1e-11  # decimals are not "too large"
     spec = parse("784-30-10")
     assert spec.input_shape == (784,)
     assert [(layer.kind, layer.sizes) for layer in spec.layers] == [("dense", (30,)), ("dense", (10,))]
@@ -86,6 +88,12 @@ def caret_column(message: str) -> tuple[int, int]:
         ("784 d3(d4)", "not a block", 4, 3),
         ("784 mp2:same", "does not apply to max pool layers", 7, 5),
         ("784 mp2:s1:", "empty ':'", 10, 1),
+        ("784-30-", "a '-' goes between two layers", 6, 1),
+        ("784--10", "a '-' goes between two layers", 3, 2),
+        ("-784-10", "a '-' goes between two layers", 0, 1),
+        ("784-res(-d30)", "a '-' goes between two layers", 8, 1),
+        ("784-99999999999999999999-10", "is too large", 4, 20),
+        ("1x8x8 c3x3x1234567890", "is too large", 11, 10),
     ],
 )
 def test_errors_point_at_the_bad_token(text, message, column, width):
