@@ -119,7 +119,7 @@ class VariantResult:
     params: int
     run_dir: Path
     history: list[dict[str, Any]]
-    test_metrics: dict[str, float]
+    test_metrics: dict[str, Any]  # as capas.fit reports them (scalars, per-class lists, confusion matrix)
     plots: list[Path]
     warnings: list[str] = field(default_factory=list)
     initial_grad_norms: dict[str, tuple[float, float]] = field(default_factory=dict)  # layer -> (||dW||, ||db||)
