@@ -231,6 +231,13 @@ def test_fit_builds_a_spec_and_loads_a_dataset_by_name_with_the_seed():
     assert 0 <= first.test_metrics["test_accuracy"] <= 1
 
 
+def test_numpy_float64_arrays_train_a_float32_model():
+    x, y = _data()
+    result = fit(_model(), (x.double().numpy(), y.numpy()), epochs=2, quiet=True, seed=1)
+    same = fit(_model(), (x, y), epochs=2, quiet=True, seed=1)
+    assert result.history.without_timing() == same.history.without_timing()
+
+
 def test_load_run_refuses_what_is_not_a_capas_run(tmp_path):
     with pytest.raises(RunDirError, match="no run directory"):
         load_run(tmp_path / "missing")

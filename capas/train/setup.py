@@ -42,6 +42,7 @@ class TrainerSetup:
             raise TrainingError(f"amp=True needs a CUDA device, but training runs on {self.device}; drop --amp")
         torch.manual_seed(config.seed)  # dropout and other global-RNG draws
         self.model.to(self.device).train()
+        self.dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
         self._setup_data(data)
         self._setup_loss()
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.momentum,
@@ -67,12 +68,19 @@ class TrainerSetup:
         self.num_classes = data.num_classes if data.loader is None else self._loader_classes()
         data.num_classes = self.num_classes
         self._check_output_width()
-        self.x_train = None if x_train is None else x_train.to(self.device)
-        self.y_train = None if y_train is None else y_train.to(self.device)
-        self.x_val = None if data.x_val is None else data.x_val.to(self.device)
-        self.y_val = None if data.y_val is None else data.y_val.to(self.device)
+        self.x_train, self.y_train = self.on_device(x_train), self.on_device(y_train)
+        self.x_val, self.y_val = self.on_device(data.x_val), self.on_device(data.y_val)
         self.steps_per_epoch = len(data.loader) if data.loader is not None else steps_per_epoch(
             len(self.x_train), self.config.batch_size)
+
+    def on_device(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
+        """``tensor`` on the training device; floating data in the model's dtype (numpy
+        arrays arrive as float64, most models are float32)."""
+        if tensor is None:
+            return None
+        if tensor.is_floating_point() and self.dtype is not None:
+            return tensor.to(self.device, self.dtype)
+        return tensor.to(self.device)
 
     def _setup_loss(self) -> None:
         """The training loss (with class weights) and an unweighted one for evaluation."""
@@ -83,11 +91,10 @@ class TrainerSetup:
                 raise TrainingError("class_weights need in-memory classification data with class labels")
             weights = class_weights(config.class_weights, self.y_train.cpu(), self.num_classes)
         name = self.resolve_loss_name()
-        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
         self.loss = Loss(name, num_classes=self.num_classes, class_weights=weights,
-                         target_encoding=config.target_encoding).to(self.device, dtype)
+                         target_encoding=config.target_encoding).to(self.device, self.dtype)
         self.eval_loss = Loss(name, num_classes=self.num_classes,
-                              target_encoding=config.target_encoding).to(self.device, dtype)
+                              target_encoding=config.target_encoding).to(self.device, self.dtype)
         self.eval_forward = model_forward(self.model, self.loss.from_logits)
 
     def _check_output_width(self) -> None:

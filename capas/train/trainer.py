@@ -129,7 +129,7 @@ class Trainer(TrainerSetup):
         """(xb, yb) pairs of one epoch: a DataLoader's, the whole set, or slices of a permutation."""
         if self.data.loader is not None:
             for xb, yb in self.data.loader:
-                yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+                yield self.on_device(xb), self.on_device(yb)
             return
         x, y = self.x_train, self.y_train
         subset = None if self.curriculum is None else self.curriculum.available(epoch - 1).to(self.device)
@@ -187,7 +187,7 @@ class Trainer(TrainerSetup):
             return {}
         from capas.train.evaluation import evaluate_model
 
-        x, y = self.data.x_test.to(self.device), self.data.y_test.to(self.device)
+        x, y = self.on_device(self.data.x_test), self.on_device(self.data.y_test)
         return evaluate_model(self.model, x, y, self.eval_loss, self.config.eval_batch_size)
 
     def step_schedule_per_epoch(self, record: dict[str, Any]) -> None:
