@@ -290,6 +290,20 @@ def test_predict_and_hidden_take_inputs_of_any_dtype_and_device():
     assert out.device.type == "meta" and out.shape == (5,)
 
 
+def test_weights_too_large_for_memory_are_a_spec_error(monkeypatch):
+    import capas.models.network as network
+
+    def refuse(self):  # what torch's allocator raises (without really asking for terabytes)
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 3240000000000000000 bytes")
+
+    monkeypatch.setattr(network.Builder, "build", refuse)
+    with pytest.raises(SpecError, match="not enough memory for the weights of '784 d900000000 d10'"):
+        build("784-900000000-10")
+    monkeypatch.setattr(network.Builder, "build", lambda self: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # other failures are bugs, not user errors: not masked
+        build("784-10")
+
+
 def test_predict_binary_and_regression():
     model = build("3-1", loss="binary_cross_entropy", seed=0)
     x = torch.randn(6, 3)

@@ -226,7 +226,15 @@ def build(
     with torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext():
         if seed is not None:
             torch.manual_seed(seed)
-        built = Builder(parsed, options["act"], options["output_act"], options["init"]).build()
+        try:
+            built = Builder(parsed, options["act"], options["output_act"], options["init"]).build()
+        except (MemoryError, RuntimeError) as err:  # torch's CPU/CUDA allocators raise RuntimeError
+            if not isinstance(err, MemoryError) and "alloc" not in str(err):
+                raise
+            raise SpecError(
+                f"not enough memory for the weights of '{parsed.canonical()}'; use fewer or smaller layers "
+                "('capas summary' counts the parameters without allocating them)"
+            ) from None
     config = {"spec": parsed.canonical(), **options}
     return Network(built.layers, built.names, built.sources, parsed.input_shape, built.output_shape, config)
 
