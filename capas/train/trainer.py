@@ -95,8 +95,8 @@ class Trainer(TrainerSetup):
             sizes.append(len(xb))
             if count_correct:
                 correct.append((self.loss.predictions(self.stepper.last_output) == yb).sum())
-            for callback in self.batch_callbacks:
-                callback.on_batch_end(self, step, loss)
+            if self.batch_callbacks:  # skip the per-step call when no callback overrides the hook
+                self.notify("on_batch_end", step, loss)
         per_step = torch.stack(losses).to("cpu", torch.float64)  # (steps,): the epoch's one sync
         weights = torch.tensor(sizes, dtype=torch.float64)  # (steps,)
         train_loss = float((per_step * weights).sum() / weights.sum())
