@@ -92,7 +92,8 @@ def train(
     engine: str = typer.Option("auto", "--engine", help="auto, backprop (explicit delta rule) or autograd."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from model.json + weights.safetensors in DIR."),
     momentum: float = typer.Option(None, "--momentum", help="Momentum nu (sgd, rmsprop)."),
-    weight_decay: float = typer.Option(None, "--weight-decay", help="torch's decoupled weight decay (optimizer)."),
+    weight_decay: float = typer.Option(None, "--weight-decay",
+                                       help="The optimizer's weight_decay option (decoupled in adamw)."),
     l2: float = typer.Option(0.0, "--l2", help="L2 penalty lambda (lambda/2 sum w^2)."),
     l1: float = typer.Option(0.0, "--l1", help="L1 penalty lambda (lambda sum |w|)."),
     clip_norm: float = typer.Option(None, "--clip-norm", help="Clip the gradient norm to this value."),
@@ -104,6 +105,8 @@ def train(
     class_weights: str = typer.Option(None, "--class-weights", help="'balanced' or comma-separated weights."),
     input_noise: float = typer.Option(0.0, "--input-noise", help="Std of Gaussian noise on training inputs."),
     max_norm: float = typer.Option(None, "--max-norm", help="Max-norm constraint on each unit's weights."),
+    target_encoding: str = typer.Option("onehot", "--target-encoding",
+                                        help="MSE/BCE class targets: onehot, tanh (+-0.9), sigmoid (0.1/0.9)."),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA)."),
 ) -> None:
     """Train a network and print its test accuracy and run directory."""
@@ -134,7 +137,8 @@ def train(
             "momentum": momentum, "l2": l2, "l1": l1, "clip_norm": clip_norm, "clip_value": clip_value,
             "patience": patience, "scheduler": scheduler, "resample": resample,
             "class_weights": _class_weights(class_weights), "input_noise": input_noise, "max_norm": max_norm,
-            "amp": amp, "optimizer_options": {} if weight_decay is None else {"weight_decay": weight_decay},
+            "amp": amp, "target_encoding": target_encoding,
+            "optimizer_options": {} if weight_decay is None else {"weight_decay": weight_decay},
         }
         result = fit(
             network, dataset, loss=loss, optimizer=optimizer,

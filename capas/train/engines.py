@@ -32,7 +32,9 @@ def backprop_unsupported(model: nn.Module, config: TrainConfig, loss: Loss) -> s
     return backprop.supports(model, config.model_copy(update={"loss": loss.name}))
 
 
-def make_stepper(model: nn.Module, optimizer: torch.optim.Optimizer, loss: Loss, config: TrainConfig) -> tuple[Any, str]:
+def make_stepper(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss: Loss, config: TrainConfig
+) -> tuple[Any, str]:
     """(stepper, engine name) for ``config.engine``."""
     reason = None if config.engine == "autograd" else backprop_unsupported(model, config, loss)
     if config.engine == "backprop" and reason is not None:

@@ -100,9 +100,15 @@ def _warmup(opt: torch.optim.Optimizer, lr: float, epochs: int, steps: int, **o:
 
 # name -> (factory(optimizer, lr, epochs, steps_per_epoch, **options), per_batch)
 SCHEDULERS: dict[str, tuple[Any, bool]] = {
-    "step": (lambda opt, lr, epochs, steps, **o: lr_scheduler.StepLR(opt, **{"step_size": 10, "gamma": 0.5, **o}), False),
+    "step": (
+        lambda opt, lr, epochs, steps, **o: lr_scheduler.StepLR(opt, **{"step_size": 10, "gamma": 0.5, **o}),
+        False,
+    ),
     "exponential": (lambda opt, lr, epochs, steps, **o: lr_scheduler.ExponentialLR(opt, **{"gamma": 0.95, **o}), False),
-    "cosine": (lambda opt, lr, epochs, steps, **o: lr_scheduler.CosineAnnealingLR(opt, **{"T_max": epochs, **o}), False),
+    "cosine": (
+        lambda opt, lr, epochs, steps, **o: lr_scheduler.CosineAnnealingLR(opt, **{"T_max": epochs, **o}),
+        False,
+    ),
     "triangular": (_cyclic("triangular"), True),
     "triangular2": (_cyclic("triangular2"), True),
     "exp_range": (_cyclic("exp_range"), True),
