@@ -1,7 +1,15 @@
-"""The training engine: ``fit`` / ``Trainer``, losses, optimizers, schedules, callbacks, run directories."""
+"""The training engine: ``fit`` / ``Trainer``, losses, optimizers, schedules, callbacks, run directories.
+
+- ``fit.py`` / ``trainer.py`` / ``setup.py``: the loop (``fit -> fit_loop -> run_epoch -> train_step``),
+  its preparation and checkpoints; ``steppers.py`` / ``engines.py``: autograd or explicit BackProp.
+- ``losses.py``, ``optim.py``, ``regularization.py``, ``metrics.py``, ``evaluation.py``: the maths.
+- ``callbacks.py`` (early stopping, convergence, progress bar), ``history.py``, ``rundir.py`` +
+  ``checkpoint.py`` (run directories, exact resume), ``imbalance.py``, ``curriculum.py``, ``config.py``.
+"""
 
 from capas.train.callbacks import Callback, Convergence, EarlyStopping, ProgressBar
 from capas.train.config import TrainConfig
+from capas.train.evaluation import evaluate_model
 from capas.train.fit import FitResult, fit
 from capas.train.history import History
 from capas.train.losses import LOSSES, Loss
@@ -25,6 +33,7 @@ __all__ = [
     "Run",
     "TrainConfig",
     "Trainer",
+    "evaluate_model",
     "fit",
     "load_model",
     "load_run",
