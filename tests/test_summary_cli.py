@@ -79,3 +79,11 @@ def test_bad_run_directory(capsys, tmp_path):
     (tmp_path / "model.json").write_text("{not json")
     code, _, err = run(capsys, str(tmp_path))
     assert code == 2 and "not valid JSON" in err
+
+
+def test_run_directory_that_is_not_a_config_and_missing_recipe(capsys, tmp_path):
+    (tmp_path / "model.json").write_text("[1, 2]")
+    code, _, err = run(capsys, str(tmp_path))
+    assert code == 2 and "holds a list, not a model config" in err and "Traceback" not in err
+    code, _, err = run(capsys, str(tmp_path / "missing.toml"))
+    assert code == 2 and "cannot read the recipe" in err and "No such file" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -24,39 +25,41 @@ def summary(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object (last stdout line)."),
 ) -> None:
     """Show each layer's output shape and parameter count, the totals and the forward FLOPs."""
-    import torch
     from rich.console import Console
 
     from capas.diagnostics import summarize
-    from capas.models import Network
+    from capas.models.network import read_model_table
 
     options = {k: v for k, v in {"act": act, "loss": loss, "output_act": output_act}.items() if v is not None}
     path = Path(spec)
-    if path.is_dir() or (spec.endswith(".toml") and path.is_file()):
-        model_file = path / "model.json" if path.is_dir() else path
-        if not model_file.is_file():
-            raise SpecError(f"{path} is a directory without model.json; give a spec, a .toml recipe or a run directory")
-        text = model_file.read_text()
-        if path.is_dir():
-            try:
-                config = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise SpecError(f"{model_file} is not valid JSON ({err}); is this a capas run directory?") from None
-            with torch.device("meta"):
-                result = summarize(Network.from_config({**config, **options}))
-        else:
-            import tomllib
-
-            try:
-                table = tomllib.loads(text).get("model")
-            except tomllib.TOMLDecodeError as err:
-                raise SpecError(f"{path} is not valid TOML: {err}") from None
-            if not isinstance(table, dict):
-                raise SpecError(f"{path} has no [model] table; add [model] with spec = \"784-30-10\"")
-            result = summarize(table, **options)
+    if path.is_dir():
+        result = _summarize_run_dir(path, options)
+    elif spec.endswith(".toml"):
+        result = summarize(read_model_table(path), **options)
     else:
         result = summarize(spec, **options)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
     Console(width=max(Console().width, 100)).print(result.table())
+
+
+def _summarize_run_dir(path: Path, options: dict[str, Any]):
+    """The summary of the network in ``path/model.json`` (``options`` override its config),
+    built on the meta device: no weights are allocated."""
+    import torch
+
+    from capas.diagnostics import summarize
+    from capas.models import Network
+
+    model_file = path / "model.json"
+    if not model_file.is_file():
+        raise SpecError(f"{path} is a directory without model.json; give a spec, a .toml recipe or a run directory")
+    try:
+        config = json.loads(model_file.read_text())
+    except json.JSONDecodeError as err:
+        raise SpecError(f"{model_file} is not valid JSON ({err}); is this a capas run directory?") from None
+    if not isinstance(config, dict):
+        raise SpecError(f"{model_file} holds a {type(config).__name__}, not a model config; is this a capas run directory?")
+    with torch.device("meta"):
+        return summarize(Network.from_config({**config, **options}))

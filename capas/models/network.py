@@ -267,18 +267,25 @@ def _resolve_options(given: dict[str, Any], from_table: dict[str, Any]) -> dict[
 
 def build_from_toml(source: str | Path) -> Network:
     """Build the ``[model]`` table of a TOML recipe (a path, or the TOML text itself)."""
+    return build(read_model_table(source))
+
+
+def read_model_table(source: str | Path) -> dict[str, Any]:
+    """The ``[model]`` table of a TOML recipe (a path, or the TOML text itself); SpecError
+    if the file is missing, is not TOML or has no such table."""
     import tomllib
 
-    text = str(source)
+    text, name = str(source), "the recipe"
     if isinstance(source, Path) or text.endswith(".toml"):
+        name = f"the recipe {source}"
         try:
             text = Path(source).read_text()
         except OSError as err:
-            raise SpecError(f"cannot read the recipe {source}: {err.strerror}") from None
+            raise SpecError(f"cannot read {name}: {err.strerror}") from None
     try:
         recipe = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"the recipe is not valid TOML: {err}") from None
-    if "model" not in recipe or not isinstance(recipe["model"], dict):
-        raise SpecError("the recipe has no [model] table; add [model] with spec = \"784-30-10\" or [[model.layers]]")
-    return build(recipe["model"])
+        raise SpecError(f"{name} is not valid TOML: {err}") from None
+    if not isinstance(recipe.get("model"), dict):
+        raise SpecError(f"{name} has no [model] table; add [model] with spec = \"784-30-10\" or [[model.layers]]")
+    return recipe["model"]
