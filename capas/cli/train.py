@@ -248,17 +248,20 @@ def _prepare(array: Any, input_shape: tuple[int, ...], preprocessing: dict[str, 
 
     x = torch.as_tensor(array, dtype=torch.float32)
     width = math.prod(input_shape)
-    if x.ndim >= 2 and tuple(x.shape[1:]) == tuple(input_shape):
-        pass
-    elif x.ndim == 2 and x.shape[1] == width:
+    fits = x.ndim >= 2 and tuple(x.shape[1:]) == tuple(input_shape)
+    if not fits and x.ndim == 2 and x.shape[1] == width:
         x = x.reshape(len(x), *input_shape)
-    else:
+    elif not fits:
         shape = f"(N, {', '.join(map(str, input_shape))})" + ("" if len(input_shape) == 1 else f" or (N, {width})")
         raise DataError(f"input has shape {tuple(x.shape)} but the model expects {shape}")
     if "scale" in preprocessing:
         x = x / float(preprocessing["scale"]["divide_by"])
     if "standardize" in preprocessing:
-        x = Standardizer.from_dict(preprocessing["standardize"]).transform(x)
+        standardizer = Standardizer.from_dict(preprocessing["standardize"])
+        if standardizer.mean.numel() == width:  # statistics of an image fed to an MLP, or vice versa
+            standardizer.mean = standardizer.mean.reshape(input_shape)
+            standardizer.std = standardizer.std.reshape(input_shape)
+        x = standardizer.transform(x)
     return x
 
 
