@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from capas.layers.activations import Activation, get_activation
+from capas.layers.activations import Activation
+from capas.layers.dense import ActivatedLayer
 
 
 def concat_inputs(tensors: Sequence[Tensor], flatten: bool) -> Tensor:
@@ -33,7 +34,7 @@ def concat_inputs(tensors: Sequence[Tensor], flatten: bool) -> Tensor:
     return torch.cat(list(tensors), dim=1)  # (N, sum C_i, *S)
 
 
-class Residual(nn.Module):
+class Residual(ActivatedLayer):
     """s = g(f(x) + P x): ``body`` is f; ``projection`` P is None (identity) when f keeps
     the shape of x, else a learned linear map / 1x1 convolution; ``activation`` g
     (default linear) follows the sum, as in ResNet's ``relu(f(x) + x)``."""
@@ -44,15 +45,12 @@ class Residual(nn.Module):
         super().__init__()
         self.body = body
         self.projection = projection
-        self.activation = get_activation(activation)
+        self._set_activation(activation, None)
 
     def pre_activation(self, x: Tensor) -> Tensor:
         """f(x) + P x (N, *out_shape), before the activation g."""
         shortcut = x if self.projection is None else self.projection(x)  # (N, *out_shape)
         return self.body(x) + shortcut
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.activation(self.pre_activation(x))
 
 
 class Repeat(nn.Module):

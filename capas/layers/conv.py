@@ -14,8 +14,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from capas.errors import SpecError
-from capas.layers.activations import Activation, get_activation
-from capas.layers.dense import check_positive
+from capas.layers.activations import Activation
+from capas.layers.dense import ActivatedLayer, check_positive
 from capas.layers.init import check_scheme, init_for, initialize_
 
 Size = int | tuple[int, ...] | list[int]
@@ -111,7 +111,7 @@ class _ConvBase(nn.Module):
         }
 
 
-class Conv(_ConvBase):
+class Conv(_ConvBase, ActivatedLayer):
     """s = g(W * x + b): ``out_channels`` filters of ``kernel_size`` over ``in_channels``.
 
     ``weight`` is ``(out, in, *kernel_size)`` and ``bias`` ``(out,)``, as in ``nn.Conv1d/2d``
@@ -136,8 +136,7 @@ class Conv(_ConvBase):
         self._setup(in_channels, kernel_size, stride, dilation, padding, dims)
         check_positive("Conv", out_channels=out_channels)
         self.out_channels = out_channels
-        self.activation = get_activation(activation)
-        self.init = None if init is None else check_scheme(init)
+        self._set_activation(activation, init)
         self.conv = _CONV[dims](in_channels, out_channels, self.kernel_size, bias=bias, **self._conv_args())
         self.reset_parameters()
 
@@ -149,10 +148,6 @@ class Conv(_ConvBase):
     def bias(self) -> nn.Parameter | None:
         return self.conv.bias
 
-    @property
-    def init_scheme(self) -> str:
-        return self.init or init_for(self.activation.name)
-
     def reset_parameters(self) -> None:
         area = self.kernel_area
         initialize_(self.weight, self.init_scheme, self.in_channels * area, self.out_channels * area)
@@ -163,9 +158,6 @@ class Conv(_ConvBase):
         """z = W * x + b (N, out, *L_out), before the activation."""
         self._check_input(x)
         return self.conv(x)  # (N, out, *L_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.activation(self.pre_activation(x))  # (N, out, *L_out)
 
     def extra_repr(self) -> str:
         return f"init={self.init_scheme}"
@@ -238,7 +230,7 @@ class ConvMaxout(_ConvBase):
         }
 
 
-class SeparableConv(_ConvBase):
+class SeparableConv(_ConvBase, ActivatedLayer):
     """Depthwise-separable convolution (Xception, course file 000): each input channel is
     filtered alone (``depth_multiplier`` filters each, no bias), then a 1x1 pointwise
     convolution mixes channels; the activation follows the pointwise step.
@@ -267,18 +259,13 @@ class SeparableConv(_ConvBase):
         check_positive("SeparableConv", out_channels=out_channels, depth_multiplier=depth_multiplier)
         self.out_channels = out_channels
         self.depth_multiplier = depth_multiplier
-        self.activation = get_activation(activation)
-        self.init = None if init is None else check_scheme(init)
+        self._set_activation(activation, init)
         mid = in_channels * depth_multiplier
         self.depthwise = _CONV[dims](
             in_channels, mid, self.kernel_size, groups=in_channels, bias=False, **self._conv_args()
         )
         self.pointwise = _CONV[dims](mid, out_channels, 1, bias=bias)
         self.reset_parameters()
-
-    @property
-    def init_scheme(self) -> str:
-        return self.init or init_for(self.activation.name)
 
     def reset_parameters(self) -> None:
         area, m = self.kernel_area, self.depth_multiplier
@@ -291,9 +278,6 @@ class SeparableConv(_ConvBase):
         """The pointwise convolution's output (N, out, *L_out), before the activation."""
         self._check_input(x)
         return self.pointwise(self.depthwise(x))  # (N, out, *L_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.activation(self.pre_activation(x))  # (N, out, *L_out)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ so weights move between capas, PyTorch and the explicit BackProp engine unchange
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any
 
@@ -35,7 +36,34 @@ def flat_input(layer: nn.Module, x: Tensor, in_features: int) -> Tensor:
     return x.flatten(1)  # (N, in_features)
 
 
-class Dense(nn.Module):
+class ActivatedLayer(nn.Module, abc.ABC):
+    """A layer s = g(z) that owns its activation g (Dense, Conv, SeparableConv, Residual).
+
+    ``pre_activation(x)`` computes z and ``forward`` applies g to it, so ``Network.logits``
+    stops at z^L for the output layer without running g. ``init`` (None: the activation's
+    scheme, ``init_for``) names the weight initialisation.
+    """
+
+    activation: Activation
+    init: str | None
+
+    def _set_activation(self, activation: str | dict | Activation, init: str | None) -> None:
+        self.activation = get_activation(activation)
+        self.init = None if init is None else check_scheme(init)
+
+    @property
+    def init_scheme(self) -> str:
+        return self.init or init_for(self.activation.name)
+
+    @abc.abstractmethod
+    def pre_activation(self, x: Tensor) -> Tensor:
+        """z (N, *out_shape), the input of the activation."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.activation(self.pre_activation(x))  # (N, *out_shape)
+
+
+class Dense(ActivatedLayer):
     """s = g(W x + b) for x (N, in_features) (other shapes are flattened) -> (N, out_features).
 
     ``init`` overrides the scheme chosen from the activation (see ``capas.layers.init``).
@@ -53,15 +81,10 @@ class Dense(nn.Module):
         check_positive("Dense", in_features=in_features, out_features=out_features)
         self.in_features = in_features
         self.out_features = out_features
-        self.activation = get_activation(activation)
-        self.init = None if init is None else check_scheme(init)
+        self._set_activation(activation, init)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         self.reset_parameters()
-
-    @property
-    def init_scheme(self) -> str:
-        return self.init or init_for(self.activation.name)
 
     def reset_parameters(self) -> None:
         initialize_(self.weight, self.init_scheme, self.in_features, self.out_features)
@@ -71,9 +94,6 @@ class Dense(nn.Module):
     def pre_activation(self, x: Tensor) -> Tensor:
         """z = W x + b (N, out_features): what ``Network.logits`` reads for the output layer."""
         return F.linear(flat_input(self, x, self.in_features), self.weight, self.bias)  # (N, out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.activation(self.pre_activation(x))  # (N, out)
 
     def config(self) -> dict[str, Any]:
         return {

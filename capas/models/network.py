@@ -22,6 +22,7 @@ from capas.errors import SpecError
 from capas.layers import Activation, Dense, Dropout, Maxout, get_activation
 from capas.layers.init import check_scheme
 from capas.layers.blocks import concat_inputs
+from capas.layers.dense import ActivatedLayer
 from capas.models.builder import Builder, describe
 from capas.models.spec_input import spec_text
 from capas.notation import parse
@@ -82,7 +83,7 @@ class Network(nn.Module):
             if logits and index == last:
                 if isinstance(layer, Activation):
                     return x
-                if hasattr(layer, "pre_activation"):
+                if isinstance(layer, ActivatedLayer):
                     return layer.pre_activation(x)
             x = layer(x)
             if index in self._kept:
