@@ -131,3 +131,14 @@ def test_names_aliases_and_options():
 def test_bad_activation_specs_raise_spec_error(spec, options, message):
     with pytest.raises(SpecError, match=message.replace("[", r"\[").replace(")", r"\)")):
         get_activation(spec, **options)
+
+
+def test_softmax_normalises_the_class_axis_of_maps():
+    # a classifier ending in a convolution scores K classes per position: (N, K, H, W)
+    z = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    s = get_activation("softmax")(z)
+    torch.testing.assert_close(s, nn.Softmax2d()(z))
+    torch.testing.assert_close(s.sum(dim=1), torch.ones(2, 4, 5, dtype=torch.float64))
+    v = torch.randn_like(z)
+    _, jvp = torch.autograd.functional.jvp(get_activation("softmax"), z, v)
+    torch.testing.assert_close(get_activation("softmax").jacobian_vector_product(s, v), jvp)

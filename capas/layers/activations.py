@@ -16,7 +16,7 @@ sgn            sign: +1 if z >= 0 else -1             sign
 sigmoid        1 / (1 + exp(-z))                      logistic
 tanh           (e^z - e^-z) / (e^z + e^-z)
 softsign       z / (1 + |z|)  (the slides' "rápida")  fast
-softmax        exp(z_i) / sum_j exp(z_j) (last dim)
+softmax        exp(z_i) / sum_j exp(z_j) (axis 1)
 relu           max(0, z)
 leaky_relu     max(slope*z, z), slope=0.1              lrelu
 elu            z if z > 0 else alpha (e^z - 1)
@@ -130,7 +130,9 @@ class Softsign(Activation):
 
 
 class Softmax(Activation):
-    """Softmax over the last dimension; not elementwise, so the engine uses the JVP.
+    """Softmax over the class axis 1 of (N, K) or (N, K, *S) (per position of a map, like
+    ``F.cross_entropy`` on (N, K, *S) logits and ``argmax(dim=1)``); a 1-D z is one row.
+    Not elementwise, so the engine uses the JVP.
 
     ``derivative`` returns the Jacobian's diagonal s_i (1 - s_i) (the slides' g'_M);
     ``jacobian_vector_product`` applies the full Jacobian diag(s) - s s^T.
@@ -140,14 +142,19 @@ class Softmax(Activation):
     elementwise = False
 
     def forward(self, z: Tensor) -> Tensor:
-        return torch.softmax(z, dim=-1)
+        return torch.softmax(z, dim=_class_axis(z))
 
     def derivative(self, z: Tensor, s: Tensor) -> Tensor:
         return s * (1 - s)
 
     def jacobian_vector_product(self, s: Tensor, v: Tensor) -> Tensor:
         """J v for each row, J = diag(s) - s s^T (symmetric, so also v^T J); (N, K) -> (N, K)."""
-        return s * (v - (s * v).sum(dim=-1, keepdim=True))
+        return s * (v - (s * v).sum(dim=_class_axis(s), keepdim=True))
+
+
+def _class_axis(z: Tensor) -> int:
+    """1 for batched z (N, K, *S); 0 for a single row (K,)."""
+    return min(1, z.dim() - 1)
 
 
 class ReLU(Activation):
