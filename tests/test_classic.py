@@ -114,3 +114,15 @@ def test_errors():
         Adaline(2).fit(AND_X, XOR_T, mode="minibatch")
     with pytest.raises(TrainingError, match="diverged"):
         Adaline(2).fit(AND_X * 100, torch.ones(4), lr=10.0, mode="batch", epochs=200)
+
+
+def test_inputs_follow_the_weights_device_and_dtype():
+    from capas.models.classic import _training_pair
+
+    on_meta = Perceptron(2).to("meta")  # stands for a CUDA perceptron fed CPU data
+    x, t = _training_pair(on_meta, AND_X, torch.tensor([-1, -1, -1, 1]))
+    assert (x.device.type, t.device.type) == ("meta", "meta") and t.shape == (4, 1)
+    adaline = Adaline(2).double()
+    adaline.fit(AND_X.numpy(), [-1, -1, -1, 1], epochs=200, lr=0.1, mode="batch")
+    decision = adaline.predict(AND_X.int())  # integer inputs on a float64 unit
+    assert decision.dtype == torch.float64 and decision.flatten().tolist() == [-1.0, -1.0, -1.0, 1.0]

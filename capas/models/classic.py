@@ -27,9 +27,9 @@ from capas.layers.dense import Dense
 
 
 def _training_pair(layer: Dense, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """x as (N, in) and t as (N, out), in the layer's dtype, or a DataError."""
-    x = torch.as_tensor(x, dtype=layer.weight.dtype)
-    t = torch.as_tensor(t, dtype=layer.weight.dtype)
+    """x as (N, in) and t as (N, out), on the layer's device and in its dtype, or a DataError."""
+    x = _like_weights(layer, x)
+    t = _like_weights(layer, t)
     if t.dim() == 1:
         t = t.unsqueeze(1)  # (N, 1)
     if x.dim() < 2 or x[0].numel() != layer.in_features or t.shape != (x.shape[0], layer.out_features):
@@ -38,6 +38,11 @@ def _training_pair(layer: Dense, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
             f"and t (N,) or (N, {layer.out_features}); got x {tuple(x.shape)} and t {tuple(t.shape)}"
         )
     return x.flatten(1), t
+
+
+def _like_weights(layer: Dense, values: Tensor) -> Tensor:
+    """A tensor or array on the device and in the dtype of ``layer.weight``."""
+    return torch.as_tensor(values).to(device=layer.weight.device, dtype=layer.weight.dtype)
 
 
 def _order(n: int, shuffle: bool, generator: torch.Generator) -> list[int]:
@@ -91,7 +96,7 @@ class Adaline(Dense):
     def predict(self, x: Tensor) -> Tensor:
         """Class decision sgn(W x + b) in {-1, +1}; (N, in) -> (N, out)."""
         with torch.no_grad():
-            return get_activation("sgn")(self(x))
+            return get_activation("sgn")(self(_like_weights(self, x)))
 
     def fit(
         self,
