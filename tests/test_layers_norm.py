@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from capas.errors import SpecError
+from capas.errors import SpecError, TrainingError
 from capas.layers import BatchNorm, Dropout, Flatten, LayerNorm
 from harness import check_against_reference, check_config_roundtrip
 
@@ -83,3 +83,12 @@ def test_errors():
         Dropout(1.0)
     with pytest.raises(SpecError, match="positive integer"):
         LayerNorm(0)
+
+
+def test_batch_norm_on_a_single_value_per_channel_says_why():
+    bn = BatchNorm(3)
+    with pytest.raises(TrainingError, match="more than one value per channel.*another batch size"):
+        bn(torch.randn(1, 3))  # the 1-sample last batch of an epoch
+    bn(torch.randn(1, 3, 2, 2))  # one image still has 4 values per channel
+    bn.eval()
+    assert bn(torch.randn(1, 3)).shape == (1, 3)  # running statistics need no batch

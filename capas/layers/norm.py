@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from capas.errors import SpecError
+from capas.errors import SpecError, TrainingError
 from capas.layers.dense import check_positive
 
 
@@ -34,6 +34,12 @@ class BatchNorm(nn.BatchNorm1d):
             raise SpecError(
                 f"BatchNorm({self.num_features}) expects inputs (N, {self.num_features}, ...), "
                 f"got shape {tuple(x.shape)}"
+            )
+        if self.training and x.numel() == x.shape[1]:
+            raise TrainingError(
+                f"batch norm in training needs more than one value per channel, got a batch of shape "
+                f"{tuple(x.shape)}; a last batch of 1 sample (N_train % batch_size == 1) does this: "
+                "choose another batch size"
             )
         if x.dim() <= 3:
             return super().forward(x)
