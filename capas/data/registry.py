@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from capas.data.dataset import Dataset, DatasetInfo
+from capas.data.formats import Arrays
 from capas.data.preprocess import Standardizer, scale_to_unit, stratified_split
 from capas.data.sources import ENTRIES, TEST_FRACTION, Entry
 from capas.errors import DataError
@@ -90,22 +91,12 @@ def load(
     arrays = entry.read(entry, dataset_options, seed)
     classification = entry.task == "classification"
 
-    x_train, y_train = arrays.x_train, arrays.y_train
-    if arrays.x_test is None:
-        keep, test = stratified_split(y_train, TEST_FRACTION, seed, stratify=classification)
-        x_test, y_test = x_train[test], y_train[test]
-        x_train, y_train = x_train[keep], y_train[keep]
-        test_record: Any = TEST_FRACTION
-    else:
-        x_test, y_test, test_record = arrays.x_test, arrays.y_test, "official"
-    keep, val = stratified_split(y_train, validation, seed, stratify=classification)
-    x_val, y_val, x_train, y_train = x_train[val], y_train[val], x_train[keep], y_train[keep]
+    splits, test_record = _split(arrays, validation, seed, classification)
     preprocessing: dict[str, Any] = {
         "split": {"test": test_record, "validation": validation, "stratified": classification, "seed": seed}
     }
-
-    xs = [_inputs(x) for x in (x_train, x_val, x_test)]
-    ys = [_targets(y, classification) for y in (y_train, y_val, y_test)]
+    xs = [_inputs(x) for x, _ in splits]
+    ys = [_targets(y, classification) for _, y in splits]
     if scale:
         xs = [scale_to_unit(x, entry.max_value) for x in xs]
         preprocessing["scale"] = {"divide_by": entry.max_value, "range": [0.0, 1.0]}
@@ -133,6 +124,23 @@ def load(
         preprocessing=preprocessing,
         options=all_options,
     )
+
+
+def _split(
+    arrays: Arrays, validation: float, seed: int, classification: bool
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float | str]:
+    """[(x, y) train, validation, test] and the test record: the official test split, or
+    TEST_FRACTION held out first; then ``validation`` of the rest (stratified for classes)."""
+    x_train, y_train = arrays.x_train, arrays.y_train
+    if arrays.x_test is None:
+        keep, test = stratified_split(y_train, TEST_FRACTION, seed, stratify=classification)
+        x_test, y_test = x_train[test], y_train[test]
+        x_train, y_train = x_train[keep], y_train[keep]
+        test_record: float | str = TEST_FRACTION
+    else:
+        x_test, y_test, test_record = arrays.x_test, arrays.y_test, "official"
+    keep, val = stratified_split(y_train, validation, seed, stratify=classification)
+    return [(x_train[keep], y_train[keep]), (x_train[val], y_train[val]), (x_test, y_test)], test_record
 
 
 def _check_common(seed: Any, validation: Any, standardize: Any) -> None:
