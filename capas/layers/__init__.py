@@ -14,7 +14,7 @@ from torch import nn
 from capas.errors import SpecError
 from capas.layers.activations import ACTIVATIONS, Activation, get_activation
 from capas.layers.conv import Conv, ConvMaxout, Pool, SeparableConv, conv_output_length
-from capas.layers.dense import Dense, Maxout
+from capas.layers.dense import ActivatedLayer, Dense, Maxout
 from capas.layers.init import SCHEMES, init_for, initialize_
 from capas.layers.norm import BatchNorm, Dropout, Flatten, LayerNorm
 
@@ -57,6 +57,7 @@ def layer_from_config(config: dict[str, Any]) -> nn.Module:
 
 __all__ = [
     "ACTIVATIONS",
+    "ActivatedLayer",
     "LAYERS",
     "SCHEMES",
     "Activation",

@@ -78,6 +78,8 @@ class Builder:
         self.counts: Counter[str] = Counter()
 
     def build(self) -> Built:
+        """Every top-level layer, named and shape-checked, plus a standalone output activation
+        when the last layer has no slot for one (pooling, maxout, a ``cat`` or ``rep`` block)."""
         spec = self.spec
         outputs: list[tuple[str, Shape]] = [("the input", spec.input_shape)]
         built = Built([], [], [], spec.input_shape)

@@ -178,6 +178,8 @@ class Network(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any], seed: int | None = None) -> Network:
+        """Rebuild the network ``config()`` describes (fresh weights, from ``seed`` if given);
+        SpecError for anything that is not such a config."""
         keys = {"format", "spec", "act", "loss", "output_act", "init"}
         if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT or "spec" not in config:
             raise SpecError(f"not a capas model config (format {CONFIG_FORMAT} with a 'spec'): {config!r:.200}")
