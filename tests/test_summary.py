@@ -119,6 +119,11 @@ def test_summary_of_a_built_model_matches_the_spec_and_keeps_training_mode():
     assert model.training
 
 
+def test_float64_model_summarizes_like_its_spec():
+    spec = "1x6x6 c3x3x2 bn d4"
+    assert summarize(build(spec).double()) == summarize(spec)  # the dummy sample follows the weights' dtype
+
+
 def test_only_networks_and_specs():
     with pytest.raises(SpecError, match="not a Linear"):
         summarize(torch.nn.Linear(3, 2))

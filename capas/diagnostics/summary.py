@@ -108,7 +108,8 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
         for name, module in rows
     ]
     first = next(model.parameters(), None)
-    dummy = torch.zeros(1, *model.input_shape, device=first.device if first is not None else "cpu")
+    like = {"device": first.device, "dtype": first.dtype} if first is not None else {}
+    dummy = torch.zeros(1, *model.input_shape, **like)  # (1, *input_shape), as the weights
     was_training = model.training
     model.eval()
     try:
