@@ -1,6 +1,6 @@
 """The compact model notation: one line of text -> a tree of :class:`LayerSpec`.
 
-A spec is the input shape followed by layer tokens, separated by spaces or dashes, so
+A spec is the input shape followed by layer tokens, separated by spaces or one dash, so
 the course's MLP sizes ``784-30-10`` and the token form ``1x28x28 c5x5x6 mp2 d10`` are
 the same language (a bare number ``30`` is a dense layer ``d30``).
 
