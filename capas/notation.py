@@ -333,14 +333,16 @@ def _apply_options(text: str, layer: LayerSpec, options: str, start: int, end: i
                 raise spec_error(text, span, f"':{value}' is not an option; {expected}")
             changes["activation"] += ":" + value
             continue
+        if key == "activation":
+            try:
+                name = canonical_name(value)
+            except SpecError as err:
+                raise spec_error(text, span, str(err)) from None
         if key not in _OPTIONS.get(layer.kind, ()) or key in changes:
             why = "is repeated" if key in changes else f"does not apply to {layer.kind.replace('_', ' ')} layers"
             raise spec_error(text, span, f"option ':{value}' {why}")
         if key == "activation":
-            try:
-                changes[key] = canonical_name(value)
-            except SpecError as err:
-                raise spec_error(text, span, str(err)) from None
+            changes[key] = name
         elif key == "padding":
             changes[key] = value if value in ("same", "valid") else int(value[1:])
         else:

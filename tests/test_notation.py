@@ -88,6 +88,7 @@ def caret_column(message: str) -> tuple[int, int]:
         ("784 d3(d4)", "not a block", 4, 3),
         ("784 mp2:same", "does not apply to max pool layers", 7, 5),
         ("784 mp2:s1:", "empty ':'", 10, 1),
+        ("784 d10:leaky_relu:nan", "unknown activation 'nan'", 18, 4),
         ("784-30-", "a '-' goes between two layers", 6, 1),
         ("784--10", "a '-' goes between two layers", 3, 2),
         ("-784-10", "a '-' goes between two layers", 0, 1),
