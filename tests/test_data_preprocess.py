@@ -23,6 +23,16 @@ def test_standardizer_matches_the_slides_formula_with_n_minus_1():
     torch.testing.assert_close(s.inverse_transform(z), x)
 
 
+def test_standardizer_follows_the_device_and_dtype_of_its_input():
+    x = torch.tensor([[0.0, 10.0], [2.0, 30.0], [4.0, 20.0]])
+    standardizer = Standardizer().fit(x)
+    expected = (x - x.mean(0)) / x.std(0)  # (3, 2), N-1 std
+    torch.testing.assert_close(standardizer.transform(x.to(torch.uint8)), expected)  # raw pixels -> float32
+    assert standardizer.transform(x.double()).dtype == torch.float64
+    assert standardizer.transform(x.to("meta")).device.type == "meta"  # stands for CUDA data
+    assert standardizer.inverse_transform(expected.to("meta")).device.type == "meta"
+
+
 def test_standardizer_record_round_trips_and_keeps_sample_shape():
     x = torch.randn(20, 1, 3, 3, generator=torch.Generator().manual_seed(0)) * 5 + 2
     s = Standardizer().fit(x)

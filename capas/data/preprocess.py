@@ -56,16 +56,18 @@ class Standardizer:
         return self
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``(x - mean) / std`` computed in the dtype of ``x``; shapes (N, *features)."""
+        """Return ``(x - mean) / std`` on the device of ``x``, in its dtype (float32 for
+        integer pixels); shapes (N, *features)."""
         if self.mean is None or self.std is None:
             raise DataError("this Standardizer is not fitted yet; call fit(x_train) first")
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        x = x if x.is_floating_point() else x.float()
+        return (x - self.mean.to(x)) / self.std.to(x)
 
     def inverse_transform(self, x: torch.Tensor) -> torch.Tensor:
         """Undo :meth:`transform`: ``x * std + mean``; shapes (N, *features)."""
         if self.mean is None or self.std is None:
             raise DataError("this Standardizer is not fitted yet; call fit(x_train) first")
-        return x * self.std.to(x.dtype) + self.mean.to(x.dtype)
+        return x * self.std.to(x) + self.mean.to(x)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able record (nested lists shaped like one sample)."""
