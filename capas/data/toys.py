@@ -56,7 +56,7 @@ def moons(n: int = 400, noise: float = 0.1, seed: int = 0) -> Arrays:
 def spirals(n: int = 400, noise: float = 0.05, turns: float = 1.5, seed: int = 0) -> Arrays:
     """Two interleaved spirals (Lang & Witbrock's benchmark), the second the first turned by pi.
 
-    A point at radius r in (0, 1] sits at angle ``2 pi turns r``: class 0 at
+    A point at radius r in [0.05, 1) sits at angle ``2 pi turns r``: class 0 at
     ``r (cos a, sin a)``, class 1 at ``-r (cos a, sin a)``; Gaussian noise of std ``noise``.
     """
     n, noise = _count("n", n, 4), _non_negative("noise", noise)
