@@ -87,3 +87,11 @@ def test_run_directory_that_is_not_a_config_and_missing_recipe(capsys, tmp_path)
     assert code == 2 and "holds a list, not a model config" in err and "Traceback" not in err
     code, _, err = run(capsys, str(tmp_path / "missing.toml"))
     assert code == 2 and "cannot read the recipe" in err and "No such file" in err
+
+
+def test_loss_given_for_a_run_directory_sets_its_output_activation(capsys, tmp_path):
+    (tmp_path / "model.json").write_text(json.dumps(build("4 d3 mx2x2").config()))  # cross-entropy: + softmax
+    _, out, _ = run(capsys, str(tmp_path), "--json")
+    assert [row["name"] for row in json.loads(out.splitlines()[-1])["layers"]] == ["dense1", "maxout1", "act1"]
+    _, out, _ = run(capsys, str(tmp_path), "--loss", "mse", "--json")  # linear output: no activation layer
+    assert [row["name"] for row in json.loads(out.splitlines()[-1])["layers"]] == ["dense1", "maxout1"]

@@ -61,5 +61,7 @@ def _summarize_run_dir(path: Path, options: dict[str, Any]):
         raise SpecError(f"{model_file} is not valid JSON ({err}); is this a capas run directory?") from None
     if not isinstance(config, dict):
         raise SpecError(f"{model_file} holds a {type(config).__name__}, not a model config; is this a capas run directory?")
+    if "loss" in options and "output_act" not in options:
+        config.pop("output_act", None)  # the stored one followed the stored loss; follow the new one
     with torch.device("meta"):
         return summarize(Network.from_config({**config, **options}))
