@@ -121,3 +121,14 @@ def test_why_relu_needs_he(scheme, low, high):
         s = Dense(256, 256, activation="relu", init=scheme).double()(s)
     ratio = (s.square().mean() / x.square().mean()).item()
     assert low < ratio < high
+
+
+def test_an_explicit_init_reaches_every_weight_of_a_separable_conv():
+    from capas.layers import SeparableConv
+
+    torch.manual_seed(0)
+    layer = SeparableConv(4, 6, 3, init="normal")  # the classic N(0, 0.01^2) for both steps
+    for weight in (layer.depthwise.weight, layer.pointwise.weight):  # 36 and 24 draws (glorot: std ~0.33)
+        assert 0.006 < weight.std().item() < 0.015
+    default = SeparableConv(4, 6, 3, activation="relu")  # depthwise step is linear: glorot by default
+    assert default.depthwise.weight.abs().max().item() <= math.sqrt(6 / (9 + 9))

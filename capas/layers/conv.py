@@ -269,7 +269,7 @@ class SeparableConv(_ConvBase, ActivatedLayer):
 
     def reset_parameters(self) -> None:
         area, m = self.kernel_area, self.depth_multiplier
-        initialize_(self.depthwise.weight, "glorot_uniform", area, m * area)
+        initialize_(self.depthwise.weight, self.init or "glorot_uniform", area, m * area)  # linear step
         initialize_(self.pointwise.weight, self.init_scheme, self.in_channels * m, self.out_channels)
         if self.pointwise.bias is not None:
             nn.init.zeros_(self.pointwise.bias)
