@@ -61,6 +61,14 @@ def test_one_hot_and_target_codes_for_tanh_and_sigmoid():
         encode_targets(y, 3, kind="softmax")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_one_hot_stays_on_the_device_of_the_labels():
+    y = torch.tensor([2, 0, 1], device="cuda")
+    codes = one_hot(y, 3, low=-0.9, high=0.9)
+    assert codes.device == y.device
+    torch.testing.assert_close(codes.cpu(), one_hot(y.cpu(), 3, low=-0.9, high=0.9))
+
+
 def test_scale_to_unit():
     torch.testing.assert_close(scale_to_unit(torch.tensor([0.0, 51.0, 255.0]), 255.0), torch.tensor([0.0, 0.2, 1.0]))
     with pytest.raises(DataError):

@@ -100,7 +100,8 @@ def scale_to_unit(x: torch.Tensor, max_value: float) -> torch.Tensor:
 
 
 def one_hot(y: torch.Tensor, num_classes: int, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
-    """Class indices (N,) -> float32 codes (N, num_classes): ``high`` at the class, ``low`` elsewhere."""
+    """Class indices (N,) -> float32 codes (N, num_classes): ``high`` at the class, ``low``
+    elsewhere; on the device of ``y``."""
     y = torch.as_tensor(y)
     if y.ndim != 1 or y.dtype.is_floating_point:
         raise DataError(f"one_hot expects a 1-D tensor of class indices, got {y.dtype} {tuple(y.shape)}")
@@ -109,9 +110,8 @@ def one_hot(y: torch.Tensor, num_classes: int, low: float = 0.0, high: float = 1
             f"class indices must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}; "
             "check num_classes"
         )
-    codes = torch.full((y.shape[0], num_classes), low, dtype=torch.float32)  # (N, K)
-    codes[torch.arange(y.shape[0]), y.long()] = high
-    return codes
+    codes = torch.full((y.shape[0], num_classes), low, dtype=torch.float32, device=y.device)  # (N, K)
+    return codes.scatter_(1, y.long().unsqueeze(1), high)  # (N, K), on the device of y
 
 
 def encode_targets(y: torch.Tensor, num_classes: int, kind: TargetKind = "onehot") -> torch.Tensor:
