@@ -9,6 +9,7 @@ data. After training both are scored with the same pseudo-log-likelihood formula
 
     python benchmarks/bench_rbm.py              # ~1 minute on 2 cores
     python benchmarks/bench_rbm.py --n 10000    # smaller
+    python benchmarks/bench_rbm.py --threads 1 # both libraries on one thread (torch + BLAS)
     python benchmarks/bench_rbm.py --device cuda
 
 Prints samples/s and the ratio capas / scikit-learn (higher is faster); asserts nothing.
@@ -22,6 +23,7 @@ import time
 import numpy as np
 import torch
 from sklearn.neural_network import BernoulliRBM
+from threadpoolctl import threadpool_limits
 
 from capas.models.rbm import RBM, CDOptions, ContrastiveDivergence
 
@@ -92,7 +94,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=60_000, help="number of samples (default 60,000)")
     parser.add_argument("--device", default="cpu", help="device of the capas RBM (cpu, cuda)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and numpy's BLAS")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
     x = synthetic_binary(args.n)
     print(f"{args.n} x {D} binary samples, {HIDDEN} hidden units, CD-1, batch {BATCH}, lr {LR}, one epoch; "
           f"torch threads {torch.get_num_threads()}, capas on {args.device}")
