@@ -210,6 +210,9 @@ def test_slides_two_layer_example_online_incremental_and_batch():
         ("6-5:tanh-3", {"batch_size": 8, "momentum": 0.5, "lr": 0.3}),
         ("6-4:sigmoid-3", {"batch_size": "full", "loss": "sse", "lr": 2.0, "l2": 0.01}),
         ("6-mx4x2-3", {"batch_size": 1, "optimizer": "adam", "lr": 0.01, "clip_norm": 0.5}),
+        ("6-5:relu-4:elu-3", {"batch_size": 7, "lr": 0.2, "grad_norms": False}),  # update fused in the backward
+        ("6-5:tanh-3", {"batch_size": 6, "loss": "mse", "target_encoding": "tanh", "l2": 0.01,
+                        "regularize_bias": True, "scheduler": "step", "scheduler_options": {"step_size": 1}}),
     ],
 )
 def test_fit_engines_agree(spec, options):

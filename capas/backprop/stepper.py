@@ -175,6 +175,7 @@ class BackpropStepper:
         self.net.training = self.model.training  # dropout only in training mode, as nn.Dropout
         fused = self._fused_group()
         if fused is not None:  # plain SGD and nothing else needs the gradients
+            self.optimizer._opt_called = True  # what an LR scheduler's wrapper of step() records
             return self.net.gradients(xb, yb, descend=fused["lr"])
         loss = self.net.gradients(xb, yb)
         if self._norm_steps is not None:  # on-device sums: no synchronisation per step
@@ -184,6 +185,7 @@ class BackpropStepper:
             self._clip()
         if self._fast_sgd:
             self._sgd_update()
+            self.optimizer._opt_called = True  # what an LR scheduler's wrapper of step() records
         else:
             for param, _, grad in self._pairs:
                 param.grad = grad  # the bridge: any torch.optim optimizer reads p.grad
