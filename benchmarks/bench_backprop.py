@@ -170,7 +170,8 @@ def main() -> None:
         CASES[name] = (*case[:-1], min(case[-1], N))
     for name in args.cases:
         run_case(name, x, y)
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (timings are wall-clock; a busy machine slows all peers)")
+    load = os.getloadavg()[0]
+    print(f"\nload average at the end: {load:.1f} (timings are wall-clock; a busy machine slows all peers)")
 
 
 if __name__ == "__main__":
