@@ -1,4 +1,4 @@
-"""capas.pretrain: greedy layer-wise pre-training, the run directory it writes, freezing, CLI, plots."""
+"""capas.pretraining: greedy layer-wise pre-training, the run directory it writes, freezing, CLI, plots."""
 
 import json
 
@@ -8,7 +8,7 @@ import torch
 from capas.errors import DataError, SpecError
 from capas.models import build
 from capas.models.dbn import DBN
-from capas.pretrain import fine_tune, freeze, pretrain, unfreeze
+from capas.pretraining import fine_tune, freeze, pretrain, unfreeze
 from capas.train.rundir import load_model, read_tensors
 
 
@@ -82,12 +82,12 @@ def test_real_valued_inputs_get_a_gaussian_first_rbm_with_a_smaller_default_lr()
     assert all(torch.isfinite(p).all() for p in result.network.parameters())
 
 
-def test_the_module_is_callable_and_keeps_its_helpers(digits):
-    import sys
+def test_the_public_api_reexports_pretraining():
+    import capas
+    from capas import pretraining
 
-    module = sys.modules["capas.pretrain"]
-    result = module(digits, "64-8-10", method="ae", epochs=1)
-    assert isinstance(result, module.PretrainResult) and callable(module.freeze) and callable(module.fine_tune)
+    assert capas.pretrain is pretraining.pretrain and capas.freeze is pretraining.freeze
+    assert capas.unfreeze is pretraining.unfreeze and capas.fine_tune is pretraining.fine_tune
 
 
 def test_bad_requests_are_refused_with_a_hint(digits):

@@ -3,7 +3,7 @@
 import pytest
 
 from capas.models import build
-from capas.pretrain import fine_tune, pretrain
+from capas.pretraining import fine_tune, pretrain
 from capas.train import fit
 
 pytestmark = pytest.mark.slow

@@ -51,7 +51,7 @@ def pretrain_command(
 ) -> None:
     """Pre-train the hidden layers of MODEL greedily (RBMs or autoencoders); fine-tune with
     `capas train --data DATA --init-from OUT`."""
-    from capas.pretrain import pretrain
+    from capas.pretraining import pretrain
 
     result = pretrain(
         data, model, method=method, epochs=epochs, layer_epochs=parse_list(layer_epochs, int, "--layer-epochs"),

@@ -12,14 +12,12 @@ whole network), ``pretrain.json`` (settings and per-layer curves) and
 a few example inputs, so reconstructions and samples can be drawn later), so that
 ``capas train --init-from DIR`` fine-tunes it.
 
-The module itself is callable: ``capas.pretrain(...)`` is :func:`pretrain`, while
-``capas.pretrain.freeze`` / ``unfreeze`` / ``fine_tune`` stay reachable beside it.
+``capas.pretrain``, ``capas.freeze``, ``capas.unfreeze`` and ``capas.fine_tune`` are these
+functions, re-exported.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,12 +244,3 @@ def fine_tune(run_dir: str | Path, data: Any, *, frozen: Iterable[int] = (), **f
         fit_options.setdefault("engine", "autograd")
     return fit(network, data, **fit_options)
 
-
-class _CallableModule(types.ModuleType):
-    """Makes ``capas.pretrain(...)`` call :func:`pretrain` without hiding the module's other names."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> PretrainResult:
-        return pretrain(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
