@@ -31,6 +31,7 @@ from capas.backprop.outputs import OutputRule
 from capas.layers.activations import Activation
 from capas.layers.dense import Dense, Maxout
 from capas.layers.norm import Dropout, Flatten
+from capas.train.regularization import add_penalty_gradients
 
 _aten = torch.ops.aten
 _KEPT_BATCH_SIZES = 4
@@ -259,13 +260,15 @@ class DeltaRuleNet:
             found = self._buffers[batch] = _Buffers(self, batch)
         return found
 
-    def gradients(self, x: Tensor, y: Tensor, descend: float | None = None) -> Tensor:
+    def gradients(self, x: Tensor, y: Tensor, descend: float | None = None, penalize: bool = True) -> Tensor:
         """Forward, output error, backward for ``x (B, *)`` and targets ``y``; fills ``grads``.
 
         ``y`` is ``(B,)`` class indices or ``(B, K)`` targets. With ``descend = rho`` the
         gradients are not stored but applied at once, ``theta -= rho dE/dtheta`` (the
         slides' update fused into the same matrix product; no penalties then). Returns
-        the data loss E (0-dim; penalties are in the gradients, not in E).
+        the data loss E (0-dim; penalties are in the gradients, not in E). With
+        ``penalize=False`` the penalty's gradient is left for ``add_penalty_gradients``
+        (the stepper records the data loss's gradient norms in between).
         """
         buf = self.buffers(x.shape[0])
         out = x if x.dim() == 2 else x.reshape(x.shape[0], -1)  # (B, M_0)
@@ -274,7 +277,7 @@ class DeltaRuleNet:
         loss = self.rule(buf.z[-1], out, self.rule.target(y, buf.target), buf.output)
         for backward in buf.backwards:
             backward(descend)
-        if descend is None and (self.l1 or self.l2):
+        if penalize and descend is None and (self.l1 or self.l2):
             self.add_penalty_gradients()
         self.last = buf
         return loss
@@ -282,12 +285,9 @@ class DeltaRuleNet:
     def add_penalty_gradients(self) -> None:
         """dE/dtheta += l2 theta + l1 sign(theta), the gradients of the trainer's penalty
         ``l2/2 sum theta^2 + l1 sum |theta|`` (weights; biases too with ``regularize_bias``)."""
+        pairs = []
         for plan, grads in zip(self.plans, self.grads):
-            tensors = [(plan.weight, grads[0])]
+            pairs.append((plan.weight, grads[0]))
             if self.regularize_bias and plan.bias is not None:
-                tensors.append((plan.bias, grads[1]))
-            for theta, grad in tensors:
-                if self.l2:
-                    grad.add_(theta, alpha=self.l2)
-                if self.l1:
-                    grad.add_(torch.sign(theta), alpha=self.l1)
+                pairs.append((plan.bias, grads[1]))
+        add_penalty_gradients(pairs, self.l2, self.l1)

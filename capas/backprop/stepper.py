@@ -177,10 +177,12 @@ class BackpropStepper:
         if fused is not None:  # plain SGD and nothing else needs the gradients
             self.optimizer._opt_called = True  # what an LR scheduler's wrapper of step() records
             return self.net.gradients(xb, yb, descend=fused["lr"])
-        loss = self.net.gradients(xb, yb)
-        if self._norm_steps is not None:  # on-device sums: no synchronisation per step
+        loss = self.net.gradients(xb, yb, penalize=False)
+        if self._norm_steps is not None:  # on-device sums of the data loss's norms: no sync per step
             torch._foreach_add_(self._norm_sums, torch._foreach_norm(self._weight_grads))
             self._norm_steps += 1
+        if self.net.l1 or self.net.l2:
+            self.net.add_penalty_gradients()
         if self.clip_norm is not None or self.clip_value is not None:
             self._clip()
         if self._fast_sgd:

@@ -37,6 +37,19 @@ def penalty(params: list[Tensor], l2: float = 0.0, l1: float = 0.0) -> Tensor:
 
 
 @torch.no_grad()
+def add_penalty_gradients(pairs: list[tuple[Tensor, Tensor]], l2: float = 0.0, l1: float = 0.0) -> None:
+    """``grad += l2 * theta + l1 * sign(theta)`` for each ``(theta, grad)``: the gradient of
+    :func:`penalty`, added after the data-loss gradient so that the per-layer gradient norms
+    the history records measure the data loss alone (the "speed of learning" of the slides;
+    a penalty's ``lambda * w`` would otherwise mask a vanishing gradient)."""
+    for theta, grad in pairs:
+        if l2:
+            grad.add_(theta, alpha=l2)
+        if l1:
+            grad.add_(torch.sign(theta), alpha=l1)
+
+
+@torch.no_grad()
 def apply_max_norm(params: list[Tensor], max_norm: float) -> None:
     """Rescale every unit's incoming weight vector (row of a (out, in...) weight) to norm <= max_norm."""
     for p in params:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from capas.train.losses import Loss
-from capas.train.regularization import penalized_parameters, penalty
+from capas.train.regularization import add_penalty_gradients, penalized_parameters
 
 
 def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -51,7 +51,8 @@ class AutogradStepper:
 
     Args:
         model, optimizer, loss: what to train, how, against which objective.
-        l1, l2, regularize_bias: the penalty added to the objective (regularization.py).
+        l1, l2, regularize_bias: the penalty added to the objective (regularization.py);
+            its gradient is added after backward, so ``layer_grad_norms`` are the data loss's.
         clip_norm, clip_value: gradient clipping (``torch.nn.utils``), after unscaling.
         amp: mixed precision on CUDA (``torch.autocast`` + ``GradScaler``).
         grad_norms: accumulate per-layer weight-gradient norms on the device.
@@ -90,18 +91,26 @@ class AutogradStepper:
         self.last_output: Tensor | None = None
 
     def step(self, xb: Tensor, yb: Tensor) -> Tensor:
-        """One update from ``xb (B, *input_shape)``, ``yb (B,)`` or ``(B, K)``; returns the data loss."""
+        """One update from ``xb (B, *input_shape)``, ``yb (B,)`` or ``(B, K)``; returns the data loss.
+
+        The penalty's gradient is added after the data loss's backward pass (same update as
+        back-propagating ``loss + penalty``), so the recorded per-layer norms are the data
+        loss's own."""
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             output = self.forward(xb)  # (B, K)
             loss = self.loss(output.float() if self.amp else output, yb)
-        objective = loss + penalty(self.penalized, self.l2, self.l1) if self.penalized else loss
         if self.scaler is not None:
-            self.scaler.scale(objective).backward()
+            self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
         else:
-            objective.backward()
+            loss.backward()
         self._accumulate_grad_norms()
+        if self.penalized:
+            for p in self.penalized:
+                if p.grad is None:  # a parameter the loss did not reach still feels the penalty
+                    p.grad = torch.zeros_like(p)
+            add_penalty_gradients([(p, p.grad) for p in self.penalized], self.l2, self.l1)
         if self.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         if self.clip_value is not None:
