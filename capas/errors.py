@@ -28,3 +28,7 @@ class TrainingError(CapasError):
 
 class RunDirError(CapasError):
     """A run directory that is missing, incomplete or not a capas run."""
+
+
+class CapasWarning(UserWarning):
+    """A training problem capas noticed that does not stop the run (e.g. vanishing gradients)."""

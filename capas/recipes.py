@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import torch
 
-from capas.errors import CapasError, DataError
+from capas.errors import CapasError, CapasWarning, DataError
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 SPEED_PROBE = 1000  # training samples for the gradient norms at initialisation (Nielsen used 1,000)
@@ -294,7 +294,7 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
 
 def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int | None, run_dir: Path,
                    quiet: bool) -> VariantResult:
-    from capas.diagnostics.gradients import CapasWarning, GradientMonitor, SpeedOfLearning, loss_gradient_norms
+    from capas.diagnostics.gradients import SpeedOfLearning, loss_gradient_norms
     from capas.diagnostics.plots import make_plots, resolve_kinds
     from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
     from capas.models import build
@@ -306,7 +306,7 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
     probe = slice(0, SPEED_PROBE)
     initial = loss_gradient_norms(model, data.x_train[probe], data.y_train[probe])
     animate = recipe.plots.animate and "boundary" in resolve_kinds(recipe.plots.what)
-    callbacks: list = [GradientMonitor()]
+    callbacks: list = []  # fit adds the GradientMonitor itself (warn_gradients)
     if "gradients" in resolve_kinds(recipe.plots.what):
         callbacks.append(SpeedOfLearning(SPEED_PROBE))
     if animate:

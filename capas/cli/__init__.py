@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
-from capas.errors import CapasError
+from capas.errors import CapasError, CapasWarning
 
 app = typer.Typer(
     name="capas",
@@ -28,9 +29,21 @@ def _register() -> None:
     from capas.cli import commands  # noqa: F401
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """capas's own warnings (vanishing gradients, dead ReLUs...) as one ``warning:`` line."""
+    if issubclass(category, CapasWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user mistakes into one-line errors (exit 2)."""
     _register()
+    warnings.showwarning = _show_warning
     try:
         app(args=argv, standalone_mode=False)
     except CapasError as err:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from capas.errors import CapasWarning
 from capas.layers.activations import Activation
 from capas.train.callbacks import Callback
 
@@ -48,10 +49,6 @@ HINTS = {
     "saturated": "use Glorot initialisation, standardised inputs, ReLU units, or a lower learning rate",
     "dead_relu": "lower the learning rate, use He initialisation, or leaky_relu/elu",
 }
-
-
-class CapasWarning(UserWarning):
-    """A training problem capas noticed that does not stop the run."""
 
 
 @dataclass(frozen=True)

@@ -182,8 +182,12 @@ class ProgressBar(Callback):
 
 
 def default_callbacks(config: Any) -> list[Callback]:
-    """Callbacks the config asks for: early stopping and convergence conditions."""
+    """Callbacks the config asks for: gradient warnings, early stopping, convergence conditions."""
+    from capas.diagnostics.gradients import GradientMonitor  # diagnostics builds on this module
+
     callbacks: list[Callback] = []
+    if config.warn_gradients and config.grad_norms:
+        callbacks.append(GradientMonitor())
     if config.patience is not None:
         callbacks.append(EarlyStopping(config.monitor, config.patience, config.min_delta, config.restore_best))
     if config.target_loss is not None or config.min_improvement is not None:

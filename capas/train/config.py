@@ -59,6 +59,9 @@ class TrainConfig(BaseModel):
     curriculum_epochs: int | None = Field(None, ge=1, description="epochs until all data is available")
     checkpoint_every: int = Field(1, ge=1, description="write a checkpoint every k epochs")
     grad_norms: bool = Field(True, description="record per-layer gradient norms in the history")
+    warn_gradients: bool = Field(
+        True, description="warn about vanishing/exploding gradients, saturated units, dead ReLUs (GradientMonitor)"
+    )
     eval_batch_size: int = Field(4096, ge=1, description="batch size of validation/test passes")
 
     @field_validator("batch_size")
