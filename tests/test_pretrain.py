@@ -130,6 +130,9 @@ def test_cli_writes_the_run_and_prints_a_json_summary(tmp_path, capsys):
     assert sorted(p.rsplit("/", 1)[-1] for p in summary["plots"]) == [
         "filters.png", "pretrain_curves.png", "reconstructions.png", "samples.png"]
     assert (out / "weights.safetensors").is_file()
+    main(["plot", str(out), "--json"])  # `capas plot` recognises a pre-training directory
+    plotted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(p.rsplit("/", 1)[-1] for p in plotted) == sorted(p.rsplit("/", 1)[-1] for p in summary["plots"])
     tuned = tmp_path / "tuned"  # the trainer starts from the pre-trained weights (a tiny lr keeps them)
     main(["train", "--data", "digits", "--init-from", str(out), "--optimizer", "sgd", "--lr", "1e-9",
           "--epochs", "1", "--quiet", "--out", str(tuned), "--json"])

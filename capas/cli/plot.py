@@ -14,17 +14,24 @@ KINDS = "curves|gradients|confusion|boundary|hidden|weights|activations|all"
 
 @app.command()
 def plot(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `capas train` or `capas run`."),
+    run_dir: Path = typer.Argument(
+        ..., help="A run directory written by `capas train`, `capas run` or `capas pretrain`."
+    ),
     what: str = typer.Option("all", "--what", help=f"Which plot: {KINDS}."),
     layer: str = typer.Option(None, "--layer", help="Layer for --what hidden (default: the last hidden layer)."),
     animate: bool = typer.Option(False, "--animate", help="Also a GIF of the decision boundary over epochs."),
     as_json: bool = typer.Option(False, "--json", help="Print the written paths as one JSON list (last line)."),
 ) -> None:
     """Draw learning curves, per-layer gradient norms, confusion matrix, decision regions,
-    hidden representations, first-layer weights and activation histograms of a run."""
+    hidden representations, first-layer weights and activation histograms of a run; for a
+    `capas pretrain` directory, its filters, reconstructions, samples and per-layer curves."""
     from capas.diagnostics.plots import plot_run
+    from capas.diagnostics.pretrain_plots import plot_pretrain_run
 
-    paths = plot_run(run_dir, what, layer, animate)
+    if (run_dir / "pretrain.json").is_file() and not (run_dir / "history.json").is_file():
+        paths = plot_pretrain_run(run_dir)
+    else:
+        paths = plot_run(run_dir, what, layer, animate)
     if as_json:
         typer.echo(json.dumps([str(p) for p in paths]))
         return
