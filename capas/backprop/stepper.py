@@ -129,10 +129,11 @@ class BackpropStepper:
         self._weight_grads = [grad_w for grad_w, _ in self.net.grads]
         self._norm_sums = [torch.zeros((), dtype=plans[0].weight.dtype, device=plans[0].weight.device) for _ in plans]
         self._norm_steps = 0 if grad_norms else None
+        self.measure_norms = True  # the trainer samples which steps' norms are measured
         self._pairs = self._match_parameters(model, plans)
         self._fast_sgd = _is_plain_sgd(optimizer)
         self._groups = self._group_parameters(optimizer)
-        self._fusable = self._fast_sgd and not (grad_norms or l1 or l2 or clip_norm or clip_value)
+        self._fusable = self._fast_sgd and not (l1 or l2 or clip_norm or clip_value)
 
     def _match_parameters(self, model: nn.Module, plans: list) -> list[tuple[nn.Parameter, Tensor, Tensor]]:
         """(parameter, its detached view, its gradient buffer) for every weight and bias."""
@@ -178,7 +179,7 @@ class BackpropStepper:
             self.optimizer._opt_called = True  # what an LR scheduler's wrapper of step() records
             return self.net.gradients(xb, yb, descend=fused["lr"])
         loss = self.net.gradients(xb, yb, penalize=False)
-        if self._norm_steps is not None:  # on-device sums of the data loss's norms: no sync per step
+        if self._measuring():  # on-device sums of the data loss's norms: no sync per step
             torch._foreach_add_(self._norm_sums, torch._foreach_norm(self._weight_grads))
             self._norm_steps += 1
         if self.net.l1 or self.net.l2:
@@ -198,10 +199,13 @@ class BackpropStepper:
         """The single param group when the update can be fused into the backward pass:
         ``torch.optim.SGD`` without momentum or weight decay, and no gradient is kept
         (no norms, clipping or penalties)."""
-        if not self._fusable or len(self._groups) != 1:
+        if not self._fusable or self._measuring() or len(self._groups) != 1:
             return None
         group = self._groups[0][0]
         return None if group["momentum"] or group["weight_decay"] else group
+
+    def _measuring(self) -> bool:
+        return self._norm_steps is not None and self.measure_norms
 
     def _clip(self) -> None:
         params = [param for param, _, _ in self._pairs]

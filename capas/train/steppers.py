@@ -88,6 +88,7 @@ class AutogradStepper:
         self.grad_params = list(weights.values())
         self._norm_sums: list[Tensor] | None = None  # one 0-dim sum per layer, on device
         self._norm_steps = 0
+        self.measure_norms = True  # the trainer samples which steps' norms are measured
         self.last_output: Tensor | None = None
 
     def step(self, xb: Tensor, yb: Tensor) -> Tensor:
@@ -105,7 +106,8 @@ class AutogradStepper:
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
-        self._accumulate_grad_norms()
+        if self.measure_norms:
+            self._accumulate_grad_norms()
         if self.penalized:
             for p in self.penalized:
                 if p.grad is None:  # a parameter the loss did not reach still feels the penalty
@@ -136,7 +138,7 @@ class AutogradStepper:
         self._norm_steps += 1
 
     def layer_grad_norms(self) -> dict[str, Tensor]:
-        """Mean ||dE/dW|| per layer over the steps since the last call (then reset)."""
+        """Mean ||dE/dW|| per layer over the measured steps since the last call (then reset)."""
         if self._norm_sums is None:
             return {}
         means = [total / self._norm_steps for total in self._norm_sums]
