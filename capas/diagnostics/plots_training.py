@@ -86,14 +86,14 @@ def gradient_norm_series(history: Sequence[dict[str, Any]], prefix: str = GRAD_P
 def plot_gradient_norms(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """The "speed of learning" plot (Nielsen, ch. 5): one line per layer, log scale.
 
-    Left: the trainer's ``grad_norm/<layer>`` (mean ||dE/dW|| over the epoch's steps, any
-    penalty included); right, when recorded: Nielsen's ``speed/<layer>`` (||dC0/db||).
+    Left: the trainer's ``grad_norm/<layer>`` (mean ||dC0/dW|| of the data loss over the
+    epoch's measured steps); right, when recorded: Nielsen's ``speed/<layer>`` (||dC0/db||).
     Returns ``{"grad_norm": {layer: (E,)}, "speed": {layer: (E,)}}``.
     """
     panels = {"grad_norm": gradient_norm_series(history), "speed": gradient_norm_series(history, SPEED_PREFIX)}
     shown = [name for name, series in panels.items() if series] or ["grad_norm"]
-    labels = {"grad_norm": "||dE/dW|| (trainer, per step)", "speed": "||dC0/db|| (data loss, probe)"}
-    titles = {"grad_norm": "weight gradients (any penalty included)", "speed": "speed of learning (Nielsen)"}
+    labels = {"grad_norm": "||dC0/dW|| (trainer, per step)", "speed": "||dC0/db|| (data loss, probe)"}
+    titles = {"grad_norm": "weight gradients (data loss)", "speed": "speed of learning (Nielsen)"}
     epochs = _column(history, "epoch")
     fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), squeeze=False)
     for ax, name in zip(axes[0], shown):

@@ -132,7 +132,7 @@ def report_markdown(result: Any, recipe_path: Path) -> str:
         lines += ["", "## Speed of learning at the start", "",
                   "Gradient norm of the first hidden layer over the last hidden layer's, for the data"
                   f" loss on (at most) the first {SPEED_PROBE:,} training samples (no penalty) at initialisation,"
-                  " and as the trainer recorded it in epoch 1 (with any L1/L2 penalty's gradient);"
+                  " and as the trainer recorded it in epoch 1 (also the data loss's gradient, averaged over the epoch's steps);"
                   " below 1 the first layer learns more slowly (vanishing gradient).", "",
                   "| model | gradient | first / last hidden layer | ratio | last is faster by |",
                   "|---|---|---|---:|---:|"]
