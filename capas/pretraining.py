@@ -29,6 +29,7 @@ from torch import nn
 from capas.errors import DataError, SpecError
 from capas.models.autoencoder import Autoencoder
 from capas.models.dbn import DBN, dense_layers, per_layer
+from capas.models.freezing import freeze, unfreeze
 from capas.train.rundir import load_model, save_model, save_tensors, write_json
 
 METHODS = ("rbm", "ae", "dae", "sparse-ae")
@@ -207,40 +208,10 @@ def write_pretrained(out: str | Path, network: nn.Module, settings: dict,
     return run_dir
 
 
-def _layer_params(network: nn.Module, layers: Iterable[int] | None) -> Iterable[nn.Parameter]:
-    n = len(network.layers)
-    indices = range(n) if layers is None else list(layers)
-    for index in indices:
-        if not -n <= index < n:
-            raise SpecError(f"layer index {index} is out of range: the network has {n} layers (0..{n - 1})")
-        yield from network.layers[index].parameters()
-
-
-def freeze(network: nn.Module, layers: Iterable[int]) -> nn.Module:
-    """Stop the given layers (indices into ``network.layers``) from learning: requires_grad=False."""
-    for param in _layer_params(network, layers):
-        param.requires_grad_(False)
-    return network
-
-
-def unfreeze(network: nn.Module, layers: Iterable[int] | None = None) -> nn.Module:
-    """Let the given layers (all when None) learn again."""
-    for param in _layer_params(network, layers):
-        param.requires_grad_(True)
-    return network
-
-
-def fine_tune(run_dir: str | Path, data: Any, *, frozen: Iterable[int] = (), **fit_options: Any):
-    """Load a pre-trained run, freeze the ``frozen`` layers and train with ``capas.fit``.
-
-    With frozen layers the autograd engine is used (it steps only parameters that require
-    gradients; the explicit BackProp engine updates every layer).
-    """
+def fine_tune(run_dir: str | Path, data: Any, *, frozen: Iterable[int | str] = (), **fit_options: Any):
+    """Load a pre-trained run and train it with ``capas.fit``, keeping the ``frozen`` layers
+    (indices or names) as they are (``frozen_layers``: recorded, so a resumed run keeps them)."""
     from capas.train import fit
 
-    frozen = list(frozen)
-    network = freeze(load_model(Path(run_dir)), frozen)
-    if frozen:
-        fit_options.setdefault("engine", "autograd")
-    return fit(network, data, **fit_options)
+    return fit(load_model(Path(run_dir)), data, frozen_layers=list(frozen), **fit_options)
 

@@ -91,6 +91,8 @@ def train(
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
     engine: str = typer.Option("auto", "--engine", help="auto, backprop (explicit delta rule) or autograd."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from model.json + weights.safetensors in DIR."),
+    freeze: str = typer.Option(None, "--freeze",
+                               help="Layers kept as they are, e.g. 0,1 or dense1,dense2 (with --init-from)."),
     momentum: float = typer.Option(None, "--momentum", help="Momentum nu (sgd, rmsprop)."),
     weight_decay: float = typer.Option(None, "--weight-decay",
                                        help="The optimizer's weight_decay option (decoupled in adamw)."),
@@ -138,6 +140,7 @@ def train(
             "patience": patience, "scheduler": scheduler, "resample": resample,
             "class_weights": _class_weights(class_weights), "input_noise": input_noise, "max_norm": max_norm,
             "amp": amp, "target_encoding": target_encoding,
+            "frozen_layers": [] if freeze is None else [part.strip() for part in freeze.split(",") if part.strip()],
             "optimizer_options": {} if weight_decay is None else {"weight_decay": weight_decay},
         }
         result = fit(

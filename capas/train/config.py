@@ -57,6 +57,9 @@ class TrainConfig(BaseModel):
     pacing: Pacing = Field("linear", description="how the available fraction of data grows")
     curriculum_start: float = Field(0.25, gt=0, le=1, description="fraction of the data available at epoch 0")
     curriculum_epochs: int | None = Field(None, ge=1, description="epochs until all data is available")
+    frozen_layers: list[int | str] = Field(
+        default_factory=list, description="layers (indices or names) kept frozen: requires_grad=False"
+    )
     checkpoint_every: int = Field(1, ge=1, description="write a checkpoint every k epochs")
     grad_norms: bool = Field(True, description="record per-layer gradient norms in the history")
     warn_gradients: bool = Field(

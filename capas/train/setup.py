@@ -26,6 +26,7 @@ from capas.train.history import History
 from capas.train.imbalance import class_weights, resample
 from capas.train.inputs import TrainingData
 from capas.train.losses import Loss, canonical_loss
+from capas.models.freezing import freeze
 from capas.train.optim import make_optimizer, make_schedule, steps_per_epoch
 from capas.train.regularization import penalized_parameters
 from capas.train.steppers import model_forward
@@ -45,6 +46,8 @@ class TrainerSetup:
         self.dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
         self._setup_data(data)
         self._setup_loss()
+        if config.frozen_layers:
+            freeze(self.model, config.frozen_layers)
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.momentum,
                                         **config.optimizer_options)
         self.schedule = None if config.scheduler is None else make_schedule(

@@ -123,13 +123,7 @@ class Trainer(TrainerSetup):
 
     def grad_norm_stride(self) -> int:
         """Measure gradient norms every ``stride``-th step (see ``GRAD_NORM_SAMPLES``)."""
-        if self.data.loader is not None:
-            steps = len(self.data.loader)
-        elif self.config.batch_size == "full":
-            steps = 1
-        else:
-            steps = math.ceil(len(self.x_train) / int(self.config.batch_size))
-        return max(1, steps // GRAD_NORM_SAMPLES)
+        return max(1, self.steps_per_epoch // GRAD_NORM_SAMPLES)
 
     def train_step(self, xb: Tensor, yb: Tensor) -> Tensor:
         """Input noise, one stepper update, the max-norm constraint, a per-batch LR step."""
