@@ -255,3 +255,21 @@ def test_load_run_refuses_what_is_not_a_capas_run(tmp_path):
     (tmp_path / "run" / "weights.safetensors").write_bytes(pickle.dumps({"w": [1, 2]}))
     with pytest.raises(RunDirError, match="not a valid safetensors file"):
         load_run(tmp_path / "run").weights()
+
+
+@pytest.mark.parametrize("scheduler", ["exponential", "one_cycle"])
+def test_a_resumed_backprop_run_follows_the_restored_lr_schedule(tmp_path, scheduler):
+    # optimizer.load_state_dict replaces the param-group dicts the scheduler then updates;
+    # the explicit engine must read the lr from those, not from the dicts it was built with
+    x, y = _data(60)
+    options = dict(lr=0.2, epochs=5, batch_size=7, scheduler=scheduler, engine="backprop", quiet=True, seed=2)
+    data = (x, y, x[:15], y[:15])
+    full = build("4-8-2", seed=0)
+    fit(full, data, out=tmp_path / "full", **options)
+    with pytest.raises(KeyboardInterrupt):
+        fit(build("4-8-2", seed=0), data, out=tmp_path / "killed", callbacks=[KillAt(3)], **options)
+    resumed = build("4-8-2", seed=0)
+    result = fit(resumed, data, resume=tmp_path / "killed", quiet=True)
+    assert result.engine == "backprop"
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name

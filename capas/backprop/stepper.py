@@ -147,14 +147,17 @@ class BackpropStepper:
             raise TrainingError("the model's parameters do not match its layers; rebuild the stepper after moving it")
         return pairs
 
-    def _group_parameters(self, optimizer: torch.optim.Optimizer) -> list[tuple[dict, list, list, list]]:
-        """(param group, its parameters, their views, their gradient buffers) per group."""
+    def _group_parameters(self, optimizer: torch.optim.Optimizer) -> list[tuple[int, list, list, list]]:
+        """(param group index, its parameters, their views, their gradient buffers) per group.
+
+        Groups are kept by index, not as the group dicts: ``optimizer.load_state_dict``
+        (a resumed run) replaces those dicts, and the scheduler then sets the new ones' lr."""
         found = {id(param): (param, view, grad) for param, view, grad in self._pairs}
         groups = []
-        for group in optimizer.param_groups:
+        for index, group in enumerate(optimizer.param_groups):
             members = [found[id(p)] for p in group["params"] if id(p) in found]
             if members:
-                groups.append((group, *map(list, zip(*members))))
+                groups.append((index, *map(list, zip(*members))))
         if sum(len(g[1]) for g in groups) != len(self._pairs):
             raise TrainingError(
                 "the optimizer does not hold every parameter of the model; build it over model.parameters()"
@@ -201,7 +204,7 @@ class BackpropStepper:
         (no norms, clipping or penalties)."""
         if not self._fusable or self._measuring() or len(self._groups) != 1:
             return None
-        group = self._groups[0][0]
+        group = self.optimizer.param_groups[self._groups[0][0]]
         return None if group["momentum"] or group["weight_decay"] else group
 
     def _measuring(self) -> bool:
@@ -219,7 +222,8 @@ class BackpropStepper:
     def _sgd_update(self) -> None:
         """``torch.optim.SGD.step`` (its multi-tensor form) on the engine's gradients, in
         place, keeping its state ``optimizer.state[p]["momentum_buffer"]``."""
-        for group, params, views, grads in self._groups:
+        for index, params, views, grads in self._groups:
+            group = self.optimizer.param_groups[index]
             directions = grads
             if group["weight_decay"]:
                 directions = torch._foreach_add(grads, views, alpha=group["weight_decay"])
