@@ -162,6 +162,20 @@ def test_loss_gradient_norms_ignore_parameterless_layers_and_collect_conv_weight
     assert list(norms) == ["conv1", "dense1"] and all(w > 0 and b > 0 for w, b in norms.values())
 
 
+def test_loss_gradient_norms_of_a_frozen_layer_are_measured_and_it_stays_frozen():
+    """A frozen layer (frozen_layers) still has a gradient; the speed-of-learning probe must not crash on it."""
+    from capas.models.freezing import freeze
+
+    model = build("3-4-2", act="sigmoid", seed=0)
+    x, y = torch.randn(9, 3), torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1])
+    expected = loss_gradient_norms(model, x, y)
+    freeze(model, [0])
+    measured = loss_gradient_norms(model, x, y)
+    assert list(measured) == ["dense1", "dense2"]
+    assert all(measured[name] == pytest.approx(expected[name], rel=1e-6) for name in expected)
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+
+
 def test_late_saturation_of_a_trained_net_is_not_warned_but_dead_relus_are():
     saturated = build("10-6-2", act="tanh", seed=0)
     with torch.no_grad():

@@ -123,19 +123,24 @@ def loss_gradient_norms(model: nn.Module, x: Tensor, y: Tensor,
     """
     from capas.train.losses import Loss
 
+    by_layer = {name: ([p for n, p in layer.named_parameters() if n.split(".")[-1] == "weight"],
+                       [p for n, p in layer.named_parameters() if n.split(".")[-1] == "bias"])
+                for name, layer in zip(model.layer_names(), model.layers)}
+    by_layer = {name: wb for name, wb in by_layer.items() if wb[0]}
+    flat = [p for weights, biases in by_layer.values() for p in (*weights, *biases)]
+    frozen = [p for p in flat if not p.requires_grad]  # frozen layers still have a gradient to measure
     was_training = model.training
     model.eval()
     try:
+        for p in frozen:
+            p.requires_grad_(True)
         loss_fn = Loss(loss or model.loss, num_classes=getattr(model, "output_shape", (None,))[0])
         output = model.logits(x) if loss_fn.from_logits else model(x)  # (N, K)
-        by_layer = {name: ([p for n, p in layer.named_parameters() if n.split(".")[-1] == "weight"],
-                           [p for n, p in layer.named_parameters() if n.split(".")[-1] == "bias"])
-                    for name, layer in zip(model.layer_names(), model.layers)}
-        by_layer = {name: wb for name, wb in by_layer.items() if wb[0]}
-        flat = [p for weights, biases in by_layer.values() for p in (*weights, *biases)]
         grads = iter(torch.autograd.grad(loss_fn(output, y), flat, allow_unused=True))
     finally:
         model.train(was_training)
+        for p in frozen:
+            p.requires_grad_(False)
     norms = {}
     for name, (weights, biases) in by_layer.items():
         w = [next(grads) for _ in weights]
