@@ -167,13 +167,18 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CapasError(f"no recipe at {path}; give the path of a .toml recipe (see recipes/)") from None
+    except IsADirectoryError:
+        raise CapasError(f"{path} is a directory, not a file; give the path of a .toml recipe (see recipes/)") from None
+    except UnicodeDecodeError:
+        raise CapasError(f"{path} is not UTF-8 text; a recipe is a TOML file (see recipes/)") from None
     except tomllib.TOMLDecodeError as err:
         raise CapasError(f"{path} is not valid TOML: {err}") from None
     raw = apply_overrides(raw, overrides or {})
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
+        errors = err.errors()  # a misspelled table is both unknown and missing: name the misspelling
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         if first["type"] == "extra_forbidden":
             raise CapasError(f"{path}: unknown key {key!r}; see the recipe format in capas/recipes.py") from None

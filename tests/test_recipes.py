@@ -88,6 +88,20 @@ def test_wrong_type_and_bad_toml_are_errors(tmp_path):
         load_recipe(tmp_path / "missing.toml")
 
 
+def test_a_misspelled_table_is_named_rather_than_the_missing_one(tmp_path):
+    with pytest.raises(CapasError, match="unknown key 'modle'"):
+        load_recipe(write(tmp_path, MINIMAL.replace("[model]", "[modle]")))
+
+
+def test_a_directory_or_binary_file_is_an_error_not_a_traceback(tmp_path):
+    with pytest.raises(CapasError, match="not a file"):
+        load_recipe(tmp_path)
+    binary = tmp_path / "r.toml"
+    binary.write_bytes(b"\xff\xfe\x00name")
+    with pytest.raises(CapasError, match="UTF-8"):
+        load_recipe(binary)
+
+
 def test_overrides_replace_and_add_nested_keys(tmp_path):
     recipe = load_recipe(write(tmp_path, MINIMAL), {"train.epochs": 2, "train.lr": 0.5, "data.options": {"n": 40}})
     assert recipe.train == {"epochs": 2, "lr": 0.5} and recipe.data.options == {"n": 40}
