@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from capas.errors import DataError, SpecError
+from capas.errors import DataError, RunDirError, SpecError
 from capas.models.autoencoder import Autoencoder
 from capas.models.dbn import DBN, dense_layers, per_layer
 from capas.models.freezing import freeze, unfreeze
@@ -69,6 +69,8 @@ def pretrain(data: Any, model: str, *, method: str = "rbm", epochs: int = 10,
 
     if method not in METHODS:
         raise SpecError(f"unknown pre-training method {method!r}; use one of {', '.join(METHODS)}")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise RunDirError(f"the output path {out} is a file; give a directory to write the pre-trained run into")
     dataset = _load(data, seed)
     network = build(model, act=act, loss=loss, seed=seed)
     hidden = _hidden_layers(network, method)

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from capas.errors import DataError, SpecError
+from capas.errors import DataError, RunDirError, SpecError
 from capas.models import build
 from capas.models.dbn import DBN
 from capas.pretraining import fine_tune, freeze, pretrain, unfreeze
@@ -101,6 +101,14 @@ def test_bad_requests_are_refused_with_a_hint(digits):
         pretrain(digits, "64-8-10", method="pca")
     with pytest.raises(SpecError, match="one per layer"):
         pretrain(digits, "64-8-8-10", layer_epochs=[1, 2, 3])
+
+
+def test_an_output_path_that_is_a_file_is_refused_before_training(digits, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a run")
+    with pytest.raises(RunDirError, match="is a file"):
+        pretrain(digits, "64-8-10", method="rbm", epochs=1, out=taken)
+    assert taken.read_text() == "not a run"
 
 
 def test_freeze_and_unfreeze_control_which_layers_learn(digits, tmp_path):
