@@ -52,6 +52,25 @@ def test_predict_raw_samples_and_shape_errors(trained, tmp_path, capsys):
     assert "input has shape (2, 5) but the model expects (N, 64)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "inputs, out, message",
+    [
+        (np.array(["a", "b"]), None, "holds <U1 values, not numbers"),
+        (np.zeros((2, 64), np.float32), "no/such/dir/p.npy", "--out must be a .npy or .csv file in an existing"),
+        (np.zeros((2, 64), np.float32), "p.txt", "--out must be a .npy or .csv file"),
+    ],
+)
+def test_predict_rejects_non_numeric_inputs_and_unwritable_outputs(trained, tmp_path, capsys, inputs, out, message):
+    run_dir, _ = trained
+    np.save(tmp_path / "x.npy", inputs)
+    argv = ["predict", str(run_dir), str(tmp_path / "x.npy")] + ([] if out is None else ["--out", str(tmp_path / out)])
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
 def test_init_from_fine_tunes_a_saved_model(trained, tmp_path, capsys):
     run_dir, summary = trained
     args = ["train", "--init-from", str(run_dir), "--epochs", "1", "--lr", "1e-9", "--quiet", "--json",

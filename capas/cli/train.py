@@ -233,14 +233,18 @@ def _read_inputs(path: Path) -> Any:
 
     if not path.is_file():
         raise DataError(f"no input file {path}; give a .npy or .csv file of samples")
+    if path.suffix not in (".npy", ".csv"):
+        raise DataError(f"unsupported input file {path.name}; use .npy or .csv")
     try:
         if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if path.suffix == ".csv":
-            return np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+            array = np.load(path, allow_pickle=False)
+        else:
+            array = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
     except (ValueError, OSError) as err:
         raise DataError(f"cannot read {path} ({err}); it must be a numeric .npy or comma-separated .csv") from None
-    raise DataError(f"unsupported input file {path.name}; use .npy or .csv")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise DataError(f"{path} holds {array.dtype} values, not numbers; save the samples as a numeric array")
+    return array
 
 
 def _prepare(array: Any, input_shape: tuple[int, ...], preprocessing: dict[str, Any]) -> Any:
@@ -279,6 +283,8 @@ def predict(
 
     from capas.train.rundir import load_run
 
+    if out is not None and (out.suffix not in (".npy", ".csv") or not out.parent.is_dir()):
+        raise CapasError(f"--out must be a .npy or .csv file in an existing directory, got {out}")
     run = load_run(run_dir)
     model = run.build_model()
     x = _prepare(_read_inputs(inputs), tuple(model.input_shape), run.config.get("data", {}).get("preprocessing", {}))
@@ -289,8 +295,6 @@ def predict(
         return
     if out.suffix == ".npy":
         np.save(out, predictions)
-    elif out.suffix == ".csv":
-        np.savetxt(out, predictions.reshape(len(predictions), -1), delimiter=",", fmt="%g")
     else:
-        raise CapasError(f"--out must end in .npy or .csv, got {out.name}")
+        np.savetxt(out, predictions.reshape(len(predictions), -1), delimiter=",", fmt="%g")
     typer.echo(f"wrote {len(predictions)} predictions to {out}")
