@@ -115,3 +115,11 @@ def test_hidden_plot_uses_the_chosen_layer(xor_run):
     with pytest.raises(CapasError, match="unknown layer 'dense7'"):
         plot_run(out, "hidden", layer="dense7")
     assert torch.equal(load_run(out).build_model().predict(data.x_test), result.model.predict(data.x_test))
+
+
+def test_cli_plot_refuses_training_plot_options_on_a_pretraining_directory(tmp_path, capsys):
+    (tmp_path / "pretrain.json").write_text("{}")  # a `capas pretrain` dir has no training history
+    with pytest.raises(SystemExit) as exit_info:
+        capas.cli.main(["plot", str(tmp_path), "--what", "boundary"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "pre-training" in err and err.count("\n") == 1

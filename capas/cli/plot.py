@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from capas.cli import app
+from capas.errors import CapasError
 
 KINDS = "curves|gradients|confusion|boundary|hidden|weights|activations|all"
 
@@ -29,6 +30,10 @@ def plot(
     from capas.diagnostics.pretrain_plots import plot_pretrain_run
 
     if (run_dir / "pretrain.json").is_file() and not (run_dir / "history.json").is_file():
+        if what != "all" or layer is not None or animate:
+            raise CapasError(f"{run_dir} is a pre-training run: it has filters, reconstructions and samples to "
+                             "plot, not --what/--layer/--animate; drop those options, or plot a run of "
+                             f"`capas train --init-from {run_dir}`")
         paths = plot_pretrain_run(run_dir)
     else:
         paths = plot_run(run_dir, what, layer, animate)
