@@ -108,3 +108,17 @@ def test_curriculum_by_a_reference_models_loss():
     config = TrainConfig(curriculum="loss", epochs=1, batch_size=8, engine="autograd", device="cpu")
     trainer = Trainer(nn.Linear(3, 2), config, quiet=True, curriculum_reference=reference).fit((x, y))
     assert torch.equal(trainer.curriculum.order, expected)
+
+
+@pytest.mark.parametrize("method", ["over", "smote"])
+def test_resampling_keeps_image_shapes_and_float64_values(method):
+    # (N, 1, 2, 2) float64 images: resampled as flat vectors, returned as images, the
+    # original samples unchanged to the last bit (no float32 round trip)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 1, 2, 2, dtype=torch.float64, generator=g)
+    y = (torch.arange(30) < 6).long()
+    new_x, new_y = resample(x, y, method, seed=0)
+    assert new_x.shape == (48, 1, 2, 2) and new_x.dtype == torch.float64
+    originals = {tuple(row.flatten().tolist()) for row in x}
+    kept = sum(tuple(row.flatten().tolist()) in originals for row in new_x)
+    assert kept == (48 if method == "over" else 30)

@@ -61,5 +61,5 @@ def resample(x: Tensor, y: Tensor, method: str, seed: int) -> tuple[Tensor, Tens
         sampler = RandomUnderSampler(random_state=seed)
     flat = x.cpu().reshape(len(x), -1).numpy()  # (N, D)
     new_x, new_y = sampler.fit_resample(flat, labels)
-    x_out = torch.from_numpy(np.ascontiguousarray(new_x, dtype=np.float32)).reshape(-1, *x.shape[1:])
+    x_out = torch.from_numpy(np.ascontiguousarray(new_x)).reshape(-1, *x.shape[1:])  # x's numpy dtype kept
     return x_out.to(x.dtype), torch.from_numpy(np.ascontiguousarray(new_y, dtype=np.int64))
