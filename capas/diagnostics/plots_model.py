@@ -172,14 +172,7 @@ def plot_weights(weights: np.ndarray, path: str | Path, title: str = "first-laye
 
 def layer_activations(model: nn.Module, x: Tensor) -> dict[str, np.ndarray]:
     """Every layer's outputs on ``x (N, *)``, flattened, keyed by layer name.  Each (N*units,)."""
-    x = x.to(model_device(model))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return {name: model.hidden(x, name).flatten().float().cpu().numpy() for name in model.layer_names()}
-    finally:
-        model.train(was_training)
+    return {name: model.hidden(x, name).flatten().float().cpu().numpy() for name in model.layer_names()}
 
 
 def plot_activation_histograms(activations: dict[str, np.ndarray], path: str | Path) -> dict[str, np.ndarray]:

@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.decomposition import PCA
 from torch import Tensor, nn
 
 from capas.diagnostics.figures import plt, save_figure
-from capas.diagnostics.plots_model import class_colormap, model_device
+from capas.diagnostics.plots_model import class_colormap
 from capas.errors import CapasError
 
 
@@ -38,13 +37,7 @@ def hidden_projection(model: nn.Module, x: Tensor, layer: str | None = None) -> 
     names = list(model.layer_names())
     if layer not in names:
         raise CapasError(f"unknown layer {layer!r}; the model's layers are: {', '.join(names)}")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            h = model.hidden(x.to(model_device(model)), layer).flatten(1).double().cpu().numpy()  # (N, units)
-    finally:
-        model.train(was_training)
+    h = model.hidden(x, layer).flatten(1).double().cpu().numpy()  # (N, units); eval mode, no gradients
     if h.shape[1] == 2:
         return h, "units"
     if h.shape[1] == 1:
