@@ -173,6 +173,17 @@ def test_a_dataloader_is_trained_batch_by_batch_in_its_order():
     _assert_same(model, reference)
 
 
+def test_a_float32_dataloader_trains_a_float64_model():
+    # the loader's float32 batches (also the one that finds the classes) follow the model's dtype
+    x, y = _data()
+    x = x.float()
+    model, reference = _model(), _model()  # float64
+    _fit(model, DataLoader(TensorDataset(x, y), batch_size=5, shuffle=False), epochs=1, warn_gradients=False)
+    for start in range(0, len(x), 5):
+        _hand_step(reference, x[start : start + 5].double(), y[start : start + 5], 0.5)
+    _assert_same(model, reference)
+
+
 def test_momentum_is_torchs_heavy_ball():
     x, y = _data()
     model, reference = _model(), _model()

@@ -128,7 +128,7 @@ class TrainerSetup:
             return None
         self.model.eval()
         with torch.no_grad():
-            width = int(self.model(xb[:1].to(self.device)).shape[1])
+            width = int(self.model(self.on_device(xb[:1])).shape[1])
         self.model.train()
         return width
 
