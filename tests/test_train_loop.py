@@ -238,6 +238,26 @@ def test_numpy_float64_arrays_train_a_float32_model():
     assert result.history.without_timing() == same.history.without_timing()
 
 
+def test_a_column_of_labels_trains_like_a_vector_of_them():
+    x, y = _data()
+    column = fit(_model(), (x, y[:, None]), epochs=2, quiet=True, seed=1)
+    vector = fit(_model(), (x, y), epochs=2, quiet=True, seed=1)
+    assert column.history.without_timing() == vector.history.without_timing()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda x, y: (x, y - 1), "class labels must be 0..K-1, got -1"),
+        (lambda x, y: (x, torch.stack([y, 1 - y], 1)), r"class labels of shape \(N,\), got \(40, 2\)"),
+        (lambda x, y: (x[:0], y[:0]), "the training data has no samples"),
+    ],
+)
+def test_unusable_targets_and_empty_data_are_clear_errors(make, message):
+    with pytest.raises(TrainingError, match=message):
+        fit(_model(), make(*_data()), epochs=1, quiet=True)
+
+
 def test_load_run_refuses_what_is_not_a_capas_run(tmp_path):
     with pytest.raises(RunDirError, match="no run directory"):
         load_run(tmp_path / "missing")

@@ -61,8 +61,18 @@ def _tensor(value: Any, what: str) -> Tensor:
 
 
 def _labels_or_targets(y: Tensor) -> Tensor:
+    """Float targets -> (N, k) regression targets; integer labels (N,) or (N, 1) -> (N,) int64."""
     if y.dtype.is_floating_point:
         return y if y.ndim > 1 else y.unsqueeze(1)  # (N, k) regression targets
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.squeeze(1)  # a column of labels
+    if y.ndim != 1:
+        raise TrainingError(
+            f"integer targets must be class labels of shape (N,), got {tuple(y.shape)}; "
+            "pass labels (e.g. y.argmax(1) of one-hot rows) or float targets for regression"
+        )
+    if y.numel() and int(y.min()) < 0:
+        raise TrainingError(f"class labels must be 0..K-1, got {int(y.min())}; shift them to start at 0")
     return y.long()
 
 
@@ -98,6 +108,8 @@ def as_training_data(data: Any, *, seed: int = 0) -> TrainingData:
         for x, y in zip(xs, ys):
             if len(x) != len(y):
                 raise TrainingError(f"inputs and targets differ in length: {len(x)} vs {len(y)} samples")
+        if len(xs[0]) == 0:
+            raise TrainingError("the training data has no samples")
         xs = [x.float() if not x.dtype.is_floating_point else x for x in xs]
         val = (xs[1], ys[1]) if len(xs) == 2 else (None, None)
         return TrainingData(xs[0], ys[0], *val, num_classes=_infer_classes(*ys))
