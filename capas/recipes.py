@@ -300,7 +300,7 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
 def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int | None, run_dir: Path,
                    quiet: bool) -> VariantResult:
     from capas.diagnostics.gradients import SpeedOfLearning, loss_gradient_norms
-    from capas.diagnostics.plots import make_plots, resolve_kinds
+    from capas.diagnostics.plots import applicable_kinds, make_plots
     from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
     from capas.models import build
     from capas.train import fit
@@ -309,10 +309,11 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
     model = build(spec, act=section.act, loss=section.loss, output_act=section.output_act, init=section.init,
                   seed=recipe.seed)
     probe = slice(0, SPEED_PROBE)
+    kinds = applicable_kinds(recipe.plots.what, model, data)  # refuses a named plot that cannot apply
     initial = loss_gradient_norms(model, data.x_train[probe], data.y_train[probe])
-    animate = recipe.plots.animate and "boundary" in resolve_kinds(recipe.plots.what)
+    animate = recipe.plots.animate and "boundary" in kinds
     callbacks: list = []  # fit adds the GradientMonitor itself (warn_gradients)
-    if "gradients" in resolve_kinds(recipe.plots.what):
+    if "gradients" in kinds:
         callbacks.append(SpeedOfLearning(SPEED_PROBE))
     if animate:
         callbacks.append(BoundarySnapshots(data.x_train, path=run_dir / SNAPSHOT_FILE))

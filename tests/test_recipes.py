@@ -175,6 +175,22 @@ def test_xor_recipe_end_to_end(tmp_path):
     assert [p.name for p in replotted] == ["boundary.png", "boundary.gif"]
 
 
+def test_a_plot_that_cannot_apply_is_refused_before_training(tmp_path):
+    sine = {"data.name": "sine", "data.options": {}, "model.loss": "mse", "train.epochs": 1}
+    with pytest.raises(CapasError, match="cannot plot confusion: it needs a classification dataset"):
+        run_recipe(RECIPES / "xor-boundary.toml", out=tmp_path / "c",
+                   overrides={**sine, "plots.what": ["curves", "confusion"]}, quiet=True)
+    assert not (tmp_path / "c").exists()  # nothing was trained
+
+
+def test_all_plots_with_animation_skip_the_boundary_of_a_regression(tmp_path):
+    sine = {"data.name": "sine", "data.options": {}, "model.loss": "mse", "train.epochs": 1}
+    result = run_recipe(RECIPES / "xor-boundary.toml", out=tmp_path / "s",
+                        overrides={**sine, "plots.what": "all", "plots.animate": True}, quiet=True)
+    (variant,) = result.variants
+    assert sorted(p.name for p in variant.plots) == ["activations.png", "curves.png", "gradients.png", "weights.png"]
+
+
 def test_width_sweep_writes_one_run_per_width_and_the_sweep_plot(tmp_path):
     sweep = 'spec = "{input}-{width}-{classes}"\nwidths = [2, 5]'
     recipe = write(tmp_path, MINIMAL.replace('spec = "{input}-3-{classes}"', sweep) + "[plots]\nwhat = []\n")

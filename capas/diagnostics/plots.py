@@ -32,6 +32,25 @@ def resolve_kinds(what: str | Sequence[str]) -> list[str]:
     return wanted
 
 
+def _asks_for_all(what: str | Sequence[str]) -> bool:
+    return what == "all" or (not isinstance(what, str) and "all" in what)
+
+
+def applicable_kinds(what: str | Sequence[str], model: nn.Module, data: Any) -> list[str]:
+    """The kinds of ``what`` that can be drawn of ``model`` on ``data`` once it is trained
+    (``curves`` and ``gradients`` are taken as applicable); with ``all`` the others are left
+    out, while a kind asked for by name that cannot apply is a ``CapasError`` -- raised before
+    any training is spent."""
+    kinds = []
+    for kind in resolve_kinds(what):
+        reason = None if kind in ("curves", "gradients") else _not_applicable(kind, model, [], data)
+        if reason and not _asks_for_all(what):
+            raise CapasError(f"cannot plot {kind}: {reason}")
+        if not reason:
+            kinds.append(kind)
+    return kinds
+
+
 def make_plots(model: nn.Module, history: list[dict[str, Any]], data: Any, out_dir: str | Path,
                what: str | Sequence[str] = "all", layer: str | None = None,
                animate_from: str | Path | None = None) -> list[Path]:
@@ -41,7 +60,7 @@ def make_plots(model: nn.Module, history: list[dict[str, Any]], data: Any, out_d
     also written as ``boundary.gif``. Returns the paths written, in ``PLOT_KINDS`` order.
     """
     kinds = resolve_kinds(what)
-    explicit = not (what == "all" or (not isinstance(what, str) and "all" in what))
+    explicit = not _asks_for_all(what)
     out = Path(out_dir)
     written: list[Path] = []
     for kind in kinds:
