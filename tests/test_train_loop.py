@@ -293,3 +293,20 @@ def test_a_resumed_backprop_run_follows_the_restored_lr_schedule(tmp_path, sched
     assert result.engine == "backprop"
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_resuming_for_more_epochs_is_recorded_and_refused_for_one_cycle(tmp_path):
+    x, y = _data(60)
+    options = dict(lr=0.2, epochs=4, batch_size=7, quiet=True)
+    for name, scheduler in (("plain", None), ("cycle", "one_cycle")):
+        with pytest.raises(KeyboardInterrupt):
+            fit(build("4-8-2", seed=0), (x, y), out=tmp_path / name, scheduler=scheduler, callbacks=[KillAt(3)],
+                **options)
+    with pytest.raises(TrainingError, match="one_cycle LR schedule spans its 4 epochs"):
+        fit(build("4-8-2", seed=0), (x, y), resume=tmp_path / "cycle", epochs=6, quiet=True)
+    # killed again after the longer resume: the next resume still trains to 6 epochs
+    with pytest.raises(KeyboardInterrupt):
+        fit(build("4-8-2", seed=0), (x, y), resume=tmp_path / "plain", epochs=6, quiet=True, callbacks=[KillAt(5)])
+    assert load_run(tmp_path / "plain").config["train"]["epochs"] == 6
+    result = fit(build("4-8-2", seed=0), (x, y), resume=tmp_path / "plain", quiet=True)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6]

@@ -83,10 +83,14 @@ def fit(
             )
         run = rundir.load_run(resume)
         saved = dict(run.config["train"])
-        if epochs is not None:  # train a resumed run for longer (or shorter)
+        changed_epochs = epochs is not None and epochs != saved.get("epochs")
+        if changed_epochs:  # train a resumed run for longer (or shorter)
+            _check_schedule_allows_new_epochs(saved)
             saved["epochs"] = epochs
         config = TrainConfig.from_options(**saved)
         out = run.path
+        if changed_epochs:  # a later resume of this run must see the new length
+            rundir.write_json(run.path / "config.json", {**run.config, "train": config.to_json()})
     else:
         run = None
         config = TrainConfig.from_options(
@@ -105,6 +109,18 @@ def fit(
     trainer.fit(data, resume=run)
     return FitResult(model=trainer.model, history=trainer.history, run_dir=trainer.run_dir,
                      test_metrics=trainer.test_metrics, engine=trainer.engine, stop_reason=trainer.stop_reason)
+
+
+def _check_schedule_allows_new_epochs(saved: dict[str, Any]) -> None:
+    """one_cycle counts its total steps from the epochs it was built for: past them torch fails."""
+    from capas.train.optim import SCHEDULER_ALIASES
+
+    key = str(saved.get("scheduler") or "").strip().lower().replace("-", "_")
+    if SCHEDULER_ALIASES.get(key, key) == "one_cycle":
+        raise TrainingError(
+            f"the run's one_cycle LR schedule spans its {saved.get('epochs')} epochs; "
+            "resume it without changing epochs"
+        )
 
 
 def _build(spec: str, config: TrainConfig) -> nn.Module:
