@@ -122,3 +122,15 @@ def test_train_resumes_a_killed_cli_run(tmp_path):
     assert resumed.exit_code == 0, resumed.output
     a, b = (json.loads(r.output.strip().splitlines()[-1]) for r in (full, resumed))
     assert b["epochs"] == 4 and b["test_loss"] == a["test_loss"]
+
+
+def test_train_resume_takes_a_new_epochs(tmp_path):
+    _register()
+    run_dir = tmp_path / "run"
+    args = ["train", "--data", "xor", "--model", "2-4-2", "--quiet", "--json"]
+    assert CliRunner().invoke(app, [*args, "--epochs", "2", "--out", str(run_dir)]).exit_code == 0
+    state = json.loads((run_dir / "state.json").read_text())
+    (run_dir / "state.json").write_text(json.dumps({**state, "finished": False}))  # as if killed after epoch 2
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(run_dir), "--epochs", "3", "--quiet", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.output.strip().splitlines()[-1])["epochs"] == 3

@@ -81,7 +81,8 @@ def train(
     loss: str = typer.Option(None, "--loss", help="cross_entropy, mse, mse_half_sum, binary_cross_entropy."),
     optimizer: str = typer.Option("adam", "--optimizer", help="sgd, momentum, nesterov, adam, rmsprop, ..."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default depends on the optimizer)."),
-    epochs: int = typer.Option(30, "--epochs", help="Maximum number of epochs."),
+    epochs: int = typer.Option(None, "--epochs", help="Maximum number of epochs (default 30; with --resume: "
+                               "train the run to this many instead)."),
     batch_size: str = typer.Option("32", "--batch-size", help="B for mini-batch, 'full' for batch, 1 for online."),
     seed: int = typer.Option(0, "--seed", help="Seed for split, init, shuffling, dropout, noise."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -127,7 +128,7 @@ def train(
                               "capas.fit(model, data, resume=RUN_DIR)")
         dataset = load(saved["name"], **saved.get("options", {}))
         network = load_model(resume)
-        result = fit(network, dataset, resume=resume, quiet=quiet)
+        result = fit(network, dataset, resume=resume, quiet=quiet, epochs=epochs)
     else:
         if out is None:
             out = Path("runs") / f"{data}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -146,7 +147,7 @@ def train(
         result = fit(
             network, dataset, loss=loss, optimizer=optimizer,
             lr=lr if lr is not None else DEFAULT_LR.get(optimizer.lower(), ADAPTIVE_LR),
-            epochs=epochs, batch_size=_batch_size(batch_size), engine=engine, seed=seed, device=device,
+            epochs=30 if epochs is None else epochs, batch_size=_batch_size(batch_size), engine=engine, seed=seed, device=device,
             out=out, quiet=quiet, command=command, **options,
         )
     summary = {**_summary_line(result), "seconds": time.perf_counter() - started}
