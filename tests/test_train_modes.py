@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from capas.errors import TrainingError
 from capas.train import Callback, fit
 
 SEED = 3
@@ -182,6 +183,13 @@ def test_a_float32_dataloader_trains_a_float64_model():
     for start in range(0, len(x), 5):
         _hand_step(reference, x[start : start + 5].double(), y[start : start + 5], 0.5)
     _assert_same(model, reference)
+
+
+@pytest.mark.parametrize("option", [{"resample": "over"}, {"class_weights": "balanced"}, {"curriculum": "loss"}])
+def test_options_that_need_in_memory_data_refuse_a_dataloader(option):
+    x, y = _data()
+    with pytest.raises(TrainingError, match="in-memory"):
+        _fit(_model(), DataLoader(TensorDataset(x, y), batch_size=5), epochs=1, **option)
 
 
 def test_momentum_is_torchs_heavy_ball():

@@ -66,7 +66,9 @@ class TrainerSetup:
         """Resample the training split (only it), find the classes, move splits to the device."""
         self.data = data
         x_train, y_train = data.x_train, data.y_train
-        if data.loader is None and self.config.resample != "none":
+        if self.config.resample != "none":
+            if data.loader is not None:
+                raise TrainingError("resampling needs in-memory data, not a DataLoader; give (x, y) or a Dataset")
             x_train, y_train = resample(x_train, y_train, self.config.resample, self.config.seed)
         self.num_classes = data.num_classes if data.loader is None else self._loader_classes()
         data.num_classes = self.num_classes
