@@ -52,7 +52,7 @@ class PretrainResult:
 def pretrain(data: Any, model: str, *, method: str = "rbm", epochs: int = 10,
              layer_epochs: Sequence[int] | None = None, lr: float | None = None,
              layer_lr: Sequence[float] | None = None, batch_size: int = 32, k: int = 1,
-             persistent: bool = False, momentum: float = 0.5, act: str = "sigmoid", loss: str = "cross_entropy",
+             persistent: bool = False, momentum: float = 0.5, act: str = "sigmoid", loss: str | None = None,
              noise: float = 0.3, sparsity_target: float = 0.05, sparsity_weight: float = 0.1,
              unlabelled_extra: Any = None, seed: int = 0, out: str | Path | None = None) -> PretrainResult:
     """Build ``model`` (capas notation, e.g. "64-100-100-10") and pre-train its hidden layers.
@@ -62,7 +62,8 @@ def pretrain(data: Any, model: str, *, method: str = "rbm", epochs: int = 10,
     never its test set -- or a tensor (M, *input_shape)). ``layer_epochs``/``layer_lr``
     give one value per hidden layer (default lr: 0.1 for RBMs -- 0.01 for a first layer
     with Gaussian visible units, chosen when the inputs are not in [0, 1] -- and 0.003 for
-    autoencoders). RBM layers use CD-k (``k``, ``persistent``, ``momentum``); autoencoders use Adam, masking noise ``noise`` ("dae") or a KL sparsity
+    autoencoders). ``loss`` (default: mse for regression data, else cross_entropy) is the
+    network's, for fine-tuning. RBM layers use CD-k (``k``, ``persistent``, ``momentum``); autoencoders use Adam, masking noise ``noise`` ("dae") or a KL sparsity
     penalty (``sparsity_target``, ``sparsity_weight``; "sparse-ae").
     """
     from capas.models import build
@@ -72,6 +73,8 @@ def pretrain(data: Any, model: str, *, method: str = "rbm", epochs: int = 10,
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise RunDirError(f"the output path {out} is a file; give a directory to write the pre-trained run into")
     dataset = _load(data, seed)
+    if loss is None:  # the loss fine-tuning will use, recorded in model.json
+        loss = "mse" if getattr(dataset, "task", "classification") == "regression" else "cross_entropy"
     network = build(model, act=act, loss=loss, seed=seed)
     hidden = _hidden_layers(network, method)
     x = _unlabelled_inputs(dataset, unlabelled_extra, seed, hidden[0].in_features)

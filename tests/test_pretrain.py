@@ -82,6 +82,16 @@ def test_real_valued_inputs_get_a_gaussian_first_rbm_with_a_smaller_default_lr()
     assert all(torch.isfinite(p).all() for p in result.network.parameters())
 
 
+def test_a_regression_dataset_gets_a_network_with_the_mse_loss(digits):
+    from capas.data import load
+
+    sine = load("sine", seed=0, n=80)
+    result = pretrain(sine, "1x20-6-1", method="ae", epochs=1)
+    assert result.network.loss == "mse"  # cross-entropy on one real-valued output trains nothing
+    assert pretrain(digits, "64-6-10", method="ae", epochs=1).network.loss == "cross_entropy"
+    assert pretrain(digits, "64-6-10", method="ae", epochs=1, loss="mse").network.loss == "mse"
+
+
 def test_the_public_api_reexports_pretraining():
     import capas
     from capas import pretraining

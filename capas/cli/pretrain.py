@@ -39,6 +39,8 @@ def pretrain_command(
     persistent: bool = typer.Option(False, "--persistent", help="Persistent CD (PCD-k) instead of CD-k (rbm)."),
     momentum: float = typer.Option(0.5, "--momentum", help="CD momentum (rbm)."),
     act: str = typer.Option("sigmoid", "--act", help="Hidden activation of the network (rbm needs sigmoid)."),
+    loss: str | None = typer.Option(
+        None, "--loss", help="Loss for fine-tuning (default: mse on regression data, else cross_entropy)."),
     noise: float = typer.Option(0.3, "--noise", help="Masking probability of the denoising autoencoder (dae)."),
     sparsity_target: float = typer.Option(0.05, "--sparsity-target", help="Target mean activation (sparse-ae)."),
     sparsity_weight: float = typer.Option(0.1, "--sparsity-weight", help="Weight of the sparsity penalty (sparse-ae)."),
@@ -56,7 +58,7 @@ def pretrain_command(
     result = pretrain(
         data, model, method=method, epochs=epochs, layer_epochs=parse_list(layer_epochs, int, "--layer-epochs"),
         lr=lr, layer_lr=parse_list(layer_lr, float, "--layer-lr"), batch_size=batch_size, k=k,
-        persistent=persistent, momentum=momentum, act=act, noise=noise, sparsity_target=sparsity_target,
+        persistent=persistent, momentum=momentum, act=act, loss=loss, noise=noise, sparsity_target=sparsity_target,
         sparsity_weight=sparsity_weight, unlabelled_extra=unlabelled_extra, seed=seed, out=out,
     )
     for record in result.layers:
