@@ -116,6 +116,13 @@ def test_hidden_wide_layer_is_projected_on_its_principal_plane():
     np.testing.assert_allclose(np.abs(points), np.abs(reference), atol=1e-6)
 
 
+def test_hidden_plot_axes_say_what_they_are():
+    assert projection.axis_labels("dense1", "pca (58% + 28% of variance)", 16) == (
+        "principal component 1", "principal component 2")
+    assert projection.axis_labels("dense2", "units", 2) == ("dense2 unit 1", "dense2 unit 2")
+    assert projection.axis_labels("dense2", "units", 1) == ("dense2 unit 1", "(one unit)")
+
+
 def test_hidden_unknown_layer_names_the_layers():
     model = build("2-4-2", seed=0)
     with pytest.raises(CapasError, match="dense1, dense2"):

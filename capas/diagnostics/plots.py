@@ -114,7 +114,9 @@ def _draw(kind: str, model: nn.Module, history: list[dict], data: Any, out: Path
         name = layer or projection.default_hidden_layer(model)
         points, how = projection.hidden_projection(model, data.x_test, name)
         path = out / f"hidden-{name}.png"
-        projection.plot_hidden(points, data.y_test, data.class_names, path, f"hidden layer {name}: {how}")
+        units = model.hidden(data.x_test[:1], name)[0].numel()
+        projection.plot_hidden(points, data.y_test, data.class_names, path, f"hidden layer {name}: {how}",
+                               projection.axis_labels(name, how, units))
     elif kind == "weights":
         plots_model.plot_weights(plots_model.first_layer_weights(model, data.input_shape), path)
     elif kind == "activations":

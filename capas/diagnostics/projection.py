@@ -47,9 +47,17 @@ def hidden_projection(model: nn.Module, x: Tensor, layer: str | None = None) -> 
     return pca.transform(h), f"pca ({ratio[0]:.0%} + {ratio[1]:.0%} of variance)"
 
 
+def axis_labels(layer: str, how: str, units: int) -> tuple[str, str]:
+    """What the two axes of :func:`hidden_projection`'s points are."""
+    if how.startswith("pca"):
+        return "principal component 1", "principal component 2"
+    return f"{layer} unit 1", f"{layer} unit 2" if units == 2 else "(one unit)"
+
+
 def plot_hidden(points: np.ndarray, labels: Tensor | np.ndarray, class_names: Sequence[str], path: str | Path,
-                title: str) -> np.ndarray:
-    """Scatter of ``points (N, 2)`` coloured by class ``labels (N,)``, one legend entry per class."""
+                title: str, axes: tuple[str, str] = ("", "")) -> np.ndarray:
+    """Scatter of ``points (N, 2)`` coloured by class ``labels (N,)``, one legend entry per class;
+    ``axes`` names the x and y axes (see :func:`axis_labels`)."""
     labels = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)
     k = max(len(class_names), int(labels.max(initial=0)) + 1)
     cmap = class_colormap(k)
@@ -60,6 +68,6 @@ def plot_hidden(points: np.ndarray, labels: Tensor | np.ndarray, class_names: Se
             name = class_names[c] if c < len(class_names) else str(c)
             ax.scatter(points[mask, 0], points[mask, 1], s=8, color=cmap(c), label=name, alpha=0.8)
     ax.legend(markerscale=2, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))  # outside the points
-    ax.set_title(title)
+    ax.set(title=title, xlabel=axes[0], ylabel=axes[1])
     save_figure(fig, path)
     return points
