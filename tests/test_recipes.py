@@ -13,7 +13,7 @@ import pytest
 import capas.cli
 from capas.data import load
 from capas.diagnostics.plots import plot_run
-from capas.diagnostics.recipe_report import sweep_errors
+from capas.diagnostics.recipe_report import hidden_speed_ratio, sweep_errors
 from capas.errors import CapasError
 from capas.recipes import (
     DataSection,
@@ -189,6 +189,17 @@ def test_all_plots_with_animation_skip_the_boundary_of_a_regression(tmp_path):
                         overrides={**sine, "plots.what": "all", "plots.animate": True}, quiet=True)
     (variant,) = result.variants
     assert sorted(p.name for p in variant.plots) == ["activations.png", "curves.png", "gradients.png", "weights.png"]
+
+
+def test_sweep_keeps_a_zero_test_loss_and_speed_ratios_skip_the_output_layer():
+    from types import SimpleNamespace
+
+    perfect = SimpleNamespace(width=4, history=[{"train_loss": 0.0, "train_accuracy": 1.0}],
+                              test_metrics={"test_loss": 0.0, "test_accuracy": 1.0})
+    errors = sweep_errors([perfect])
+    assert errors["test_loss"].tolist() == [0.0] and errors["test"].tolist() == [0.0]
+    assert hidden_speed_ratio({"dense1": 0.01, "dense2": 0.5, "dense3": 9.0}) == ("dense1", "dense2", 0.02)
+    assert hidden_speed_ratio({"dense1": 0.01, "dense2": 9.0}) is None
 
 
 def test_width_sweep_writes_one_run_per_width_and_the_sweep_plot(tmp_path):

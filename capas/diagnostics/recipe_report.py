@@ -56,10 +56,11 @@ def sweep_errors(variants: list[Any]) -> dict[str, np.ndarray]:
     for v in variants:
         last = v.history[-1] if v.history else {}
         test_acc, train_acc = find_metric(v.test_metrics, "accuracy"), last.get("train_accuracy")
+        test_loss = find_metric(v.test_metrics, "loss")
         rows.append((1.0 - float(train_acc) if train_acc is not None else math.nan,
                      1.0 - test_acc if test_acc is not None else math.nan,
                      float(last.get("train_loss", math.nan)),
-                     find_metric(v.test_metrics, "loss") or math.nan))
+                     test_loss if test_loss is not None else math.nan))
     columns = np.array(rows, dtype=float).reshape(len(variants), 4).T  # (4, M)
     return {"x": np.array(xs, dtype=float), "train": columns[0], "test": columns[1],
             "train_loss": columns[2], "test_loss": columns[3]}
