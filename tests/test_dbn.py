@@ -58,6 +58,19 @@ def test_dbn_samples_reproduce_the_training_patterns():
     assert is_a + is_b > 0.9 and min(is_a, is_b) > 0.1
 
 
+def test_a_single_rbm_shows_the_probabilities_of_its_last_gibbs_step():
+    dbn = DBN([8, 6])
+    dbn.fit(TWO_PATTERNS.repeat(20, 1), epochs=5, batch_size=10, seed=0)
+    (image,) = dbn.chains(4, [3], torch.Generator().manual_seed(2))
+    top, g = dbn.rbms[0], torch.Generator().manual_seed(2)  # replay: start state, 2 Gibbs steps, then v -> h
+    p = torch.sigmoid(top.visible_bias).expand(4, -1)
+    v = top.gibbs((torch.rand(p.shape, generator=g) < p).float(), 2, g)
+    expected = top.visible_probs(top.sample_hidden(v, g))  # (4, 8): P(v | h), not a binary sample
+    assert torch.allclose(image, expected) and ((image > 0) & (image < 1)).all()
+    with pytest.raises(SpecError, match="strictly increasing"):
+        dbn.chains(4, [3, 3])
+
+
 def test_bad_stacks_are_refused():
     with pytest.raises(SpecError, match="at least one hidden"):
         DBN([16])

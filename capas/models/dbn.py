@@ -86,16 +86,21 @@ class DBN(nn.Module):
 
         The chains start from binary states drawn from the top RBM's visible biases; below
         the top the DBN is a directed sigmoid belief net, so each layer takes P(v | h) of
-        its RBM (probabilities, not binary states, for the image shown to the user).
+        its RBM (probabilities, not binary states, for the image shown to the user). With
+        a single RBM the image is P(v | h) of the chain's last hidden state.
         """
+        if any(later <= earlier for earlier, later in zip([0, *snapshots], snapshots)):
+            raise SpecError(f"snapshots are strictly increasing Gibbs step counts >= 1, got {list(snapshots)}")
         top = self.rbms[-1]
         p = torch.sigmoid(top.visible_bias).expand(n, -1)  # (n, sizes[-2])
         v = (torch.rand(p.shape, generator=generator, device=p.device) < p).to(p.dtype)
         images, done = [], 0
         for count in snapshots:
-            v = top.gibbs(v, count - done, generator)
+            v = top.gibbs(v, count - done - 1, generator)
+            h = top.sample_hidden(v, generator)  # (n, sizes[-1]): the last Gibbs step, kept apart
+            v = top.sample_visible(h, generator)  # (n, sizes[-2])
             done = count
-            down = v
+            down = v if len(self.rbms) > 1 else top.visible_probs(h)
             for rbm in reversed(self.rbms[:-1]):
                 down = rbm.visible_probs(down)
             images.append(down)
