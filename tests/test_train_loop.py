@@ -3,6 +3,7 @@ history files, engines, devices, and resuming a killed run to the same weights."
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -310,3 +311,16 @@ def test_resuming_for_more_epochs_is_recorded_and_refused_for_one_cycle(tmp_path
     assert load_run(tmp_path / "plain").config["train"]["epochs"] == 6
     result = fit(build("4-8-2", seed=0), (x, y), resume=tmp_path / "plain", quiet=True)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("targets", ["labels", "regression"])
+def test_cross_entropy_on_a_single_output_unit_is_refused(targets):
+    # a softmax over one unit is 1 whatever the weights: the loss would be 0 (regression)
+    # or index past the only logit (two classes)
+    x, y = _data()
+    y = y if targets == "labels" else x[:, :1]
+    with pytest.raises(TrainingError, match="cross_entropy needs one output unit per class"):
+        fit(build("4-3-1", loss="cross_entropy"), (x, y), epochs=1, quiet=True)
+    result = fit(build("4-3-1", loss="binary_cross_entropy" if targets == "labels" else "mse"), (x, y), epochs=1,
+                 quiet=True)
+    assert math.isfinite(result.history[-1]["train_loss"])

@@ -96,6 +96,11 @@ class TrainerSetup:
                 raise TrainingError("class_weights need in-memory classification data with class labels")
             weights = class_weights(config.class_weights, self.y_train.cpu(), self.num_classes)
         name = self.resolve_loss_name()
+        if name == "cross_entropy" and tuple(getattr(self.model, "output_shape", ()) or ()) == (1,):
+            raise TrainingError(
+                "cross_entropy needs one output unit per class, but the model has 1 (a softmax over one unit "
+                "is always 1); use loss binary_cross_entropy or mse for a single output, or end the spec with -2"
+            )
         self.loss = Loss(name, num_classes=self.num_classes, class_weights=weights,
                          target_encoding=config.target_encoding).to(self.device, self.dtype)
         self.eval_loss = Loss(name, num_classes=self.num_classes,
