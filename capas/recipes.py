@@ -188,7 +188,8 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
 
 
 def _check_train_keys(train: dict[str, Any], path: Path) -> None:
-    """Reject ``[train]`` keys that are not ``TrainConfig`` fields (the seed is the recipe's top-level ``seed``)."""
+    """Reject ``[train]`` keys that are not ``TrainConfig`` fields (the seed is the recipe's top-level
+    ``seed``) and values ``TrainConfig`` refuses."""
     from capas.train.config import TrainConfig
 
     allowed = set(TrainConfig.model_fields) - {"seed"}
@@ -197,6 +198,10 @@ def _check_train_keys(train: dict[str, Any], path: Path) -> None:
             hint = ("set the top-level seed instead" if key == "seed"
                     else f"training options are: {', '.join(sorted(allowed))}")
             raise CapasError(f"{path}: unknown key 'train.{key}'; {hint}")
+    try:
+        TrainConfig.from_options(**train)  # values too, before any data is loaded or model trained
+    except CapasError as err:
+        raise CapasError(f"{path}: [train]: {err}") from None
 
 
 def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:

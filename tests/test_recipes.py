@@ -86,6 +86,8 @@ def test_wrong_type_and_bad_toml_are_errors(tmp_path):
         load_recipe(write(tmp_path, "name = \n"))
     with pytest.raises(CapasError, match="no recipe at"):
         load_recipe(tmp_path / "missing.toml")
+    with pytest.raises(CapasError, match=r"\[train\]: invalid training option.*epochs"):
+        load_recipe(write(tmp_path, MINIMAL), {"train.epochs": "abc"})  # refused before any training
 
 
 def test_a_misspelled_table_is_named_rather_than_the_missing_one(tmp_path):
