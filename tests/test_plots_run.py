@@ -71,6 +71,8 @@ def test_boundary_needs_2d_inputs_and_animation_needs_snapshots(tmp_path, xor_ru
         plot_run(tmp_path / "d", "boundary")
     (weights,) = plot_run(tmp_path / "d", "weights")
     assert weights.is_file()
+    with pytest.raises(CapasError, match=r"--animate .*shape \(1, 8, 8\)"):  # not silently dropped
+        plot_run(tmp_path / "d", "all", animate=True)
 
 
 def test_runs_on_in_memory_arrays_still_get_curves_and_gradients(tmp_path):

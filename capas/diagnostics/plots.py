@@ -136,7 +136,10 @@ def plot_run(run_dir: str | Path, what: str | Sequence[str] = "all", layer: str 
     record = run.config.get("data") or {}
     needs_data = not set(resolve_kinds(what)) <= {"curves", "gradients"}
     data = reload_dataset(record) if needs_data and record.get("name") in names() else None
+    model = run.build_model()
     animate_from = Path(run_dir) / snapshots.SNAPSHOT_FILE if animate else None
-    if animate and "boundary" not in resolve_kinds(what):
-        raise CapasError("--animate animates the decision boundary; use it with --what boundary or all")
-    return make_plots(run.build_model(), list(run.history), data, Path(run_dir) / "plots", what, layer, animate_from)
+    if animate and "boundary" not in applicable_kinds(what, model, data):
+        reason = _not_applicable("boundary", model, [], data) or "it is not among the plots asked for"
+        raise CapasError(f"--animate animates the decision boundary, which cannot be drawn here: {reason}; "
+                         "use it with --what boundary or all on a 2-D classification run")
+    return make_plots(model, list(run.history), data, Path(run_dir) / "plots", what, layer, animate_from)
