@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from capas.errors import RunDirError, TrainingError
+from capas.errors import CapasError, RunDirError, TrainingError
 from capas.models import build
 from capas.train import Callback, EarlyStopping, fit, load_run
 
@@ -324,3 +324,10 @@ def test_cross_entropy_on_a_single_output_unit_is_refused(targets):
     result = fit(build("4-3-1", loss="binary_cross_entropy" if targets == "labels" else "mse"), (x, y), epochs=1,
                  quiet=True)
     assert math.isfinite(result.history[-1]["train_loss"])
+
+
+def test_a_model_that_does_not_fit_the_inputs_fails_before_writing_a_run(tmp_path):
+    x, y = _data()
+    with pytest.raises(CapasError, match="expects inputs of shape"):
+        fit(build("3-4-2"), (x, y), epochs=1, quiet=True, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

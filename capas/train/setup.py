@@ -106,6 +106,8 @@ class TrainerSetup:
         self.eval_loss = Loss(name, num_classes=self.num_classes,
                               target_encoding=config.target_encoding).to(self.device, self.dtype)
         self.eval_forward = model_forward(self.model, self.loss.from_logits)
+        if self.data.loader is None:  # a wrong input shape fails here, before a run directory is written
+            self.evaluate(self.x_train[:1], self.y_train[:1])
 
     def _check_output_width(self) -> None:
         """A Network's output width must match the classes (1 unit is fine for 2 classes)."""
