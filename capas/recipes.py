@@ -288,6 +288,8 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
 
     recipe = load_recipe(path, overrides)
     out_dir = Path(out) if out is not None else Path("runs") / recipe.name
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CapasError(f"the output path {out_dir} is a file; give a directory for the recipe's runs and report")
     data, note = load_recipe_data(recipe.data, recipe.seed)
     if note and not quiet:
         _say("[yellow]note:[/]", note)
@@ -315,6 +317,9 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
                   seed=recipe.seed)
     probe = slice(0, SPEED_PROBE)
     kinds = applicable_kinds(recipe.plots.what, model, data)  # refuses a named plot that cannot apply
+    if "hidden" in kinds and recipe.plots.layer is not None and recipe.plots.layer not in model.layer_names():
+        raise CapasError(f"plots.layer: unknown layer {recipe.plots.layer!r}; the model's layers are: "
+                         f"{', '.join(model.layer_names())}")
     initial = loss_gradient_norms(model, data.x_train[probe], data.y_train[probe])
     animate = recipe.plots.animate and "boundary" in kinds
     callbacks: list = []  # fit adds the GradientMonitor itself (warn_gradients)

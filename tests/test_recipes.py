@@ -185,6 +185,17 @@ def test_a_plot_that_cannot_apply_is_refused_before_training(tmp_path):
     assert not (tmp_path / "c").exists()  # nothing was trained
 
 
+def test_an_output_file_or_an_unknown_plot_layer_is_refused_before_training(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    with pytest.raises(CapasError, match="is a file"):
+        run_recipe(RECIPES / "xor-boundary.toml", out=taken, overrides=TINY_XOR, quiet=True)
+    with pytest.raises(CapasError, match="plots.layer: unknown layer 'dense9'.*dense1, dense2"):
+        run_recipe(RECIPES / "xor-boundary.toml", out=tmp_path / "o", quiet=True,
+                   overrides={**TINY_XOR, "plots.layer": "dense9"})
+    assert not (tmp_path / "o").exists()
+
+
 def test_all_plots_with_animation_skip_the_boundary_of_a_regression(tmp_path):
     sine = {"data.name": "sine", "data.options": {}, "model.loss": "mse", "train.epochs": 1}
     result = run_recipe(RECIPES / "xor-boundary.toml", out=tmp_path / "s",
