@@ -94,11 +94,14 @@ def test_init_from_fine_tunes_a_saved_model(trained, tmp_path, capsys):
         (["evaluate", "no/such/run"], "no run directory"),
         (["train", "--engine", "fast", "--epochs", "1"], "invalid training option(s): engine"),
         (["train", "--resume", "no/such/run"], "no run directory"),
+        (["train", "--resume", "no/such/run", "--lr", "0.5", "--data", "xor"],
+         "--resume takes its options from the run's config.json; drop --data, --lr"),
     ],
 )
 def test_user_mistakes_are_one_line_errors_with_exit_2(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        main([*argv, "--quiet", "--out", str(tmp_path / "r")] if argv[0] == "train" else argv)
+        main([*argv, "--quiet", "--out", str(tmp_path / "r")] if argv[0] == "train" and "--resume" not in argv
+             else argv)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1

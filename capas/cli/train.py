@@ -21,6 +21,8 @@ from capas.errors import CapasError, DataError, RunDirError, TrainingError
 #: learning rate when --lr is not given: what each optimizer family is usually run with.
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "adadelta": 1.0, "rmsprop": 0.001}
 ADAPTIVE_LR = 0.003
+#: the only ``capas train`` options that --resume combines with (the rest come from config.json)
+_RESUME_OPTIONS = ("resume", "epochs", "quiet", "as_json")
 
 
 def _batch_size(text: str) -> int | str:
@@ -75,6 +77,7 @@ def _summary_line(result: Any) -> dict[str, Any]:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: str = typer.Option("digits", "--data", help="Dataset name (see 'capas datasets')."),
     model: str = typer.Option(None, "--model", help="Model spec, e.g. 64-64-10 (default: <inputs>-64-<classes>)."),
     act: str = typer.Option("relu", "--act", help="Hidden activation: relu, tanh, sigmoid, ..."),
@@ -121,6 +124,11 @@ def train(
     if resume is not None:
         from capas.train.rundir import load_model, load_run
 
+        given = sorted(f"--{name.replace('_', '-')}" for name in ctx.params if name not in _RESUME_OPTIONS
+                       and getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE")
+        if given:
+            raise TrainingError(f"--resume takes its options from the run's config.json; drop {', '.join(given)} "
+                                "(only --epochs, --quiet and --json go with --resume)")
         run = load_run(resume)
         saved = run.config.get("data", {})
         if not saved.get("name"):
