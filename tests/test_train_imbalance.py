@@ -126,3 +126,13 @@ def test_resampling_keeps_image_shapes_and_float64_values(method):
     originals = {tuple(row.flatten().tolist()) for row in x}
     kept = sum(tuple(row.flatten().tolist()) in originals for row in new_x)
     assert kept == (48 if method == "over" else 30)
+
+
+def test_one_cycle_spans_the_fewer_steps_of_a_curriculum():
+    # 48 samples, batches of 4, start 0.25 over a 2-epoch ramp: 3 + 8 + 12 + 12 = 35 steps, not 48;
+    # one_cycle must be sized to end its annealing on the last of them
+    x, y = _imbalanced()
+    config = TrainConfig(curriculum="loss", curriculum_epochs=2, epochs=4, batch_size=4, scheduler="one_cycle",
+                         lr=0.1, engine="autograd", device="cpu", grad_norms=False)
+    trainer = Trainer(nn.Linear(3, 2), config, quiet=True).fit((x, y))
+    assert trainer.schedule.scheduler.total_steps == 35 == trainer.schedule.scheduler.last_epoch

@@ -113,8 +113,8 @@ SCHEDULERS: dict[str, tuple[Any, bool]] = {
     "triangular2": (_cyclic("triangular2"), True),
     "exp_range": (_cyclic("exp_range"), True),
     "one_cycle": (
-        lambda opt, lr, epochs, steps, **o: lr_scheduler.OneCycleLR(
-            opt, **{"max_lr": lr, "total_steps": epochs * steps, **o}
+        lambda opt, lr, epochs, steps, total_steps=None, **o: lr_scheduler.OneCycleLR(
+            opt, **{"max_lr": lr, "total_steps": total_steps or epochs * steps, **o}
         ),
         True,
     ),
@@ -125,14 +125,18 @@ SCHEDULER_ALIASES = {"cyclic": "triangular", "onecycle": "one_cycle", "linear_wa
 
 
 def make_schedule(
-    name: str, optimizer: torch.optim.Optimizer, lr: float, epochs: int, steps_per_epoch: int, **options: Any
+    name: str, optimizer: torch.optim.Optimizer, lr: float, epochs: int, steps_per_epoch: int,
+    total_steps: int | None = None, **options: Any
 ) -> Schedule:
-    """Scheduler ``name`` for ``optimizer``; ``steps_per_epoch`` sizes the per-batch policies."""
+    """Scheduler ``name`` for ``optimizer``; ``steps_per_epoch`` sizes the per-batch policies,
+    ``total_steps`` (default epochs x steps_per_epoch) the length of one_cycle."""
     key = str(name).strip().lower().replace("-", "_")
     key = SCHEDULER_ALIASES.get(key, key)
     if key not in SCHEDULERS:
         raise _unknown("LR schedule", name, [*SCHEDULERS, *SCHEDULER_ALIASES])
     factory, per_batch = SCHEDULERS[key]
+    if key == "one_cycle" and total_steps is not None:
+        options = {"total_steps": total_steps, **options}
     try:
         scheduler = factory(optimizer, lr, epochs, max(1, steps_per_epoch), **options)
     except (TypeError, ValueError) as err:

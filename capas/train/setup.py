@@ -50,13 +50,14 @@ class TrainerSetup:
             freeze(self.model, config.frozen_layers)
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.momentum,
                                         **config.optimizer_options)
+        self.curriculum = self._make_curriculum()
         self.schedule = None if config.scheduler is None else make_schedule(
-            config.scheduler, self.optimizer, config.lr, config.epochs, self.steps_per_epoch, **config.scheduler_options)
+            config.scheduler, self.optimizer, config.lr, config.epochs, self.steps_per_epoch,
+            total_steps=self._total_steps(), **config.scheduler_options)
         self.stepper, self.engine = make_stepper(self.model, self.optimizer, self.loss, config)
         self.constrained = penalized_parameters(self.model, include_bias=False)
         self.shuffle_generator = torch.Generator().manual_seed(config.seed)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
-        self.curriculum = self._make_curriculum()
         self.callbacks = [*default_callbacks(config), *self.user_callbacks]
         if ProgressBar.wanted(self.quiet):
             self.callbacks.append(ProgressBar())
@@ -140,6 +141,13 @@ class TrainerSetup:
             width = int(self.model(self.on_device(xb[:1])).shape[1])
         self.model.train()
         return width
+
+    def _total_steps(self) -> int:
+        """Updates in the whole fit: a curriculum's early epochs use fewer samples, so fewer steps."""
+        if self.curriculum is None:
+            return self.config.epochs * self.steps_per_epoch
+        return sum(steps_per_epoch(len(self.curriculum.available(e)), self.config.batch_size)
+                   for e in range(self.config.epochs))
 
     def _make_curriculum(self) -> Curriculum | None:
         config = self.config
