@@ -216,3 +216,16 @@ def test_late_in_training_only_non_finite_and_huge_gradients_count():
     monitor = GradientMonitor(early_epochs=3)
     monitor.on_epoch_end(fake_trainer(build("2-2", seed=0), None), 5, {"grad_norm/dense1": 1e-9, "grad_norm/d2": 1.0})
     assert monitor.findings == []
+
+
+def test_monitor_probes_a_loader_batch_in_the_models_dtype():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from capas import build, fit
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 4, generator=g), torch.randint(0, 2, (40,), generator=g)  # float32 batches
+    loader = DataLoader(TensorDataset(x, y), batch_size=10)
+    model = build("4-3-2", act="sigmoid", seed=0).double()
+    result = fit(model, loader, epochs=1, quiet=True)  # the GradientMonitor is on by default
+    assert result.history[0]["train_loss"] > 0

@@ -218,7 +218,8 @@ def _training_inputs(trainer, targets: bool = False) -> Tensor:
     for x in (getattr(trainer, name, None), getattr(trainer.data, name, None)):
         if x is not None:
             return x
-    return next(iter(trainer.data.loader))[1 if targets else 0]
+    batch = next(iter(trainer.data.loader))[1 if targets else 0]
+    return trainer.on_device(batch)  # the model's device and floating dtype
 
 
 class SpeedOfLearning(Callback):
