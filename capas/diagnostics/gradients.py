@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from capas.errors import CapasWarning
 from capas.layers.activations import Activation
+from capas.models.modes import eval_mode
 from capas.train.callbacks import Callback
 
 GRAD_PREFIX = "grad_norm/"
@@ -129,16 +130,14 @@ def loss_gradient_norms(model: nn.Module, x: Tensor, y: Tensor,
     by_layer = {name: wb for name, wb in by_layer.items() if wb[0]}
     flat = [p for weights, biases in by_layer.values() for p in (*weights, *biases)]
     frozen = [p for p in flat if not p.requires_grad]  # frozen layers still have a gradient to measure
-    was_training = model.training
-    model.eval()
     try:
         for p in frozen:
             p.requires_grad_(True)
         loss_fn = Loss(loss or model.loss, num_classes=getattr(model, "output_shape", (None,))[0])
-        output = model.logits(x) if loss_fn.from_logits else model(x)  # (N, K)
-        grads = iter(torch.autograd.grad(loss_fn(output, y), flat, allow_unused=True))
+        with eval_mode(model):
+            output = model.logits(x) if loss_fn.from_logits else model(x)  # (N, K)
+            grads = iter(torch.autograd.grad(loss_fn(output, y), flat, allow_unused=True))
     finally:
-        model.train(was_training)
         for p in frozen:
             p.requires_grad_(False)
     norms = {}
@@ -171,13 +170,10 @@ def hidden_activations(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tens
             if isinstance(module, Activation):
                 hook = _catcher(caught, layer_name, module.name)
                 handles.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(x)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return caught

@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from capas.errors import SpecError
 from capas.layers.blocks import Repeat
 from capas.models import Network, build
+from capas.models.modes import eval_mode
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,12 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
     first = next(model.parameters(), None)
     like = {"device": first.device, "dtype": first.dtype} if first is not None else {}
     dummy = torch.zeros(1, *model.input_shape, **like)  # (1, *input_shape), as the weights
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
             output = model(dummy)  # (1, *output_shape)
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
     paths = {id(module): f"{type(model).__name__}.{path}" for path, module in model.named_modules() if path}
     flops = counter.get_flop_counts()
     shared = _shared_modules(model)

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from capas.errors import DataError, SpecError
 from capas.layers import Dense, get_activation
 from capas.models.dbn import dense_layers
+from capas.models.modes import eval_mode
 
 CORRUPTIONS = ("none", "mask", "gaussian")
 SPARSITY = ("none", "kl", "l1")
@@ -108,13 +109,9 @@ class Autoencoder(nn.Module):
             return mirror_decoder(dense, output_act, tied)
         if tied:
             raise SpecError("tied weights need an encoder made only of Dense layers; use tied=False")
-        was_training = self.encoder.training
-        self.encoder.eval()  # a probe of one sample: batch norm must use its running statistics
-        try:
-            with torch.no_grad():
-                code = self.encoder(torch.zeros(1, *self.input_shape))  # (1, ...)
-        finally:
-            self.encoder.train(was_training)
+        # a probe of one sample: batch norm must use its running statistics
+        with eval_mode(self.encoder), torch.no_grad():
+            code = self.encoder(torch.zeros(1, *self.input_shape))  # (1, ...)
         return Dense(code[0].numel(), math.prod(self.input_shape), output_act)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from capas.layers.init import check_scheme
 from capas.layers.blocks import concat_inputs
 from capas.layers.dense import ActivatedLayer
 from capas.models.builder import Builder, describe
+from capas.models.modes import eval_mode
 from capas.models.spec_input import spec_text
 from capas.notation import parse
 
@@ -96,12 +97,8 @@ class Network(nn.Module):
         in eval mode (dropout off, running batch-norm statistics), without gradients. ``x``
         is moved to the weights' device and dtype; the result stays there."""
         x = self._to_parameters(x)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             out = self(x)  # (N, *output_shape)
-        finally:
-            self.train(was_training)
         if self.loss == "cross_entropy":
             return out.argmax(dim=1)  # (N,)
         if self.loss == "binary_cross_entropy":
@@ -156,14 +153,11 @@ class Network(nn.Module):
         x = self._to_parameters(x)
         captured: list[Tensor] = []
         handle = module.register_forward_hook(lambda m, args, out: captured.append(out))
-        was_training = self.training
-        self.eval()
         try:
-            with torch.no_grad():
+            with eval_mode(self), torch.no_grad():
                 self(x)
         finally:
             handle.remove()
-            self.train(was_training)
         return captured[-1]
 
     def is_plain_mlp(self) -> bool:

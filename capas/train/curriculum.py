@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from capas.errors import TrainingError
+from capas.models.modes import eval_mode
 
 
 @torch.no_grad()
@@ -26,14 +27,10 @@ def loss_difficulty(
     x: Tensor, y: Tensor, batch_size: int = 4096,
 ) -> Tensor:
     """Per-sample loss (N,) of a reference model (eval mode): the difficulty of each sample."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         scores = [
             per_sample_loss(forward(x[i : i + batch_size]), y[i : i + batch_size]) for i in range(0, len(x), batch_size)
         ]
-    finally:
-        model.train(was_training)
     return torch.cat(scores)  # (N,)
 
 

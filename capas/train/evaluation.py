@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from capas.models.modes import eval_mode
 from capas.train.losses import Loss
 from capas.train.metrics import classification_metrics, regression_metrics
 from capas.train.steppers import model_forward
@@ -16,12 +17,8 @@ from capas.train.steppers import model_forward
 def model_outputs(model: nn.Module, x: Tensor, from_logits: bool, batch_size: int = 4096) -> Tensor:
     """Outputs (or logits) (N, K) of ``model`` on ``x (N, *)`` in eval mode, batch by batch."""
     forward = model_forward(model, from_logits)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return torch.cat([forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def evaluate_model(model: nn.Module, x: Tensor, y: Tensor, loss: Loss, batch_size: int = 4096) -> dict[str, Any]:

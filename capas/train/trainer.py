@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from capas.errors import TrainingError
+from capas.models.modes import eval_mode
 from capas.train import rundir
 from capas.train.callbacks import Callback, ProgressBar
 from capas.train.config import TrainConfig
@@ -169,20 +170,16 @@ class Trainer(TrainerSetup):
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor) -> tuple[float, float | None]:
         """(loss, accuracy or None) of the model on ``x, y`` in eval mode."""
-        was_training = self.model.training
-        self.model.eval()
         total = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         size = self.config.eval_batch_size
-        try:
+        with eval_mode(self.model):
             for start in range(0, len(x), size):
                 xb, yb = x[start : start + size], y[start : start + size]
                 out = self.eval_forward(xb)  # (B, K)
                 total += self.eval_loss(out, yb) * len(xb)
                 if self.data.task == "classification":
                     correct += (self.eval_loss.predictions(out) == yb).sum()
-        finally:
-            self.model.train(was_training)
         accuracy = int(correct) / len(x) if self.data.task == "classification" else None
         return float(total) / len(x), accuracy
 
