@@ -9,6 +9,9 @@ token               meaning
 ==================  =====================================================================
 ``N``, ``CxL``,     first token only: the input, a vector of N features, a 1-D signal
 ``CxHxW``           with C channels of length L, or a C-channel HxW image
+``TxN``, ``T50xN``  first token only: a sequence of N features per time step, of any
+                    length T or of exactly 50 steps; batches are (B, T, N), time on axis 1,
+                    and every layer runs at each step (``capas.layers.sequence``)
 ``dN`` or ``N``     dense layer of N units
 ``mxNxK``           dense maxout: N units, each the max of K linear pieces (``mxN``: K=2)
 ``cKxF``            1-D convolution: F filters of width K (on ``CxL`` inputs)
@@ -42,37 +45,27 @@ from typing import Any
 
 from capas.errors import SpecError
 from capas.layers.activations import canonical_name, get_activation
-
-_NUMBERED = {  # token prefix -> (kind, how many "x"-separated integers it may carry)
-    "d": ("dense", (1,)),
-    "mx": ("maxout", (1, 2)),
-    "c": ("conv", (2, 3)),
-    "sc": ("separable_conv", (2, 3)),
-    "cmx": ("conv_maxout", (3, 4)),
-    "mp": ("max_pool", (1, 2)),
-    "ap": ("avg_pool", (1, 2)),
-}
-_BARE = {"bn": "batch_norm", "ln": "layer_norm", "flat": "flatten"}
-_BLOCKS = {"res": "residual", "rep": "repeat", "cat": "concat"}
-_PREFIX = {kind: prefix for prefix, (kind, _) in _NUMBERED.items()} | {v: k for k, v in _BARE.items()}
-_WINDOW = {"stride", "dilation", "padding"}
-_OPTIONS = {  # the ':option' keys each kind accepts
-    "dense": {"activation"},
-    "conv": _WINDOW | {"activation"},
-    "separable_conv": _WINDOW | {"activation"},
-    "conv_maxout": _WINDOW,
-    "max_pool": {"stride"},
-    "avg_pool": {"stride"},
-    "residual": {"activation"},
-}
+from capas.layers.kinds import KINDS, LayerKind, format_rate
 
 _LEX = re.compile(r"(?P<space>[\s\-]+)|(?P<open>\()|(?P<close>\))|(?P<comma>,)|(?P<word>[^\s\-(),]+)")
-_NUMBERED_RE = re.compile(r"(cmx|mx|sc|mp|ap|c|d)(\d+(?:x\d+)*)")
-_SHAPE_RE = re.compile(r"\d+(?:x\d+){0,2}")
-_BLOCK_RE = re.compile(r"(res|cat|rep)(\d*)")
-_DROP_RE = re.compile(r"drop(\d+\.?\d*|\.\d+)")
+_INPUT_RE = re.compile(r"(T(\d*)x)?(\d+(?:x\d+){0,2})")  # [T or TL x] N, CxL or CxHxW
 _MAX_INT = 999_999_999
 _BIG_NUMBER_RE = re.compile(r"(?<![.\d])\d{10,}")  # an integer above _MAX_INT (not decimals)
+
+
+def _of_form(form: str) -> list[LayerKind]:
+    """The registered kinds whose token has ``form``, in registration order."""
+    return [kind for kind in KINDS.values() if kind.form == form]
+
+
+def _token_re(kinds: list[LayerKind], suffix: str) -> re.Pattern[str]:
+    """'(tok1|tok2...)suffix', longest tokens first."""
+    tokens = sorted((kind.token for kind in kinds), key=len, reverse=True)
+    return re.compile(f"({'|'.join(map(re.escape, tokens))}){suffix}")
+
+
+def _by_token(form: str) -> dict[str, LayerKind]:
+    return {kind.token: kind for kind in _of_form(form)}
 
 
 @dataclass(frozen=True)
@@ -98,16 +91,16 @@ class LayerSpec:
 
     def token(self) -> str:
         """The canonical text of this layer; ``parse`` reads it back to an equal spec."""
-        if self.kind in _BLOCKS.values():
+        kind = KINDS[self.kind]
+        if kind.form == "block":
             inner = ", ".join(" ".join(layer.token() for layer in branch) for branch in self.branches)
-            name = {"residual": "res", "concat": "cat", "repeat": f"rep{self.times}"}[self.kind]
-            head = f"{name}({inner})"
-        elif self.kind == "activation":
+            head = f"{kind.token}{self.times if kind.counts else ''}({inner})"
+        elif kind.form == "activation":
             head = self.activation or ""
-        elif self.kind == "dropout":
-            head = f"drop{format_rate(self.rate)}"
+        elif kind.form == "rate":
+            head = f"{kind.token}{format_rate(self.rate)}"
         else:
-            head = _PREFIX[self.kind] + "x".join(map(str, self.sizes))
+            head = kind.token + "x".join(map(str, self.sizes))
         options = [f"s{self.stride}" if self.stride else "", f"d{self.dilation}" if self.dilation else ""]
         if self.padding is not None:
             options.append(self.padding if isinstance(self.padding, str) else f"p{self.padding}")
@@ -116,22 +109,29 @@ class LayerSpec:
         return head + "".join(f":{o}" for o in options if o) + "".join(f"+{i}" for i in self.sources)
 
 
-def format_rate(rate: float) -> str:
-    """A dropout rate as plain decimals ('0.00001', never '1e-05', which has a dash)."""
-    return f"{rate:.12f}".rstrip("0").rstrip(".") or "0"
-
-
 @dataclass(frozen=True)
 class Spec:
-    """A parsed spec: the input shape, the top-level layers and the text they came from."""
+    """A parsed spec: the input shape, the top-level layers and the text they came from.
+
+    For a sequence input (``Tx28``, ``T50x28``) ``sequence`` is True, ``input_shape`` is the
+    shape of one time step ((28,)) and ``length`` the fixed number of steps (None: any).
+    """
 
     input_shape: tuple[int, ...]
     layers: tuple[LayerSpec, ...]
     text: str = field(compare=False)
+    sequence: bool = False
+    length: int | None = None
+
+    @property
+    def time(self) -> str | None:
+        """The time axis as written: 'T' (any length), 'T50' (fixed), None (not a sequence)."""
+        return f"T{self.length or ''}" if self.sequence else None
 
     def canonical(self) -> str:
         """One canonical line for this network (what ``Network.config()`` stores)."""
-        return " ".join(["x".join(map(str, self.input_shape))] + [layer.token() for layer in self.layers])
+        shape = "x".join([self.time or "", *map(str, self.input_shape)]).lstrip("x")
+        return " ".join([shape] + [layer.token() for layer in self.layers])
 
     def error(self, layer: LayerSpec, message: str) -> SpecError:
         """A SpecError pointing at ``layer`` in the original text."""
@@ -152,7 +152,12 @@ def parse(text: str) -> Spec:
     if not tokens or tokens[0][0] != "word":
         raise spec_error(text, (0, max(1, len(text))), "a spec starts with the input shape, e.g. 784 or 1x28x28")
     _, value, start, end = tokens[0]
-    if not _SHAPE_RE.fullmatch(value) or any(int(n) == 0 for n in value.split("x")):
+    match = _INPUT_RE.fullmatch(value)
+    sizes = [int(n) for n in match.group(3).split("x") + [match.group(2) or "1"]] if match else [0]
+    if 0 in sizes:
+        if value.startswith("T"):
+            message = "a sequence input is TxN (any length) or TLxN (exactly L steps) with sizes >= 1"
+            raise spec_error(text, (start, end), f"{message}, e.g. Tx28 or T50x28; got '{value}'")
         raise spec_error(
             text, (start, end), f"expected the input shape first (N, CxL or CxHxW with sizes >= 1), got '{value}'"
         )
@@ -163,7 +168,8 @@ def parse(text: str) -> Spec:
         raise spec_error(text, (start, end), f"unexpected '{value}': a ')' or ',' outside a block")
     if not layers:
         raise spec_error(text, (end, end + 1), "expected at least one layer after the input shape, e.g. 784-10")
-    spec = Spec(tuple(int(n) for n in value.split("x")), tuple(layers), text)
+    length = int(match.group(2)) if match.group(2) else None
+    spec = Spec(tuple(sizes[:-1]), tuple(layers), text, sequence=bool(match.group(1)), length=length)
     for index, layer in enumerate(spec.layers, start=1):
         for source in layer.sources:
             if source >= index:
@@ -211,21 +217,24 @@ class _Parser:
         _, word, start, end = self.tokens[self.pos]
         self.pos += 1
         head, options = _split_options(word)
-        block = _BLOCK_RE.fullmatch(head)
+        block = _token_re(_of_form("block"), r"(\d*)").fullmatch(head)
         has_paren = self._peek("open") and self.tokens[self.pos][2] == end  # 'name(' with no space
         if block and has_paren and not options:
             return self.block(block, start, top_level)
         if has_paren:
-            raise spec_error(
-                self.text, (start, end + 1), f"'{word}(' is not a block; blocks are res(...), repN(...), cat(..., ...)"
+            blocks = ", ".join(
+                f"{kind.token}{'N' if kind.counts else ''}({'..., ...' if kind.branches else '...'})"
+                for kind in _of_form("block")
             )
+            raise spec_error(self.text, (start, end + 1), f"'{word}(' is not a block; blocks are {blocks}")
         layer = _layer_token(self.text, head, start, start + len(head))
         return _apply_options(self.text, layer, options, start + len(head), end, top_level)
 
     def block(self, match: re.Match, start: int, top_level: bool) -> LayerSpec:
         name, count = match.group(1), match.group(2)
-        if (name == "rep") != bool(count) or (count and int(count) < 1):
-            expected = "rep followed by a count >= 1, e.g. rep3(d30)" if name == "rep" else f"'{name}(' with no number"
+        kind = _by_token("block")[name]
+        if bool(kind.counts) != bool(count) or (count and int(count) < 1):
+            expected = kind.syntax if kind.counts else f"'{name}(' with no number"
             raise spec_error(self.text, (start, match.end() + start), f"expected {expected}")
         self.pos += 1  # the '('
         branches = [self.sequence(top_level=False)]
@@ -241,12 +250,13 @@ class _Parser:
             raise spec_error(
                 self.text, (start, end), f"empty layer list in '{name}(...)'; put at least one layer in each part"
             )
-        if name != "cat" and len(branches) > 1:
+        if not kind.branches and len(branches) > 1:
+            several = " or ".join(f"{other.token}(...)" for other in _of_form("block") if other.branches)
             raise spec_error(
-                self.text, (start, end), f"only cat(...) takes several ','-separated branches, not {name}(...)"
+                self.text, (start, end), f"only {several} takes several ','-separated branches, not {name}(...)"
             )
         branches = tuple(map(tuple, branches))
-        layer = LayerSpec(_BLOCKS[name], times=int(count or 1), branches=branches, start=start, end=end)
+        layer = LayerSpec(kind.name, times=int(count or 1), branches=branches, start=start, end=end)
         options = ""
         if self.pos < len(self.tokens) and self.tokens[self.pos][0] == "word" and self.tokens[self.pos][2] == end:
             _, options, _, opt_end = self.tokens[self.pos]
@@ -273,39 +283,26 @@ def _layer_token(text: str, head: str, start: int, end: int) -> LayerSpec:
         message = "a ':option' or '+skip' must be attached to a layer token, with no space"
         raise spec_error(text, (start, end + 1), message)
     if head.isdigit():
-        head = "d" + head
-    if head in _BARE:
-        return LayerSpec(_BARE[head], start=start, end=end)
-    if match := _DROP_RE.fullmatch(head):
-        rate = float(match.group(1))
-        if not 0 <= rate < 1:
-            raise spec_error(text, (start, end), f"dropout probability must be in [0, 1), got {rate:g}")
-        return LayerSpec("dropout", rate=rate, start=start, end=end)
-    if match := _NUMBERED_RE.fullmatch(head):
-        kind, counts = _NUMBERED[match.group(1)]
+        head = KINDS["dense"].token + head
+    if head in (bare := _by_token("bare")):
+        return LayerSpec(bare[head].name, start=start, end=end)
+    for kind in _of_form("rate"):
+        if match := re.fullmatch(re.escape(kind.token) + r"(\d+\.?\d*|\.\d+)", head):
+            rate = float(match.group(1))
+            if not 0 <= rate < 1:
+                raise spec_error(text, (start, end), f"{kind.name} probability must be in [0, 1), got {rate:g}")
+            return LayerSpec(kind.name, rate=rate, start=start, end=end)
+    if match := _token_re(_of_form("sizes"), r"(\d+(?:x\d+)*)").fullmatch(head):
+        kind = _by_token("sizes")[match.group(1)]
         sizes = tuple(int(n) for n in match.group(2).split("x"))
-        if len(sizes) not in counts or min(sizes) < 1:
-            raise spec_error(text, (start, end), f"'{head}': {_EXPECTED[kind]}")
-        return LayerSpec(kind, sizes, start=start, end=end)
+        if len(sizes) not in kind.counts or min(sizes) < 1:
+            raise spec_error(text, (start, end), f"'{head}': {kind.syntax}")
+        return LayerSpec(kind.name, sizes, start=start, end=end)
     try:
         return LayerSpec("activation", activation=canonical_name(head), start=start, end=end)
     except SpecError:
-        raise spec_error(text, (start, end), f"unknown layer '{head}'; expected {_KNOWN}") from None
-
-
-_EXPECTED = {
-    "dense": "write dN with N >= 1 units, e.g. d30",
-    "maxout": "write mxN (N units, 2 pieces) or mxNxK (K pieces), e.g. mx30x3",
-    "conv": "write cKxF (1-D) or cKxKxF (2-D) with sizes >= 1, e.g. c5x5x6",
-    "separable_conv": "write scKxF (1-D) or scKxKxF (2-D), e.g. sc3x3x16",
-    "conv_maxout": "write cmxKxFxP (1-D) or cmxKxKxFxP (2-D), e.g. cmx3x3x16x2",
-    "max_pool": "write mpK or mpKxK with K >= 1, e.g. mp2",
-    "avg_pool": "write apK or apKxK with K >= 1, e.g. ap2",
-}
-_KNOWN = (
-    "dN, mxNxK, cKxKxF, scKxKxF, cmxKxKxFxP, mpK, apK, dropP, bn, ln, flat, an activation, "
-    "res(...), repN(...), cat(...)"
-)
+        known = ", ".join(kind.usage for kind in KINDS.values())
+        raise spec_error(text, (start, end), f"unknown layer '{head}'; expected {known}") from None
 
 
 def _apply_options(text: str, layer: LayerSpec, options: str, start: int, end: int, top_level: bool) -> LayerSpec:
@@ -338,7 +335,7 @@ def _apply_options(text: str, layer: LayerSpec, options: str, start: int, end: i
                 name = canonical_name(value)
             except SpecError as err:
                 raise spec_error(text, span, str(err)) from None
-        if key not in _OPTIONS.get(layer.kind, ()) or key in changes:
+        if key not in KINDS[layer.kind].options or key in changes:
             why = "is repeated" if key in changes else f"does not apply to {layer.kind.replace('_', ' ')} layers"
             raise spec_error(text, span, f"option ':{value}' {why}")
         if key == "activation":

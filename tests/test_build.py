@@ -324,3 +324,11 @@ def test_multi_label_predict():
     model = build("3-4", loss="binary_cross_entropy", seed=0)
     x = torch.randn(5, 3)
     assert torch.equal(model.predict(x), (model(x) > 0.5).long())
+
+
+def test_config_names_the_model_kind_and_old_configs_rebuild():
+    net = build("Tx6 d4:tanh d2", loss="mse", seed=0)
+    config = net.config()
+    assert config["model"] == "network" and config["spec"] == "Tx6 d4:tanh d2"
+    old = {k: v for k, v in config.items() if k != "model"}
+    assert Network.from_config(old).config() == config

@@ -104,3 +104,12 @@ def test_errors_point_at_the_bad_token(text, message, column, width):
     assert message in str(info.value)
     assert text_line.strip() == text.strip()
     assert caret_column(str(info.value)) == (column, width)
+
+
+def test_sequence_input_is_the_first_token_only():
+    spec = parse("T20x3x8 c3x3x4 flat d5")
+    assert (spec.sequence, spec.length, spec.input_shape, spec.canonical()) == (True, 20, (3, 8), "T20x3x8 c3x3x4 flat d5")
+    with pytest.raises(SpecError, match="unknown layer 'Tx8'"):
+        parse("8 Tx8 d3")
+    with pytest.raises(SpecError, match=r"expected the input shape first \(N, CxL or CxHxW with sizes >= 1\), got 'x28'"):
+        parse("x28 d3")

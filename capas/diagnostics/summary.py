@@ -11,6 +11,11 @@ counts them: 2 per multiply-add of every matrix product and convolution (a dense
 n -> m costs 2nm, a KxK convolution with C inputs and F filters 2 K^2 C F per output
 position); bias additions, activations, pooling and normalization are not counted. Tied
 layers count once per application, since the work is done every time.
+
+A sequence network (``Tx28``) is measured on one sample of T = its fixed length, or T = 1
+when any length is accepted (its FLOPs are then per time step), and prints the time axis
+as the notation writes it: ``Tx64``, ``T50x64``. Parameters do not depend on T: a per-step
+layer holds the weights of the same layer on one step.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from capas.errors import SpecError
 from capas.layers.blocks import Repeat
+from capas.layers.sequence import PerStep
 from capas.models import Network, build
 from capas.models.modes import eval_mode
 
@@ -55,40 +61,49 @@ class Summary:
     total_params: int
     trainable_params: int
     flops: int
+    time: str | None = None  # a sequence's time axis, as written ('T', 'T50'); axis 0 of every shape
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict: ``layers`` (name, output_shape, params, shared, flops, depth),
-        ``total_params``, ``trainable_params``, ``flops``, ``spec``, shapes."""
+        ``total_params``, ``trainable_params``, ``flops``, ``spec``, shapes. A sequence net
+        also has ``time`` ('T', 'T50'), and its shapes' time axis is null for any length."""
         rows = [{k: v for k, v in asdict(row).items() if k != "kind"} for row in self.layers]
         for row in rows:
-            row["output_shape"] = list(row["output_shape"])
-        return {
+            row["output_shape"] = self._json_shape(row["output_shape"])
+        record = {
             "spec": self.spec,
-            "input_shape": list(self.input_shape),
-            "output_shape": list(self.output_shape),
+            "input_shape": self._json_shape(self.input_shape),
+            "output_shape": self._json_shape(self.output_shape),
             "layers": rows,
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "flops": self.flops,
         }
+        return record | ({"time": self.time} if self.time else {})
+
+    def _json_shape(self, shape: tuple[int, ...]) -> list[int | None]:
+        return [None if self.time == "T" else shape[0], *shape[1:]] if self.time else list(shape)
+
+    def shape_text(self, shape: tuple[int, ...]) -> str:
+        """'6x28x28'; 'Tx64' for a sequence (the time axis as the notation writes it)."""
+        return "x".join([self.time, *map(str, shape[1:])] if self.time else map(str, shape))
 
     def table(self) -> Table:
         """A rich table: one row per layer (block contents indented), totals in the caption."""
+        per = "time step" if self.time == "T" else "sample"
         table = Table(title=self.spec, caption=(
-            f"input {_shape(self.input_shape)} -> output {_shape(self.output_shape)}; "
-            f"{self.total_params:,} parameters ({self.trainable_params:,} trainable); {self.flops:,} FLOPs per sample"
+            f"input {self.shape_text(self.input_shape)} -> output {self.shape_text(self.output_shape)}; "
+            f"{self.total_params:,} parameters ({self.trainable_params:,} trainable); {self.flops:,} FLOPs per {per}"
         ))
         for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "right"),
                                 ("params", "right"), ("FLOPs", "right")):
             table.add_column(column, justify=justify)
         for row in self.layers:
             params = f"{row.params:,}" + (" (shared)" if row.shared and row.params else "")
-            table.add_row("  " * row.depth + row.name, row.kind, _shape(row.output_shape), params, f"{row.flops:,}")
+            table.add_row(
+                "  " * row.depth + row.name, row.kind, self.shape_text(row.output_shape), params, f"{row.flops:,}"
+            )
         return table
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
 
 
 def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) -> Summary:
@@ -121,6 +136,7 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
     flops = counter.get_flop_counts()
     shared = _shared_modules(model)
     unique = {id(p): p for p in model.parameters()}
+    steps = model.input_shape[:1] if model.sequence else ()  # inside a per-step block, shapes are per step
     return Summary(
         spec=model.options["spec"],
         input_shape=model.input_shape,
@@ -128,8 +144,8 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
         layers=[
             LayerRow(
                 name=name,
-                kind=type(module).__name__,
-                output_shape=shapes[name],
+                kind=type(module.inner if isinstance(module, PerStep) else module).__name__,
+                output_shape=shapes[name] if name.count(".") == 0 else steps + shapes[name],
                 params=sum(p.numel() for p in module.parameters()),
                 shared=id(module) in shared,
                 flops=sum(flops.get(paths[id(module)], {}).values()),
@@ -140,6 +156,7 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
         total_params=sum(p.numel() for p in unique.values()),
         trainable_params=sum(p.numel() for p in unique.values() if p.requires_grad),
         flops=counter.get_total_flops(),
+        time=f"T{model.sequence_length or ''}" if model.sequence else None,
     )
 
 

@@ -3,6 +3,9 @@
 Every layer has ``config()`` -> a JSON-able dict ``{"type": ..., **constructor args}``;
 ``layer_from_config`` rebuilds it (weights aside) through the ``LAYERS`` registry, so
 no user string is ever evaluated or used as an attribute name.
+
+``kinds.KINDS`` is the other registry: one ``LayerKind`` per token of the notation (how it
+is written and built); ``sequence.PerStep`` runs a layer at every step of a sequence.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from capas.layers.activations import ACTIVATIONS, Activation, get_activation
 from capas.layers.conv import Conv, ConvMaxout, Pool, SeparableConv, conv_output_length
 from capas.layers.dense import ActivatedLayer, Dense, Maxout
 from capas.layers.init import SCHEMES, init_for, initialize_
+from capas.layers.kinds import KINDS, LayerKind, register_kind
 from capas.layers.norm import BatchNorm, Dropout, Flatten, LayerNorm
+from capas.layers.sequence import PerStep, per_step
 
 LAYERS: dict[str, type[nn.Module]] = {
     "dense": Dense,
@@ -57,9 +62,10 @@ def layer_from_config(config: dict[str, Any]) -> nn.Module:
 
 __all__ = [
     "ACTIVATIONS",
-    "ActivatedLayer",
+    "KINDS",
     "LAYERS",
     "SCHEMES",
+    "ActivatedLayer",
     "Activation",
     "BatchNorm",
     "Conv",
@@ -67,8 +73,10 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "LayerKind",
     "LayerNorm",
     "Maxout",
+    "PerStep",
     "Pool",
     "SeparableConv",
     "conv_output_length",
@@ -76,5 +84,7 @@ __all__ = [
     "init_for",
     "initialize_",
     "layer_from_config",
+    "per_step",
+    "register_kind",
     "register_layer",
 ]

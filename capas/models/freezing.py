@@ -11,12 +11,13 @@ from collections.abc import Iterable, Iterator
 from torch import nn
 
 from capas.errors import SpecError
+from capas.models.protocol import layer_names
 
 
 def layer_indices(network: nn.Module, layers: Iterable[int | str]) -> list[int]:
     """Indices into ``network.layers`` for indices or layer names (``dense1``...)."""
     n = len(network.layers)
-    names = list(network.layer_names()) if hasattr(network, "layer_names") else []
+    names = layer_names(network) or []
     found = []
     for layer in layers:
         if isinstance(layer, str) and not layer.lstrip("-").isdigit():

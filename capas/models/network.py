@@ -18,24 +18,28 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from capas.errors import SpecError
+from capas.errors import SpecError, TrainingError
 from capas.layers import Activation, Dense, Dropout, Maxout, get_activation
-from capas.layers.init import check_scheme
 from capas.layers.blocks import concat_inputs
 from capas.layers.dense import ActivatedLayer
-from capas.models.builder import Builder, describe
+from capas.layers.init import check_scheme
+from capas.layers.kinds import describe
+from capas.layers.sequence import PerStep
+from capas.models.builder import Builder
 from capas.models.modes import eval_mode
+from capas.models.registry import register
 from capas.models.spec_input import spec_text
 from capas.notation import parse
+from capas.objectives import LOSSES, canonical_loss
 
-OUTPUT_FOR_LOSS = {
-    "cross_entropy": "softmax",
-    "binary_cross_entropy": "sigmoid",
-    "mse": "linear",
-}
+#: loss name -> the output activation it implies (softmax, sigmoid, linear), from the registry.
+OUTPUT_FOR_LOSS = {name: info.output_activation for name, info in LOSSES.items()}
+TASKS = ("classification", "regression")
 CONFIG_FORMAT = 1
+MODEL_KIND = "network"  # its name in capas.models.registry.MODELS and in model.json
 
 
+@register(MODEL_KIND)
 class Network(nn.Module):
     """A stack of named layers (``layers[i]`` is called ``layer_names()[i]``) built from a spec.
 
@@ -51,15 +55,22 @@ class Network(nn.Module):
         input_shape: tuple[int, ...],
         output_shape: tuple[int, ...],
         options: dict[str, Any],
+        sequence: bool = False,
+        sequence_length: int | None = None,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.names = tuple(names)
         self.sources = tuple(tuple(s) for s in sources)
+        # Per sample; for a sequence (B, T, *F), with T at its fixed length, or 1 (an example
+        # length) when any length is accepted: ``sequence_length`` None.
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(output_shape)
-        self.options = dict(options)  # spec (canonical), act, loss, output_act, init
+        self.sequence = sequence
+        self.sequence_length = sequence_length
+        self.options = dict(options)  # spec (canonical), act, loss, output_act, init, task
         self.loss: str = options["loss"]
+        self.task: str | None = options.get("task")  # classification | regression | None (by the loss)
         self._kept = {j for s in self.sources for j in s}
 
     def forward(self, x: Tensor) -> Tensor:
@@ -70,6 +81,12 @@ class Network(nn.Module):
         """z^L (N, *output_shape): the pre-activation of the output layer (its input, when the
         last layer is a standalone activation); equal to ``forward`` for a linear output."""
         return self._run(x, logits=True)
+
+    def training_module(self, from_logits: bool) -> nn.Module:
+        """The module training runs (and DDP, ``torch.compile`` or AMP wrap): it shares this
+        network's parameters and returns what the loss needs, z^L (``from_logits``, the
+        cross-entropies) or s^L (squared errors on the slides' sigmoid/tanh outputs)."""
+        return TrainingForward(self, from_logits)
 
     def _run(self, x: Tensor, logits: bool) -> Tensor:
         """The forward pass; with ``logits`` the last layer stops before its activation
@@ -92,16 +109,40 @@ class Network(nn.Module):
         return x
 
     @torch.no_grad()
-    def predict(self, x: Tensor) -> Tensor:
-        """Class indices (N,) for classification, outputs (N, *output_shape) for regression;
-        in eval mode (dropout off, running batch-norm statistics), without gradients. ``x``
-        is moved to the weights' device and dtype; the result stays there."""
+    def predict_proba(self, x: Tensor) -> Tensor:
+        """The slides' outputs s^L (N, *output_shape) (softmax probabilities, sigmoid outputs,
+        or the identity); eval mode, no gradients, ``x`` moved to the weights' device and dtype."""
         x = self._to_parameters(x)
         with eval_mode(self):
-            out = self(x)  # (N, *output_shape)
-        if self.loss == "cross_entropy":
+            return self(x)
+
+    def decision(self) -> str:
+        """How ``predict`` turns s^L into predictions: ``argmax``, ``threshold`` (s > 1/2) or
+        ``identity`` (the outputs themselves).
+
+        The loss's rule (``LOSSES[loss].decision``) unless ``task`` says otherwise: a
+        classifier (trained on class labels) with K > 1 outputs decides by argmax whatever its
+        loss (a squared-error net on the slides' codes, a sigmoid net trained on one-hot rows),
+        as the trainer's accuracy does; a regression net returns its outputs.
+        """
+        width = self.output_shape[0] if len(self.output_shape) == 1 else None
+        if self.task == "regression":
+            return "identity"
+        if self.task == "classification" and width is not None and width > 1:
+            return "argmax"
+        return LOSSES[self.loss].decision
+
+    @torch.no_grad()
+    def predict(self, x: Tensor) -> Tensor:
+        """Class indices (N,) for a classifier (argmax; s > 1/2 for one sigmoid output), 0/1
+        labels (N, k) for a multi-label sigmoid net, outputs (N, *output_shape) for regression
+        (see :meth:`decision`); eval mode, no gradients. ``x`` is moved to the weights' device
+        and dtype; the result stays there."""
+        out = self.predict_proba(x)  # (N, *output_shape)
+        rule = self.decision()
+        if rule == "argmax":
             return out.argmax(dim=1)  # (N,)
-        if self.loss == "binary_cross_entropy":
+        if rule == "threshold":
             labels = (out > 0.5).long()
             return labels[:, 0] if out.shape[1:] == (1,) else labels  # (N,) or (N, k) multi-label
         return out
@@ -116,6 +157,8 @@ class Network(nn.Module):
         return x.to(device=weight.device, dtype=weight.dtype)
 
     def _check_input(self, x: Tensor) -> Tensor:
+        if self.sequence:
+            return self._check_sequence(x)
         if tuple(x.shape[1:]) == self.input_shape:
             return x
         if len(self.input_shape) == 1 and x.dim() > 2 and math.prod(x.shape[1:]) == self.input_shape[0]:
@@ -123,6 +166,19 @@ class Network(nn.Module):
         raise SpecError(
             f"this network expects inputs of shape (N, {', '.join(map(str, self.input_shape))}) "
             f"({describe(self.input_shape)}), got {tuple(x.shape)}; check the spec's first token"
+        )
+
+    def _check_sequence(self, x: Tensor) -> Tensor:
+        """x (N, T, *features): any T >= 1, or exactly the fixed length; SpecError otherwise."""
+        step = self.input_shape[1:]
+        length = self.sequence_length
+        if x.dim() == 2 + len(step) and tuple(x.shape[2:]) == step and x.shape[1] == (length or max(1, x.shape[1])):
+            return x
+        time = f"T{length or ''}"
+        steps = f"exactly {length} time steps" if length else "T >= 1 time steps"
+        raise SpecError(
+            f"this network expects sequences of shape (N, {', '.join([time, *map(str, step)])}) ({steps} of "
+            f"{describe(step)}), got {tuple(x.shape)}; check the spec's first token ({describe(step, time)})"
         )
 
     # ---- names -------------------------------------------------------------------------
@@ -148,7 +204,7 @@ class Network(nn.Module):
 
     def hidden(self, x: Tensor, layer: str) -> Tensor:
         """The activations (N, *) of the named layer for inputs x (its last application, for
-        a layer inside ``repN``); eval mode, no gradients."""
+        a layer inside ``repN``; (N, T, *) on sequences); eval mode, no gradients."""
         module = self.layer(layer)
         x = self._to_parameters(x)
         captured: list[Tensor] = []
@@ -158,6 +214,8 @@ class Network(nn.Module):
                 self(x)
         finally:
             handle.remove()
+        if self.sequence and all(module is not top for top in self.layers):
+            return captured[-1].unflatten(0, x.shape[:2])  # inside a per-step block: (N*T, *) -> (N, T, *)
         return captured[-1]
 
     def is_plain_mlp(self) -> bool:
@@ -168,26 +226,45 @@ class Network(nn.Module):
     # ---- config ------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """JSON-able description; ``Network.from_config`` rebuilds the same module (weights aside)."""
-        return {"format": CONFIG_FORMAT, **self.options}
+        return {"model": MODEL_KIND, "format": CONFIG_FORMAT, **self.options}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], seed: int | None = None) -> Network:
         """Rebuild the network ``config()`` describes (fresh weights, from ``seed`` if given);
-        SpecError for anything that is not such a config."""
-        keys = {"format", "spec", "act", "loss", "output_act", "init"}
+        SpecError for anything that is not such a config. ``"model"`` (``"network"``) is
+        absent from configs written before the model registry; both are read."""
+        keys = {"model", "format", "spec", "act", "loss", "output_act", "init", "task"}  # older configs lack "task"
         if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT or "spec" not in config:
             raise SpecError(f"not a capas model config (format {CONFIG_FORMAT} with a 'spec'): {config!r:.200}")
         if set(config) - keys:
             raise SpecError(f"unknown keys {sorted(set(config) - keys)} in a model config; it takes {sorted(keys)}")
-        options = {k: v for k, v in config.items() if k != "format"}
+        if config.get("model", MODEL_KIND) != MODEL_KIND:
+            raise SpecError(f"model.json describes a '{config['model']}' model, not a '{MODEL_KIND}'")
+        options = {k: v for k, v in config.items() if k not in ("model", "format")}
         return build(options.pop("spec"), seed=seed, **options)
 
     def extra_repr(self) -> str:
         return f"spec='{self.options['spec']}', loss={self.loss}"
 
 
+class TrainingForward(nn.Module):
+    """``Network.training_module``: forward = the network's logits z^L or outputs s^L."""
+
+    def __init__(self, network: Network, from_logits: bool) -> None:
+        super().__init__()
+        self.network = network
+        self.from_logits = from_logits
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, *input_shape) -> z^L or s^L (N, *output_shape)."""
+        return self.network.logits(x) if self.from_logits else self.network(x)
+
+
 def _inner_layers(prefix: str, module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Named layers inside a block: the children of its ``body``/branches and its projection."""
+    """Named layers inside a block: the children of its ``body``/branches and its projection
+    (of the block itself when it runs per time step)."""
+    if isinstance(module, PerStep):
+        module = module.inner
     bodies = [getattr(module, "body", None), *getattr(module, "branches", ())]
     for body in bodies:
         for name, layer in body.named_children() if isinstance(body, nn.Sequential) else ():
@@ -205,19 +282,25 @@ def build(
     output_act: str | None = None,
     init: str | None = None,
     seed: int | None = None,
+    task: str | None = None,
 ) -> Network:
     """Build a ``Network`` from a spec string, a list of tokens/layer tables, or a ``[model]``
     table (``{"spec": ...}`` or ``{"layers": [...]}`` plus any of the options below).
 
     ``act`` (default ``relu``) is every hidden layer's activation unless a token says
-    otherwise; the output activation is ``output_act`` or the one ``loss`` implies
-    (``cross_entropy`` -> softmax, ``binary_cross_entropy`` -> sigmoid, ``mse`` -> linear).
-    ``init`` overrides every layer's initialisation scheme. With ``seed``, the initial
-    weights depend only on the seed (the global torch generator is left as it was).
+    otherwise; ``loss`` (default ``cross_entropy``) is any loss of ``capas.objectives.LOSSES``
+    (or an alias) and the output activation is ``output_act`` or the one the loss implies
+    (``cross_entropy`` -> softmax, ``binary_cross_entropy`` -> sigmoid, the squared, absolute
+    and Huber errors -> linear). ``task`` (``classification`` | ``regression`` | None) says
+    what the outputs are for, and so what ``predict`` returns; None leaves it to the loss
+    (the cross-entropies classify, the others regress), so a squared-error classifier needs
+    ``task="classification"`` (``capas.fit`` sets it from class-labelled data). ``init``
+    overrides every layer's initialisation scheme. With ``seed``, the initial weights depend
+    only on the seed (the global torch generator is left as it was).
     """
     text, table_options = spec_text(spec)
-    options = _resolve_options({"act": act, "loss": loss, "output_act": output_act, "init": init, "seed": seed},
-                               table_options)
+    options = _resolve_options({"act": act, "loss": loss, "output_act": output_act, "init": init, "seed": seed,
+                                "task": task}, table_options)
     parsed = parse(text)
     seed = options.pop("seed")
     with torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext():
@@ -233,6 +316,10 @@ def build(
                 "('capas summary' counts the parameters without allocating them)"
             ) from None
     config = {"spec": parsed.canonical(), **options}
+    if parsed.sequence:  # shapes per sample, the time axis at its fixed length or 1
+        steps = (parsed.length or 1,)
+        return Network(built.layers, built.names, built.sources, steps + parsed.input_shape,
+                       steps + built.output_shape, config, sequence=True, sequence_length=parsed.length)
     return Network(built.layers, built.names, built.sources, parsed.input_shape, built.output_shape, config)
 
 
@@ -246,10 +333,16 @@ def _resolve_options(given: dict[str, Any], from_table: dict[str, Any]) -> dict[
             )
         options[key] = value
     options["act"] = options["act"] or "relu"
-    options["loss"] = options["loss"] or "cross_entropy"
-    if options["loss"] not in OUTPUT_FOR_LOSS:
-        raise SpecError(f"unknown loss '{options['loss']}'; known losses: {', '.join(OUTPUT_FOR_LOSS)}")
+    try:
+        options["loss"] = canonical_loss(options["loss"] or "cross_entropy")
+    except TrainingError as err:
+        raise SpecError(str(err)) from None
     options["output_act"] = options["output_act"] or OUTPUT_FOR_LOSS[options["loss"]]
+    if options["task"] is not None and options["task"] not in TASKS:
+        raise SpecError(f"'task' must be one of {', '.join(TASKS)} (or omitted), got {options['task']!r}")
+    if options["task"] == "regression" and not LOSSES[options["loss"]].regression_ok:
+        raise SpecError(f"loss {options['loss']} needs class labels, not real-valued targets; for regression "
+                        "use mse, mae or huber")
     for key in ("act", "output_act"):
         if not isinstance(options[key], str):
             raise SpecError(f"'{key}' must be an activation name like 'tanh', got {options[key]!r}")

@@ -18,7 +18,9 @@ Layer tables (``[[model.layers]]`` in TOML): ``type`` plus that layer's keys, an
     {type = "residual", layers = [...], act = "relu"}  {type = "repeat", times = 3, layers = [...]}
     {type = "concat", branches = [[...], [...]]}
 
-A ``kernel``/``size`` given as one integer K means KxK on an image input.
+A ``kernel``/``size`` given as one integer K means KxK on an image input. Each layer
+table's keys and its token come from the kind's record in ``capas.layers.kinds.KINDS``, so
+a registered kind has a table form with no change here.
 """
 
 from __future__ import annotations
@@ -27,33 +29,9 @@ import re
 from typing import Any
 
 from capas.errors import SpecError
-from capas.notation import format_rate
+from capas.layers.kinds import KINDS, table_ints
 
 BUILD_OPTIONS = ("act", "loss", "output_act", "init", "seed")
-_PREFIX = {"dense": "d", "maxout": "mx", "conv": "c", "separable_conv": "sc", "conv_maxout": "cmx",
-           "max_pool": "mp", "avg_pool": "ap"}
-_KEYS = {
-    "input": {"shape"},
-    "dense": {"units", "act"},
-    "maxout": {"units", "pieces"},
-    "conv": {"kernel", "filters", "stride", "dilation", "padding", "act"},
-    "separable_conv": {"kernel", "filters", "stride", "dilation", "padding", "act"},
-    "conv_maxout": {"kernel", "filters", "pieces", "stride", "dilation", "padding"},
-    "max_pool": {"size", "stride"},
-    "avg_pool": {"size", "stride"},
-    "dropout": {"p"},
-    "batch_norm": set(),
-    "layer_norm": set(),
-    "flatten": set(),
-    "activation": {"name"},
-    "residual": {"layers", "act"},
-    "repeat": {"times", "layers"},
-    "concat": {"branches"},
-}
-_REQUIRED = {"input": ("shape",), "dense": ("units",), "maxout": ("units",), "conv": ("kernel", "filters"),
-             "separable_conv": ("kernel", "filters"), "conv_maxout": ("kernel", "filters", "pieces"),
-             "max_pool": ("size",), "avg_pool": ("size",), "dropout": ("p",), "activation": ("name",),
-             "residual": ("layers",), "repeat": ("times", "layers"), "concat": ("branches",)}
 
 
 def spec_text(spec: str | list | dict) -> tuple[str, dict[str, Any]]:
@@ -76,7 +54,7 @@ def spec_text(spec: str | list | dict) -> tuple[str, dict[str, Any]]:
         first = _table_token(spec[0], dims=0, top_level=True) if isinstance(spec[0], dict) else spec[0]
         if not isinstance(first, str):
             raise SpecError(f"the first entry must be the input shape (a token or an input table), got {first!r}")
-        dims = first.count("x")
+        dims = first.count("x") - first.startswith("T")  # the spatial rank of one sample (of one time step)
         return " ".join([first] + [_entry(item, dims, top_level=True) for item in spec[1:]]), {}
     raise SpecError(f"a model spec must be a string, a non-empty list of layers or a [model] table, got {spec!r:.80}")
 
@@ -92,11 +70,13 @@ def _entry(item: Any, dims: int, top_level: bool) -> str:
 def _table_token(table: dict[str, Any], dims: int, top_level: bool) -> str:
     """One layer table -> its token; SpecError naming unknown or missing keys."""
     kind = table.get("type")
-    if not isinstance(kind, str) or kind not in _KEYS:
-        raise SpecError(f"layer table {table!r:.80} needs 'type' = one of {', '.join(_KEYS)}")
-    allowed = _KEYS[kind] | ({"from"} if top_level and kind != "input" else set())
+    if not isinstance(kind, str) or (kind != "input" and kind not in KINDS):
+        raise SpecError(f"layer table {table!r:.80} needs 'type' = one of {', '.join(['input', *KINDS])}")
+    record = KINDS.get(kind)
+    keys, required = (record.table_keys, record.table_required) if record else ({"shape"}, ("shape",))
+    allowed = keys | ({"from"} if top_level and kind != "input" else set())
     unknown = set(table) - allowed - {"type"}
-    missing = [key for key in _REQUIRED.get(kind, ()) if key not in table]
+    missing = [key for key in required if key not in table]
     if unknown or missing:
         raise SpecError(
             f"layer table of type '{kind}': unknown keys {sorted(unknown)}, missing {missing}; "
@@ -104,33 +84,9 @@ def _table_token(table: dict[str, Any], dims: int, top_level: bool) -> str:
         )
     _check_values(table)
     get = table.get
-    if kind == "input":
-        return "x".join(str(n) for n in _ints(get("shape"), "shape"))
-    if kind in ("dense", "maxout"):
-        head = _PREFIX[kind] + "x".join(str(n) for n in [get("units")] + ([get("pieces")] if "pieces" in table else []))
-    elif kind in _PREFIX:
-        window = _ints(get("kernel", get("size")), "kernel" if "kernel" in table else "size")
-        window = window * max(dims, 1) if len(window) == 1 and kind not in ("max_pool", "avg_pool") else window
-        counts = [get("filters")] if "filters" in table else []
-        counts += [get("pieces")] if kind == "conv_maxout" else []
-        head = _PREFIX[kind] + "x".join(str(n) for n in [*window, *counts])
-    elif kind == "dropout":
-        head = f"drop{format_rate(get('p'))}"
-    elif kind in ("batch_norm", "layer_norm", "flatten"):
-        head = {"batch_norm": "bn", "layer_norm": "ln", "flatten": "flat"}[kind]
-    elif kind == "activation":
-        head = str(get("name"))
-    elif kind == "concat":
-        branches = get("branches")
-        if not isinstance(branches, list) or not all(isinstance(b, list) for b in branches):
-            raise SpecError("a concat table needs branches = [[layers...], [layers...]]")
-        head = "cat(" + ", ".join(" ".join(_entry(i, dims, False) for i in b) for b in branches) + ")"
-    else:
-        layers = get("layers")
-        if not isinstance(layers, list):
-            raise SpecError(f"a {kind} table needs layers = [...] (a list of layers)")
-        name = "res" if kind == "residual" else f"rep{get('times')}"
-        head = f"{name}(" + " ".join(_entry(i, dims, False) for i in layers) + ")"
+    if record is None:
+        return "x".join(str(n) for n in table_ints(get("shape"), "shape"))
+    head = record.table_head(table, dims, lambda item: _entry(item, dims, False))
     options = []
     for key, prefix in (("stride", "s"), ("dilation", "d")):
         if key in table:
@@ -139,20 +95,13 @@ def _table_token(table: dict[str, Any], dims: int, top_level: bool) -> str:
         options.append(get("padding") if isinstance(get("padding"), str) else f"p{get('padding')}")
     if "act" in table:
         options.append(str(get("act")))
-    sources = _ints(get("from", []), "from")
+    sources = table_ints(get("from", []), "from")
     return head + "".join(f":{o}" for o in options) + "".join(f"+{i}" for i in sources)
 
 
 def _is_count(value: Any) -> bool:
     """A non-negative int (not a bool): what every size, index and count must be."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _ints(value: Any, key: str) -> list[int]:
-    values = [value] if isinstance(value, int) else value
-    if not isinstance(values, list) or not all(_is_count(v) for v in values):
-        raise SpecError(f"'{key}' must be a non-negative integer or a list of them, got {value!r}")
-    return values
 
 
 def _check_values(table: dict[str, Any]) -> None:
