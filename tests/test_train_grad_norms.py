@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from capas import build, fit
-from capas.train.losses import Loss
+from capas.objectives import Loss
 
 
 def _data(n: int = 40):
@@ -52,7 +52,7 @@ def test_the_penalty_still_shapes_the_update():
 
 
 def test_long_epochs_sample_evenly_spaced_steps_and_engines_still_agree():
-    from capas.train.trainer import GRAD_NORM_SAMPLES
+    from capas.tasks.supervised import GRAD_NORM_SAMPLES
 
     x, y = _data(n=10 * 2 * GRAD_NORM_SAMPLES + 30)  # 2*64+3 steps of 10: every 2nd step is measured
     results = {}

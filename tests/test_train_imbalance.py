@@ -10,6 +10,7 @@ from torch import nn
 
 from capas.data import Dataset
 from capas.errors import TrainingError
+from capas.tasks import SupervisedTask
 from capas.train import Callback, TrainConfig, Trainer
 from capas.train.curriculum import Curriculum, pacing_fraction
 from capas.train.imbalance import class_weights, resample
@@ -50,11 +51,11 @@ def test_smote_touches_only_the_training_split():
     data = _dataset()
     val_before, test_before = data.x_val.clone(), data.x_test.clone()
     config = TrainConfig(resample="smote", epochs=1, batch_size=8, engine="autograd", device="cpu")
-    trainer = Trainer(nn.Linear(3, 2), config, quiet=True).fit(data)
-    assert torch.bincount(trainer.y_train).tolist() == [40, 40]
-    synthetic = trainer.x_train[48:]  # SMOTE appends new minority samples between minority neighbours
+    trainer = Trainer(SupervisedTask(nn.Linear(3, 2)), config, quiet=True).fit(data)
+    assert torch.bincount(trainer.task.y_train).tolist() == [40, 40]
+    synthetic = trainer.task.x_train[48:]  # SMOTE appends new minority samples between minority neighbours
     assert synthetic[:, 0].mean() > 1  # near the minority cluster at +2
-    assert torch.equal(trainer.x_val, val_before) and torch.equal(data.x_test, test_before)
+    assert torch.equal(trainer.task.x_val, val_before) and torch.equal(data.x_test, test_before)
     assert trainer.test_metrics["per_class"]["support"] == [10, 3]
 
 
@@ -88,7 +89,7 @@ def test_curriculum_uses_the_easiest_samples_first():
     model.register_forward_pre_hook(record)
     config = TrainConfig(curriculum="scores", curriculum_start=0.3, curriculum_epochs=2, epochs=3, batch_size=2,
                          engine="autograd", device="cpu", grad_norms=False)
-    Trainer(model, config, quiet=True, curriculum_scores=scores, callbacks=[seen]).fit((x, y))
+    Trainer(SupervisedTask(model, curriculum_scores=scores), config, quiet=True, callbacks=[seen]).fit((x, y))
     assert seen.rows[0] == {1, 3, 5} and len(seen.rows[1]) == 7 and len(seen.rows[2]) == 10
 
 
@@ -99,8 +100,8 @@ def test_curriculum_by_loss_ranks_samples_by_the_initial_models_loss():
     with torch.no_grad():
         expected = torch.argsort(nn.functional.cross_entropy(model(x), y, reduction="none"), stable=True)
     config = TrainConfig(curriculum="loss", epochs=2, batch_size=8, engine="autograd", device="cpu")
-    trainer = Trainer(model, config, quiet=True).fit((x, y))
-    assert torch.equal(trainer.curriculum.order, expected)
+    trainer = Trainer(SupervisedTask(model), config, quiet=True).fit((x, y))
+    assert torch.equal(trainer.task.curriculum.order, expected)
 
 
 def test_curriculum_by_a_reference_models_loss():
@@ -110,8 +111,8 @@ def test_curriculum_by_a_reference_models_loss():
     with torch.no_grad():
         expected = torch.argsort(nn.functional.cross_entropy(reference(x), y, reduction="none"), stable=True)
     config = TrainConfig(curriculum="loss", epochs=1, batch_size=8, engine="autograd", device="cpu")
-    trainer = Trainer(nn.Linear(3, 2), config, quiet=True, curriculum_reference=reference).fit((x, y))
-    assert torch.equal(trainer.curriculum.order, expected)
+    trainer = Trainer(SupervisedTask(nn.Linear(3, 2), curriculum_reference=reference), config, quiet=True).fit((x, y))
+    assert torch.equal(trainer.task.curriculum.order, expected)
 
 
 @pytest.mark.parametrize("method", ["over", "smote"])
@@ -134,5 +135,5 @@ def test_one_cycle_spans_the_fewer_steps_of_a_curriculum():
     x, y = _imbalanced()
     config = TrainConfig(curriculum="loss", curriculum_epochs=2, epochs=4, batch_size=4, scheduler="one_cycle",
                          lr=0.1, engine="autograd", device="cpu", grad_norms=False)
-    trainer = Trainer(nn.Linear(3, 2), config, quiet=True).fit((x, y))
-    assert trainer.schedule.scheduler.total_steps == 35 == trainer.schedule.scheduler.last_epoch
+    trainer = Trainer(SupervisedTask(nn.Linear(3, 2)), config, quiet=True).fit((x, y))
+    assert trainer.task.schedule.scheduler.total_steps == 35 == trainer.task.schedule.scheduler.last_epoch

@@ -10,7 +10,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from capas.errors import TrainingError
-from capas.train import Callback, fit
+from capas.train import Callback
+from capas.api.fit import fit
 
 SEED = 3
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from capas.errors import SpecError, TrainingError
@@ -81,12 +82,27 @@ class LayerNorm(nn.LayerNorm):
 
 
 class Dropout(nn.Dropout):
-    """Zero each input with probability ``p`` during training, scaling survivors by 1/(1-p)."""
+    """Zero each input with probability ``p`` during training, scaling survivors by 1/(1-p)
+    (inverted dropout: nothing to rescale at test time).
+
+    ``generator``: where the masks are drawn from. A training run sets it to its ``dropout``
+    generator so that a fit never draws from (or reseeds) torch's global generator; left
+    None, the layer behaves exactly like ``nn.Dropout``.
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         if not 0 <= p < 1:
             raise SpecError(f"Dropout probability must be in [0, 1), got {p}")
         super().__init__(p)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, *) -> x * m / (1 - p) with m ~ Bernoulli(1 - p) elementwise (training only)."""
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator)  # (N, *) of 0/1
+        return x * mask.div_(keep)
 
     def config(self) -> dict[str, Any]:
         return {"type": "dropout", "p": self.p}

@@ -1,7 +1,8 @@
-"""The training engine: ``fit`` / ``Trainer``, losses, optimizers, schedules, callbacks, run directories.
+"""The training engine: ``Trainer``, losses, optimizers, schedules, callbacks, run directories.
 
-- ``fit.py`` / ``trainer.py`` / ``setup.py``: the loop (``fit -> fit_loop -> run_epoch -> train_step``),
-  its preparation and checkpoints; ``steppers.py`` / ``engines.py``: autograd or explicit BackProp.
+- ``trainer.py`` / ``setup.py``: the loop (``Trainer.fit -> fit_loop -> run_epoch -> train_step``),
+  its preparation and checkpoints (``capas.fit``, in ``capas.api``, drives it);
+  ``steppers.py`` / ``engines.py``: autograd or explicit BackProp.
 - ``losses.py``, ``optim.py``, ``regularization.py``, ``metrics.py``, ``evaluation.py``: the maths.
 - ``callbacks.py`` (early stopping, convergence, progress bar), ``history.py``, ``rundir.py`` +
   ``checkpoint.py`` (run directories, exact resume), ``imbalance.py``, ``curriculum.py``, ``config.py``.
@@ -10,31 +11,28 @@
 from capas.train.callbacks import Callback, Convergence, EarlyStopping, ProgressBar
 from capas.train.config import TrainConfig
 from capas.train.evaluation import evaluate_model
-from capas.train.fit import FitResult, fit
 from capas.train.history import History
-from capas.train.losses import LOSSES, Loss
 from capas.train.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_schedule
 from capas.train.rundir import Run, load_model, load_run, save_model
 from capas.train.steppers import AutogradStepper
-from capas.train.trainer import Trainer
+from capas.train.loop import Trainer
+from capas.train.task import Task, TaskContext
 
 __all__ = [
-    "LOSSES",
     "OPTIMIZERS",
     "SCHEDULERS",
     "AutogradStepper",
     "Callback",
     "Convergence",
     "EarlyStopping",
-    "FitResult",
     "History",
-    "Loss",
     "ProgressBar",
     "Run",
     "TrainConfig",
+    "Task",
+    "TaskContext",
     "Trainer",
     "evaluate_model",
-    "fit",
     "load_model",
     "load_run",
     "make_optimizer",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from capas.train.trainer import Trainer
+    from capas.train.loop import Trainer
 
 
 class Callback:
@@ -31,6 +31,13 @@ class Callback:
     def on_batch_end(self, trainer: Trainer, step: int, loss: Tensor) -> None: ...
     def on_epoch_end(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None: ...
     def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+        """What must survive ``--resume``: (tensors, JSON); None for a stateless callback."""
+        return None
+
+    def load_state_dict(self, tensors: dict[str, Tensor], record: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
 
 
 class EarlyStopping(Callback):
@@ -182,16 +189,11 @@ class ProgressBar(Callback):
 
 
 def default_callbacks(config: Any) -> list[Callback]:
-    """Callbacks the config asks for: gradient warnings, early stopping, convergence conditions."""
-    from capas.diagnostics.gradients import GradientMonitor  # diagnostics builds on this module
-
+    """Callbacks the config asks for: early stopping, convergence conditions. (The gradient
+    warnings of ``warn_gradients`` are a diagnostics callback, which ``capas.fit`` adds.)"""
     callbacks: list[Callback] = []
-    if config.warn_gradients and config.grad_norms:
-        callbacks.append(GradientMonitor())
     if config.patience is not None:
         callbacks.append(EarlyStopping(config.monitor, config.patience, config.min_delta, config.restore_best))
     if config.target_loss is not None or config.min_improvement is not None:
         callbacks.append(Convergence(config.target_loss, config.min_improvement))
     return callbacks
-
-

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from capas import defaults
 from capas.errors import TrainingError
 
 Engine = Literal["auto", "backprop", "autograd"]
@@ -25,17 +26,17 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     loss: str | None = Field(None, description="loss name; None: the model's own loss, else cross_entropy")
-    optimizer: str = Field("sgd", description="torch.optim optimizer by name (capas.train.optim.OPTIMIZERS)")
-    lr: float = Field(0.1, gt=0, description="learning rate rho")
+    optimizer: str = Field(defaults.OPTIMIZER, description="torch.optim optimizer by name (capas.train.optim.OPTIMIZERS)")
+    lr: float | None = Field(None, gt=0, description="learning rate rho; None: the optimizer's default (capas.defaults)")
     momentum: float | None = Field(None, ge=0, lt=1, description="momentum nu for sgd/rmsprop")
     optimizer_options: dict[str, Any] = Field(default_factory=dict, description="extra optimizer keyword arguments")
     scheduler: str | None = Field(None, description="LR schedule by name (capas.train.optim.SCHEDULERS)")
     scheduler_options: dict[str, Any] = Field(default_factory=dict, description="schedule keyword arguments")
-    epochs: int = Field(20, ge=1, description="maximum number of epochs")
-    batch_size: int | Literal["full"] = Field(32, description="'full' = batch BackProp, 1 = incremental")
-    engine: Engine = Field("auto", description="auto | backprop (explicit delta rule) | autograd")
-    seed: int = Field(0, ge=0, description="fixes split, init, shuffling, dropout, noise, resampling")
-    device: str = Field("auto", description="auto (cuda, mps, cpu) or a torch device string")
+    epochs: int = Field(defaults.EPOCHS, ge=1, description="maximum number of epochs")
+    batch_size: int | Literal["full"] = Field(defaults.BATCH_SIZE, description="'full' = batch BackProp, 1 = incremental")
+    engine: Engine = Field(defaults.ENGINE, description="auto | backprop (explicit delta rule) | autograd")
+    seed: int = Field(defaults.SEED, ge=0, description="fixes split, init, shuffling, dropout, noise, resampling")
+    device: str = Field(defaults.DEVICE, description="auto (cuda, mps, cpu) or a torch device string")
     amp: bool = Field(False, description="mixed precision (CUDA only)")
     l2: float = Field(0.0, ge=0, description="lambda of the L2 penalty lambda/2 sum w^2")
     l1: float = Field(0.0, ge=0, description="lambda of the L1 penalty lambda sum |w|")
@@ -73,6 +74,35 @@ class TrainConfig(BaseModel):
         if isinstance(value, int) and value < 1:
             raise ValueError("batch_size must be >= 1 or 'full'")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_optimizer_options(cls, values: Any) -> Any:
+        """``lr`` and ``momentum`` inside ``optimizer_options`` become the fields of the same
+        name (torch would get them twice); the same option given both ways with different
+        values is an error."""
+        if not isinstance(values, dict) or not isinstance(values.get("optimizer_options"), dict):
+            return values
+        values = dict(values)
+        extra = dict(values["optimizer_options"])
+        for name in ("lr", "momentum"):
+            if name in extra:
+                value = extra.pop(name)
+                given = values.get(name)
+                if given is not None and given != value:
+                    raise ValueError(f"{name} is given twice ({name}={given} and optimizer_options {name}={value}); "
+                                     "keep one of them")
+                values[name] = value
+        values["optimizer_options"] = extra
+        return values
+
+    @model_validator(mode="after")
+    def _default_lr(self) -> TrainConfig:
+        """An omitted learning rate is the optimizer's usual one (the table in capas.defaults),
+        written into the config so config.json records the rate training really used."""
+        if self.lr is None:
+            self.lr = defaults.default_lr(self.optimizer)
+        return self
 
     @classmethod
     def from_options(cls, **options: Any) -> TrainConfig:

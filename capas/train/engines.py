@@ -17,7 +17,7 @@ from torch import nn
 
 from capas.errors import TrainingError
 from capas.train.config import TrainConfig
-from capas.train.losses import Loss
+from capas.objectives import Loss
 from capas.train.steppers import AutogradStepper
 
 
@@ -33,9 +33,13 @@ def backprop_unsupported(model: nn.Module, config: TrainConfig, loss: Loss) -> s
 
 
 def make_stepper(
-    model: nn.Module, optimizer: torch.optim.Optimizer, loss: Loss, config: TrainConfig
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss: Loss, config: TrainConfig, *,
+    forward: nn.Module | None = None, generator: torch.Generator | None = None,
 ) -> tuple[Any, str]:
-    """(stepper, engine name) for ``config.engine``."""
+    """(stepper, engine name) for ``config.engine``.
+
+    ``forward`` is the module an autograd step runs (the task's training module; default
+    ``model``); ``generator`` draws the explicit engine's dropout masks."""
     reason = None if config.engine == "autograd" else backprop_unsupported(model, config, loss)
     if config.engine == "backprop" and reason is not None:
         raise TrainingError(f"engine='backprop' cannot train this run: {reason}; use engine='autograd' or 'auto'")
@@ -44,5 +48,5 @@ def make_stepper(
     if config.engine != "autograd" and reason is None:
         from capas.backprop import BackpropStepper
 
-        return BackpropStepper(model, optimizer, loss, **options), "backprop"
-    return AutogradStepper(model, optimizer, loss, amp=config.amp, **options), "autograd"
+        return BackpropStepper(model, optimizer, loss, generator=generator, **options), "backprop"
+    return AutogradStepper(model, optimizer, loss, forward=forward, amp=config.amp, **options), "autograd"

@@ -8,15 +8,15 @@ import torch
 from torch import Tensor, nn
 
 from capas.models.modes import eval_mode
-from capas.train.losses import Loss
+from capas.objectives import Loss
 from capas.train.metrics import classification_metrics, regression_metrics
-from capas.train.steppers import model_forward
+from capas.models.protocol import training_forward
 
 
 @torch.no_grad()
 def model_outputs(model: nn.Module, x: Tensor, from_logits: bool, batch_size: int = 4096) -> Tensor:
     """Outputs (or logits) (N, K) of ``model`` on ``x (N, *)`` in eval mode, batch by batch."""
-    forward = model_forward(model, from_logits)
+    forward = training_forward(model, from_logits)
     with eval_mode(model):
         return torch.cat([forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 

@@ -3,9 +3,11 @@
 - a ``capas.data.Dataset`` (train / validation / test splits, task, classes);
 - a dataset name (``"digits"``), loaded with ``capas.data.load(name, seed=seed)``;
 - a tuple ``(x, y)`` or ``(x_train, y_train, x_val, y_val)`` of tensors or arrays;
-- a ``torch.utils.data.DataLoader`` yielding ``(xb, yb)`` batches (its own batching).
+- a ``torch.utils.data.DataLoader`` yielding ``(xb, yb)`` batches (its own batching);
+- a bare tensor or array ``x`` (N, ...): inputs without targets, for unsupervised tasks
+  (autoencoders, RBMs).
 
-Class labels are int64 ``(N,)``; float targets mean regression.
+Class labels are int64 ``(N,)``; float targets mean regression; no targets, unsupervised.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class TrainingData:
 
     @property
     def task(self) -> str:
+        """``"classification"``, ``"regression"`` or ``"unsupervised"`` (inputs only)."""
+        if self.y_train is None and self.loader is None:
+            return "unsupervised"
         return "regression" if self.num_classes is None else "classification"
 
     @property
@@ -102,6 +107,11 @@ def as_training_data(data: Any, *, seed: int = 0) -> TrainingData:
             num_classes=data.num_classes, name=data.name, options=dict(data.options),
             preprocessing=dict(data.preprocessing),
         )
+    if isinstance(data, (Tensor, np.ndarray)):  # inputs alone: unsupervised learning
+        x = _tensor(data, "data")
+        if x.dim() == 0 or len(x) == 0:
+            raise TrainingError(f"the training inputs have no samples (shape {tuple(x.shape)}); give x of shape (N, ...)")
+        return TrainingData(x if x.dtype.is_floating_point else x.float(), None)
     if isinstance(data, (tuple, list)) and len(data) in (2, 4):
         tensors = [_tensor(v, f"data[{i}]") for i, v in enumerate(data)]
         xs, ys = tensors[0::2], [_labels_or_targets(y) for y in tensors[1::2]]
@@ -115,5 +125,5 @@ def as_training_data(data: Any, *, seed: int = 0) -> TrainingData:
         return TrainingData(xs[0], ys[0], *val, num_classes=_infer_classes(*ys))
     raise TrainingError(
         f"cannot train on {type(data).__name__}; give a capas Dataset, a dataset name, "
-        "(x, y), (x_train, y_train, x_val, y_val) or a torch DataLoader"
+        "(x, y), (x_train, y_train, x_val, y_val), a torch DataLoader or inputs x alone (unsupervised)"
     )

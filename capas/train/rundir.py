@@ -3,15 +3,18 @@
 Layout (docs/ARCHITECTURE.md)::
 
     model.json          Network.config()           weights.safetensors   model.state_dict()
-    state.safetensors   optimizer tensors, RNG states (uint8), early-stopping weights
-    state.json          optimizer param groups, scheduler, scaler, callbacks, epoch
+    state-<epoch>.safetensors   the checkpoint's tensors: model weights, optimizers, named
+                        generators (uint8 states), task and callback state
+    state.json          the checkpoint's commit record: epoch, the tensor file's name,
+                        optimizer param groups, schedules, task and callback JSON, history
     history.json/.csv   one record per epoch       config.json   training config, data, command
     metrics.json        test metrics (written when the run finishes)
 
 Every file is written to a temporary name in the same directory and moved into place
-with ``os.replace`` (atomic), so a killed run leaves the previous checkpoint intact.
-Checkpoint files carry the epoch they belong to; loading checks they agree. Nothing is
-unpickled: tensors come from safetensors, everything else from JSON.
+with ``os.replace`` (atomic). A checkpoint is committed by replacing ``state.json``, which
+names its tensor file (written first): a run killed at any moment, even between two
+files, resumes from one consistent checkpoint. Nothing is unpickled: tensors come from
+safetensors, everything else from JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from capas.errors import RunDirError
+from capas.errors import RunDirError, SpecError
+from capas.models.registry import config_of, from_config
 from capas.train.history import History
 
 FORMAT = "capas-run"
@@ -104,9 +108,11 @@ def read_tensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
-    """``Network.config()``, or a record naming a plain module (not rebuildable from JSON)."""
-    if hasattr(model, "config") and callable(model.config):
-        return model.config()
+    """The ``config()`` of a registered capas model (``capas.models.registry``), or a record
+    naming any other module (not rebuildable from JSON)."""
+    config = config_of(model)
+    if config is not None:
+        return config
     return {"type": "torch_module", "class": type(model).__qualname__, "rebuildable": False}
 
 
@@ -144,18 +150,20 @@ def load_weights(model: nn.Module, weights: dict[str, Tensor], source: Path | st
 
 
 def load_model(directory: Path) -> nn.Module:
-    """Rebuild the ``Network`` of ``directory`` from ``model.json`` and load its weights."""
+    """Rebuild the model of ``directory`` from ``model.json`` through the model registry
+    (its ``"model"`` kind; a ``Network`` when absent) and load its weights."""
     directory = Path(directory)
     if not directory.is_dir():
         raise RunDirError(f"no directory {directory}; give the path of a capas run or model directory")
     config = read_json(directory / "model.json")
     if not isinstance(config, dict) or config.get("rebuildable") is False:
-        raise RunDirError(f"{directory / 'model.json'} does not describe a capas Network; it cannot be rebuilt")
-    from capas.errors import SpecError
-    from capas.models import Network
-
+        what = f"a plain {config['class']}" if isinstance(config, dict) and "class" in config else "no capas model"
+        raise RunDirError(
+            f"{directory / 'model.json'} describes {what}, not a capas model, so it cannot be rebuilt; "
+            "load its weights.safetensors into the module yourself"
+        )
     try:
-        model = Network.from_config(config)
+        model = from_config(config)
     except (SpecError, KeyError, TypeError, ValueError) as err:
         raise RunDirError(f"{directory / 'model.json'} is not a valid capas model config ({err})") from None
     weights, _ = read_tensors(directory / "weights.safetensors")
@@ -178,23 +186,35 @@ class Run:
         return read_tensors(self.path / "weights.safetensors")[0]
 
     def build_model(self) -> nn.Module:
-        """The trained ``Network`` (rebuilt from model.json, weights loaded)."""
+        """The trained model (rebuilt from model.json through the model registry, weights loaded)."""
         return load_model(self.path)
 
     def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Tensor]]:
-        """(weights, state.json, state tensors) of the last checkpoint, checked to be of one epoch."""
+        """(model weights, state.json, the other state tensors) of the last checkpoint.
+
+        ``state.json`` is the commit point of a checkpoint: it names the tensor file written
+        before it, so the two always belong to the same epoch (checked)."""
         state = read_json(self.path / "state.json")
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("tensors"), str):
             raise RunDirError(f"{self.path / 'state.json'} is not a capas checkpoint (format marker missing)")
-        tensors, tensor_meta = read_tensors(self.path / "state.safetensors")
-        weights, weight_meta = read_tensors(self.path / "weights.safetensors")
-        epochs = {str(state.get("epoch")), tensor_meta.get("epoch"), weight_meta.get("epoch")}
-        if len(epochs) != 1:
-            raise RunDirError(
-                f"the checkpoint files in {self.path} belong to different epochs ({sorted(map(str, epochs))}); "
-                "the run was interrupted while saving and cannot be resumed exactly"
-            )
-        return weights, state, tensors
+        tensor_file = self.path / Path(state["tensors"]).name
+        tensors, meta = read_tensors(tensor_file)
+        if meta.get("epoch") != str(state.get("epoch")):
+            raise RunDirError(f"{tensor_file} holds epoch {meta.get('epoch')} but state.json epoch "
+                              f"{state.get('epoch')}; the run directory is damaged")
+        weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+        rest = {k: v for k, v in tensors.items() if not k.startswith("model/")}
+        return weights, state, rest
+
+
+def remove_stale_checkpoints(directory: Path, keep: str) -> None:
+    """Delete every checkpoint tensor file but ``keep`` (the one state.json names), and the
+    temporary files a killed write left behind."""
+    for path in Path(directory).glob("state-*.safetensors"):
+        if path.name != keep:
+            path.unlink(missing_ok=True)
+    for path in Path(directory).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
 
 
 def load_run(path: Path | str) -> Run:
@@ -222,25 +242,3 @@ def write_history(directory: Path, history: History) -> None:
     """``history.json`` and ``history.csv``."""
     write_json(Path(directory) / "history.json", history.to_json())
     write_text(Path(directory) / "history.csv", history.to_csv())
-
-
-def rng_state_tensors(generators: dict[str, torch.Generator]) -> dict[str, Tensor]:
-    """RNG states as uint8 tensors: torch's global one, CUDA's, and each named generator."""
-    states = {"rng/torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            states[f"rng/cuda/{i}"] = state
-    for name, generator in generators.items():
-        states[f"rng/{name}"] = generator.get_state()
-    return states
-
-
-def restore_rng_states(tensors: dict[str, Tensor], generators: dict[str, torch.Generator]) -> None:
-    """Inverse of :func:`rng_state_tensors`."""
-    torch.set_rng_state(tensors["rng/torch"])
-    cuda = sorted(k for k in tensors if k.startswith("rng/cuda/"))
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
-    for name, generator in generators.items():
-        if f"rng/{name}" in tensors:
-            generator.set_state(tensors[f"rng/{name}"])

@@ -11,13 +11,12 @@ lets the trainer count training accuracy without a second forward pass.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from capas.train.losses import Loss
-from capas.train.regularization import add_penalty_gradients, penalized_parameters
+from capas.objectives import Loss, add_penalty_gradients, penalized_parameters
+from capas.models.protocol import layer_names, training_forward
 
 
 def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -27,8 +26,9 @@ def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:
     for another module, the dotted names of its submodules that own a ``weight`` parameter
     (the module itself, if it owns one, is named after its class, e.g. ``linear``).
     """
-    if hasattr(model, "layer_names") and hasattr(model, "layers"):
-        pairs = zip(model.layer_names(), model.layers)
+    names = layer_names(model)
+    if names is not None:
+        pairs = zip(names, model.layers)
     else:
         pairs = ((name or type(module).__name__.lower(), module) for name, module in model.named_modules())
     found = {}
@@ -37,13 +37,6 @@ def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:
         if isinstance(weight, nn.Parameter) and weight.requires_grad:
             found[name] = weight
     return found
-
-
-def model_forward(model: nn.Module, from_logits: bool) -> Callable[[Tensor], Tensor]:
-    """``model.logits`` when the loss wants logits and the model has it, else ``model``."""
-    if from_logits and callable(getattr(model, "logits", None)):
-        return model.logits
-    return model
 
 
 class AutogradStepper:
@@ -56,6 +49,8 @@ class AutogradStepper:
         clip_norm, clip_value: gradient clipping (``torch.nn.utils``), after unscaling.
         amp: mixed precision on CUDA (``torch.autocast`` + ``GradScaler``).
         grad_norms: accumulate per-layer weight-gradient norms on the device.
+        forward: the module a step runs (the task's training module, possibly wrapped in
+            DDP); default: ``model.logits`` when the loss wants logits, else ``model``.
     """
 
     def __init__(
@@ -71,11 +66,12 @@ class AutogradStepper:
         clip_value: float | None = None,
         amp: bool = False,
         grad_norms: bool = True,
+        forward: nn.Module | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.loss = loss
-        self.forward = model_forward(model, loss.from_logits)
+        self.forward = forward if forward is not None else training_forward(model, loss.from_logits)
         self.l1, self.l2 = l1, l2
         self.penalized = penalized_parameters(model, regularize_bias) if (l1 or l2) else []
         self.clip_norm, self.clip_value = clip_norm, clip_value
