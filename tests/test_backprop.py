@@ -9,8 +9,7 @@ from capas.backprop import BackpropStepper, supports, unsupported_reason
 from capas.errors import TrainingError
 from capas.models.network import build
 from capas.train.config import TrainConfig
-from capas.train.losses import Loss
-from capas.train.regularization import penalized_parameters, penalty
+from capas.objectives import Loss, penalized_parameters, penalty
 
 ACTIVATIONS = ["linear", "sigmoid", "tanh", "softsign", "relu", "leaky_relu:0.2", "elu:0.5", "selu"]
 LOSSES = ["mse", "mse_half_sum", "cross_entropy", "binary_cross_entropy"]

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from capas.errors import TrainingError
-from capas.train import fit
-from capas.train.losses import Loss, mse_half_sum
+from capas.api.fit import fit
+from capas.objectives.losses import Loss, mse_half_sum
 from capas.train.metrics import classification_metrics, confusion_matrix, regression_metrics
 from capas.train.optim import OPTIMIZERS, make_optimizer, make_schedule
 

@@ -31,7 +31,8 @@ from capas.backprop.outputs import OutputRule
 from capas.layers.activations import Activation
 from capas.layers.dense import Dense, Maxout
 from capas.layers.norm import Dropout, Flatten
-from capas.train.regularization import add_penalty_gradients
+from capas.models.protocol import layer_names
+from capas.objectives import add_penalty_gradients
 
 _aten = torch.ops.aten
 _KEPT_BATCH_SIZES = 4
@@ -93,7 +94,7 @@ def plan_layers(model: nn.Module) -> list[LayerPlan]:
     (``capas.backprop.supports``) turns it into a message.
     """
     modules = list(getattr(model, "layers", None) or model.children())
-    names = list(model.layer_names()) if hasattr(model, "layer_names") else None
+    names = layer_names(model)
     plans: list[LayerPlan] = []
     pending_dropout = 0.0
     for index, module in enumerate(modules):

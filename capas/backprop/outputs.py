@@ -5,7 +5,7 @@ outputs ``e^L (B, K)`` (the engine multiplies it by ``g'(phi^L)``) or, where the
 simplification applies, ``delta^L`` itself (softmax + cross-entropy and sigmoid + binary
 cross-entropy both give ``delta^L = t - s^L``, up to the loss's normalisation). It returns
 the loss ``E = (1/B) sum_n q_n`` as a 0-dim tensor, with the definitions (and names) of
-the trainer's ``capas.train.losses``:
+the loss registry ``capas.objectives.LOSSES``:
 
 ========================  ====================================================  ===============
 loss                      q_n                                                   written
@@ -17,7 +17,8 @@ loss                      q_n                                                   
 ========================  ====================================================  ===============
 
 Class-index targets ``y (B,)`` become code rows ``t (B, K)`` (one-hot, or the trainer's
-``target_encoding`` codes such as +-0.9) by gathering rows of the code table: one
+``target_encoding`` codes such as +-0.9) by gathering rows of the table of a
+``capas.objectives.TargetCoder`` (the very coder the trainer's ``Loss`` uses): one
 ``index_select`` into a preallocated buffer.
 """
 
@@ -29,23 +30,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from capas.objectives import TargetCoder
+
 
 class OutputRule(abc.ABC):
-    """Base: turns targets into ``t (B, K)``; subclasses write the output error."""
+    """Base: turns targets into ``t (B, K)``; subclasses write the output error.
+
+    ``coder`` encodes class labels (default: one-hot for ``outputs`` units); its table is
+    moved to the dtype and device of ``like`` (a weight of the net).
+    """
 
     name: str
     writes_delta = False  # True: ``__call__`` writes delta^L, not e^L
     output_activations: tuple[str, ...] = ()  # allowed g of the last layer; () = any elementwise
 
-    def __init__(
-        self, outputs: int, like: Tensor, codes: tuple[float, float] = (0.0, 1.0), table: Tensor | None = None
-    ) -> None:
+    def __init__(self, outputs: int, like: Tensor, coder: TargetCoder | None = None) -> None:
         self.outputs = outputs
         self._like = like
-        self.low, self.high = codes  # target of the wrong and of the right class
-        if table is None:
-            table = torch.full((outputs, outputs), self.low).fill_diagonal_(self.high)
-        self._codes = table.to(dtype=like.dtype, device=like.device)  # (K, K): row c is the target of class c
+        self.coder = (coder or TargetCoder(outputs)).to(like.device, like.dtype)  # coder.outputs == outputs
         self._constants: dict[float, Tensor] = {}
 
     def constant(self, value: float) -> Tensor:
@@ -60,18 +62,14 @@ class OutputRule(abc.ABC):
         """``t (B, K)``: code rows for class indices, else ``y`` viewed as (B, K)."""
         if y.dtype.is_floating_point:  # already coded (``run_epoch``) or regression targets
             return y if y.shape == out.shape and y.dtype == out.dtype else y.reshape(out.shape).to(out.dtype)
-        if self.outputs == 1:  # one output unit for two classes
-            return out.copy_(y.view(out.shape)).mul_(self.high - self.low).add_(self.low)  # (B, 1)
-        return torch.index_select(self._codes, 0, y, out=out)  # (B, K)
+        return torch.index_select(self.coder.table, 0, y, out=out)  # (B, K), (B, 1) for one output
 
     def encode(self, y: Tensor) -> Tensor:
         """Targets of a whole set: ``y (N,)`` class indices -> code rows ``(N, K)``;
         float ``y`` is returned as ``(N, K)`` in the engine's dtype."""
         if y.dtype.is_floating_point:
             return y.reshape(y.shape[0], self.outputs).to(self._like.dtype)
-        if self.outputs == 1:
-            return (self.low + (self.high - self.low) * y.to(self._like.dtype)).unsqueeze(1)  # (N, 1)
-        return torch.index_select(self._codes, 0, y)  # (N, K)
+        return self.coder.encode(y)  # (N, K)
 
     @abc.abstractmethod
     def __call__(self, z: Tensor, s: Tensor, t: Tensor, out: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from capas.backprop.engine import DeltaRuleNet, plan_layers
 from capas.backprop.outputs import OUTPUT_RULES
 from capas.errors import TrainingError
-from capas.train.losses import TARGET_CODES, Loss, canonical_loss
+from capas.objectives import Loss, TargetCoder, canonical_loss
 
 _CHUNK_ROWS = 4096  # samples gathered at once by ``run_epoch``
 
@@ -114,13 +114,12 @@ class BackpropStepper:
         if reason is not None:
             raise TrainingError(f"the backprop engine cannot train this model: {reason}; use engine='autograd'")
         name = canonical_loss(name)
-        encoded = isinstance(loss, Loss) and name != "cross_entropy"
-        codes = TARGET_CODES[loss.target_encoding] if encoded else (0.0, 1.0)
-        table = loss.codes if encoded and loss.codes is not None and len(loss.codes) > 1 else None
         self.model = model
         self.optimizer = optimizer
         plans = plan_layers(model)
-        rule = OUTPUT_RULES[name](plans[-1].out_features, plans[0].weight, codes, table)  # the trainer's codes
+        outputs = plans[-1].out_features
+        coder = loss.coder(outputs) if isinstance(loss, Loss) else TargetCoder(outputs)  # the trainer's codes
+        rule = OUTPUT_RULES[name](outputs, plans[0].weight, coder)
         self.net = DeltaRuleNet(plans, rule, l1=l1, l2=l2, regularize_bias=regularize_bias, generator=generator)
         self.clip_norm = clip_norm
         self.clip_value = clip_value
@@ -171,8 +170,15 @@ class BackpropStepper:
                 f"inputs are {xb.dtype} on {xb.device} but the model is {self._dtype} on {self._device}; "
                 "convert one of them (e.g. model.double() or x.float())"
             )
+        if not torch.is_grad_enabled():  # a caller's no_grad around a whole epoch: skip re-entering it
+            return self._update(xb, yb)
         with torch.no_grad():
             return self._update(xb, yb)
+
+    def encode(self, y: Tensor) -> Tensor:
+        """The output rule's targets ``(N, K)`` for a whole set of labels (or float targets):
+        coded once, a step given them skips its per-step look-up of the code table."""
+        return self.net.rule.encode(y)
 
     def _update(self, xb: Tensor, yb: Tensor) -> Tensor:
         """``step`` without the checks, under ``no_grad`` (``run_epoch`` calls it directly)."""

@@ -17,18 +17,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from capas.errors import DataError
+from capas.objectives.targets import TARGET_CODES  # (low, high) per kind: the slides' codes for saturating units
 
 TargetKind = Literal["onehot", "tanh", "sigmoid"]
-
-#: (low, high) target values per output kind: the slides' codes for saturating units.
-TARGET_CODES: dict[str, tuple[float, float]] = {
-    "onehot": (0.0, 1.0),
-    "tanh": (-0.9, 0.9),
-    "sigmoid": (0.1, 0.9),
-}
 
 
 class Standardizer:
@@ -143,6 +136,8 @@ def stratified_split(
             raise DataError(f"holding out {fraction:.0%} of {n} samples leaves none to train on")
         return indices[: n - n_held], indices[n - n_held :]
     try:
+        from sklearn.model_selection import train_test_split  # scikit-learn only when splitting
+
         keep, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=y, shuffle=True)
     except ValueError as err:
         raise DataError(
