@@ -11,15 +11,16 @@ import torch
 from typer.testing import CliRunner
 
 import capas.cli
+from capas.api.fit import fit
 from capas.data import load
+from capas.data.subsets import adjust_training_split
 from capas.diagnostics.gradients import loss_gradient_norms
 from capas.diagnostics.plots import plot_run
 from capas.diagnostics.plots_model import confusion
 from capas.diagnostics.plots_training import gradient_norm_series
 from capas.errors import CapasError, RunDirError
 from capas.models import build
-from capas.recipes import adjust_training_split
-from capas.train import fit, load_run
+from capas.train import load_run
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,20 @@ import numpy as np
 import pytest
 
 import capas.cli
-from capas.data import load
-from capas.diagnostics.plots import plot_run
-from capas.diagnostics.recipe_report import hidden_speed_ratio, sweep_errors
-from capas.errors import CapasError
-from capas.recipes import (
+from capas.api.recipe_report import hidden_speed_ratio, sweep_errors
+from capas.api.recipes import (
     DataSection,
-    adjust_training_split,
     ModelSection,
     load_recipe,
     load_recipe_data,
     parse_value,
-    reload_dataset,
     run_recipe,
     spec_variants,
 )
+from capas.data import load
+from capas.data.subsets import adjust_training_split, reload_dataset
+from capas.diagnostics.plots import plot_run
+from capas.errors import CapasError
 from capas.train import load_run
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from capas.cli import app
 
@@ -16,6 +14,9 @@ def datasets(
     as_json: bool = typer.Option(False, "--json", help="Print the registry as one JSON list (last stdout line)."),
 ) -> None:
     """List the registered datasets: task, input shape, classes, sizes, and whether they are local."""
+    from rich.console import Console
+    from rich.table import Table
+
     from capas.data import available, data_dir
 
     infos = available()

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 
+from capas import defaults
 from capas.cli import app
 from capas.errors import CapasError
 
-KINDS = "curves|gradients|confusion|boundary|hidden|weights|activations|all"
+KINDS = "|".join((*defaults.PLOTS, "all"))
 
 
 @app.command()

@@ -8,20 +8,6 @@ from pathlib import Path
 import typer
 
 from capas.cli import app
-from capas.errors import CapasError
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, object]:
-    """``["train.epochs=2", ...]`` -> ``{"train.epochs": 2}`` with TOML-typed values."""
-    from capas.recipes import parse_value
-
-    overrides: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise CapasError(f"--set expects key=value (e.g. train.epochs=5), got {pair!r}")
-        overrides[key.strip()] = parse_value(raw.strip())
-    return overrides
 
 
 @app.command()
@@ -29,18 +15,27 @@ def run(
     recipe: Path = typer.Argument(..., help="A recipe TOML file, e.g. recipes/xor-boundary.toml."),
     out: Path = typer.Option(None, "--out", help="Output folder (default: runs/<recipe name>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: --set train.epochs=5 (repeatable)."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the data split, init and shuffling "
+                             "(default: the recipe's seed); the same as --set seed=N."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or notes."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary as the last stdout line."),
 ) -> None:
     """Train the recipe's model(s), draw its plots and write report.md."""
-    from capas.recipes import run_recipe
+    from capas.api.recipes import parse_overrides, run_recipe
+    from capas.errors import CapasError
 
-    result = run_recipe(recipe, out=out, overrides=parse_overrides(set_), quiet=quiet)
+    overrides = parse_overrides(set_)
+    if seed is not None:
+        if "seed" in overrides:
+            raise CapasError("the seed is given twice (--seed and --set seed=...); keep one")
+        overrides["seed"] = seed
+    result = run_recipe(recipe, out=out, overrides=overrides, quiet=quiet)
     if as_json:
         summary = {
             "report": str(result.report),
             "data": result.data_name,
             "note": result.data_note,
+            "seed": result.recipe.seed,
             "models": [{"label": v.label, "spec": v.spec, "run_dir": str(v.run_dir), "test": v.test_metrics}
                        for v in result.variants],
         }

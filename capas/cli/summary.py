@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from capas import defaults
 from capas.cli import app
 from capas.errors import SpecError
 
@@ -18,9 +19,11 @@ def summary(
         ..., help="A model spec like '784-30-10' or '1x28x28 c5x5x6 mp2 d10', a TOML recipe with a [model] "
         "table, or a run directory (its model.json)."
     ),
-    act: str = typer.Option(None, "--act", help="Activation of the hidden layers (default relu)."),
-    loss: str = typer.Option(None, "--loss", help="Loss the network is built for; sets the output activation "
-                             "(cross_entropy -> softmax, binary_cross_entropy -> sigmoid, mse -> linear)."),
+    act: str = typer.Option(None, "--act", help=f"Activation of the hidden layers (default {defaults.ACTIVATION}): "
+                            f"{', '.join(defaults.ACTIVATIONS)}."),
+    loss: str = typer.Option(None, "--loss", help=f"Loss the network is built for ({', '.join(defaults.LOSSES)}); "
+                             "sets the output activation (cross_entropy -> softmax, binary_cross_entropy -> "
+                             "sigmoid, mse -> linear)."),
     output_act: str = typer.Option(None, "--output-act", help="Output activation, overriding the loss's."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object (last stdout line)."),
 ) -> None:

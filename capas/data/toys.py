@@ -8,7 +8,6 @@ holds out the test and validation splits. 2-D sets: ``x`` (n, 2) float32, ``y`` 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import make_blobs, make_circles, make_moons
 
 from capas.data.formats import Arrays
 from capas.errors import DataError
@@ -43,12 +42,16 @@ def xor(n: int = 400, noise: float = 0.2, seed: int = 0) -> Arrays:
 
 def circles(n: int = 400, noise: float = 0.1, seed: int = 0) -> Arrays:
     """A circle of radius 0.5 (class 1) inside one of radius 1 (class 0): scikit-learn's make_circles."""
+    from sklearn.datasets import make_circles  # scikit-learn only when these data are made
+
     x, y = make_circles(n_samples=_count("n", n, 4), noise=_non_negative("noise", noise), factor=0.5, random_state=seed)
     return _arrays(x, y)
 
 
 def moons(n: int = 400, noise: float = 0.1, seed: int = 0) -> Arrays:
     """Two interleaving half circles: scikit-learn's make_moons."""
+    from sklearn.datasets import make_moons
+
     x, y = make_moons(n_samples=_count("n", n, 4), noise=_non_negative("noise", noise), random_state=seed)
     return _arrays(x, y)
 
@@ -74,6 +77,8 @@ def spirals(n: int = 400, noise: float = 0.05, turns: float = 1.5, seed: int = 0
 def gaussians(n: int = 400, noise: float = 1.0, centers: int = 3, seed: int = 0) -> Arrays:
     """``centers`` isotropic Gaussian blobs of std ``noise``, centres drawn in [-5, 5]^2 (make_blobs)."""
     centers = _count("centers", centers, 2)
+    from sklearn.datasets import make_blobs
+
     x, y = make_blobs(
         n_samples=_count("n", n, centers),
         centers=centers,

@@ -129,7 +129,7 @@ def plot_run(run_dir: str | Path, what: str | Sequence[str] = "all", layer: str 
              animate: bool = False) -> list[Path]:
     """Plots of a saved run into ``RUN_DIR/plots/``, reloading its model, history and data."""
     from capas.data import names
-    from capas.recipes import reload_dataset
+    from capas.data.subsets import reload_dataset
     from capas.train.rundir import load_run
 
     run = load_run(run_dir)

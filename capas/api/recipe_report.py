@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from capas.api.recipes import SPEED_PROBE
 from capas.diagnostics.figures import plt, save_figure
 from capas.diagnostics.plots_training import gradient_norm_series
 
@@ -101,8 +102,6 @@ def _link(path: Path, base: Path) -> str:
 
 def report_markdown(result: Any, recipe_path: Path) -> str:
     """The text of ``report.md`` for a ``RecipeResult``."""
-    from capas.recipes import SPEED_PROBE
-
     recipe, out = result.recipe, result.out_dir
     lines = [f"# {recipe.name}", "", recipe.description.strip(), "", "## Settings", ""]
     lines.append(f"- recipe: `{recipe_path}`")
@@ -112,7 +111,7 @@ def report_markdown(result: Any, recipe_path: Path) -> str:
     if result.data_note:
         lines.append(f"- **note:** {result.data_note}")
     model = recipe.model
-    lines.append(f"- model: act `{model.act}`, loss `{model.loss}`"
+    lines.append(f"- model: act `{model.act}`, loss `{result.loss}`"
                  + (f", init `{model.init}`" if model.init else "")
                  + (f", output act `{model.output_act}`" if model.output_act else ""))
     lines.append("- training: " + (", ".join(f"{k} = `{v}`" for k, v in recipe.train.items()) or "defaults"))

@@ -19,7 +19,8 @@ error naming it::
     [model]
     spec = "{input}-30-{classes}"   # or a list of specs; {width} with `widths` below
     widths = [2, 8, 32]             # optional sweep: one run per width
-    act = "sigmoid"                 # hidden activation; loss, output_act, init as capas.build
+    act = "sigmoid"                 # hidden activation; output_act, init as capas.build
+    loss = "mse"                    # default: cross_entropy for classification, mse for regression
 
     [train]                         # keyword arguments of capas.fit (epochs, lr, l2, ...)
 
@@ -36,16 +37,23 @@ the swept width. ``run_recipe`` trains every model, draws its plots into
 
 from __future__ import annotations
 
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import tomllib
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-import torch
-
+from capas import defaults
+from capas.data.subsets import adjust_training_split
 from capas.errors import CapasError, CapasWarning, DataError
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -58,7 +66,7 @@ class DataSection(BaseModel):
     fallback: str | None = None
     train_size: int | None = Field(None, ge=1)
     label_noise: float = Field(0.0, ge=0.0, lt=1.0)
-    validation: float = 0.1
+    validation: float = defaults.VALIDATION
     standardize: bool | None = None
     options: dict[str, Any] = {}
 
@@ -67,8 +75,8 @@ class ModelSection(BaseModel):
     model_config = _STRICT
     spec: str | list[str]
     widths: list[int] | None = None
-    act: str = "relu"
-    loss: str = "cross_entropy"
+    act: str = defaults.ACTIVATION
+    loss: str | None = None  # None: the task's loss (capas.defaults.default_loss)
     output_act: str | None = None
     init: str | None = None
 
@@ -102,7 +110,7 @@ class Recipe(BaseModel):
     model_config = _STRICT
     name: str
     description: str = ""
-    seed: int = 0
+    seed: int = defaults.SEED
     data: DataSection
     model: ModelSection
     train: dict[str, Any] = {}
@@ -135,6 +143,7 @@ class RecipeResult:
     data_note: str | None
     variants: list[VariantResult]
     report: Path
+    loss: str  # the models' loss: model.loss, else the task's
     extra_plots: list[Path] = field(default_factory=list)
 
 
@@ -144,6 +153,17 @@ def parse_value(raw: str) -> Any:
         return tomllib.loads(f"value = {raw}")["value"]
     except tomllib.TOMLDecodeError:
         return raw
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["train.epochs=2", ...]`` -> ``{"train.epochs": 2}`` with TOML-typed values (``--set``)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise CapasError(f"--set expects key=value (e.g. train.epochs=5), got {pair!r}")
+        overrides[key.strip()] = parse_value(raw.strip())
+    return overrides
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +201,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         if first["type"] == "extra_forbidden":
-            raise CapasError(f"{path}: unknown key {key!r}; see the recipe format in capas/recipes.py") from None
+            raise CapasError(f"{path}: unknown key {key!r}; see the recipe format in capas/api/recipes.py") from None
         raise CapasError(f"{path}: {key}: {first['msg']}") from None
     _check_train_keys(recipe.train, path)
     return recipe
@@ -223,40 +243,6 @@ def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:
     return load_one(section.fallback), note
 
 
-def adjust_training_split(data: Any, train_size: int | None = None, label_noise: float = 0.0) -> Any:
-    """``data`` with only its first ``train_size`` training samples and ``label_noise`` of
-    their labels replaced by a different class, drawn with ``data.options["seed"]``.
-
-    Both are recorded in ``data.options`` (a run's config says what it trained on) and
-    ``reload_dataset`` redoes them. Validation and test labels stay clean.
-    """
-    from dataclasses import replace
-
-    options = dict(data.options)
-    x, y = data.x_train, data.y_train
-    if train_size is not None and train_size < len(x):
-        x, y, options["train_size"] = x[:train_size], y[:train_size], train_size
-    if label_noise:
-        if data.num_classes is None:
-            raise CapasError("label_noise needs a classification dataset; remove it for regression data")
-        generator = torch.Generator().manual_seed(int(options.get("seed", 0)))
-        flip = torch.randperm(len(y), generator=generator)[: round(label_noise * len(y))]  # (F,)
-        shift = torch.randint(1, data.num_classes, (len(flip),), generator=generator)  # never the same class
-        y = y.clone()
-        y[flip] = (y[flip] + shift) % data.num_classes
-        options["label_noise"] = label_noise
-    return replace(data, x_train=x, y_train=y, options=options)
-
-
-def reload_dataset(description: dict[str, Any]) -> Any:
-    """The dataset a run trained on, from its config's ``data`` record (``name`` and ``options``)."""
-    from capas.data import load
-
-    options = dict(description.get("options") or {})
-    train_size, label_noise = options.pop("train_size", None), options.pop("label_noise", 0.0)
-    return adjust_training_split(load(description["name"], **options), train_size, label_noise)
-
-
 def spec_variants(section: ModelSection, data: Any) -> list[tuple[str, str, int | None]]:
     """(label, spec, width) for each model of the recipe, placeholders filled from ``data``."""
     values = {"input": "x".join(str(d) for d in data.input_shape),
@@ -284,7 +270,7 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
     ``out`` defaults to ``runs/<recipe name>``; one model trains in it directly, a sweep
     in ``out/<label>/`` with the report and ``sweep.png`` at ``out``.
     """
-    from capas.diagnostics.recipe_report import plot_sweep, write_report
+    from capas.api.recipe_report import plot_sweep, write_report
 
     recipe = load_recipe(path, overrides)
     out_dir = Path(out) if out is not None else Path("runs") / recipe.name
@@ -294,26 +280,28 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
     if note and not quiet:
         _say("[yellow]note:[/]", note)
     variants = spec_variants(recipe.model, data)
+    loss = recipe.model.loss or defaults.default_loss(data.task)
     results = [
-        _train_variant(recipe, data, label, spec, width, out_dir if len(variants) == 1 else out_dir / label, quiet)
+        _train_variant(recipe, data, loss, label, spec, width, out_dir if len(variants) == 1 else out_dir / label,
+                       quiet)
         for label, spec, width in variants
     ]
     extra = [plot_sweep(results, out_dir / "sweep.png")] if len(results) > 1 else []
-    result = RecipeResult(recipe, out_dir, data.name, note, results, out_dir / "report.md", extra)
+    result = RecipeResult(recipe, out_dir, data.name, note, results, out_dir / "report.md", loss, extra)
     write_report(result, Path(path))
     return result
 
 
-def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int | None, run_dir: Path,
-                   quiet: bool) -> VariantResult:
+def _train_variant(recipe: Recipe, data: Any, loss: str, label: str, spec: str, width: int | None,
+                   run_dir: Path, quiet: bool) -> VariantResult:
+    from capas.api.fit import fit
     from capas.diagnostics.gradients import SpeedOfLearning, loss_gradient_norms
     from capas.diagnostics.plots import applicable_kinds, make_plots
     from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
     from capas.models import build
-    from capas.train import fit
 
     section = recipe.model
-    model = build(spec, act=section.act, loss=section.loss, output_act=section.output_act, init=section.init,
+    model = build(spec, act=section.act, loss=loss, output_act=section.output_act, init=section.init,
                   seed=recipe.seed)
     probe = slice(0, SPEED_PROBE)
     kinds = applicable_kinds(recipe.plots.what, model, data)  # refuses a named plot that cannot apply
@@ -343,7 +331,6 @@ def _train_variant(recipe: Recipe, data: Any, label: str, spec: str, width: int 
     params = sum(p.numel() for p in fit_result.model.parameters())
     return VariantResult(label, spec, width, params, run_dir, list(fit_result.history),
                          dict(fit_result.test_metrics), plots, messages, initial)
-
 
 
 def _say(label: str, text: str) -> None:

@@ -1,0 +1,95 @@
+"""``capas.evaluate``: the test metrics of a trained run (or model) on a dataset's test split.
+
+A run directory is evaluated on its own test data (same dataset name, options and seed, so
+the split is the one it never trained on) with its own loss and target encoding, which
+reproduces the test metrics ``fit`` reported; another dataset is loaded with the run's seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from capas import defaults
+from capas.errors import DataError, RunDirError
+from capas.objectives.losses import Loss
+from capas.train.evaluation import evaluate_model
+from capas.train.rundir import Run, load_run
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one model on one dataset's test split."""
+
+    data: str  # the dataset's name
+    n_samples: int
+    class_names: list[str] | None  # None for regression
+    metrics: dict[str, Any]  # test_loss, test_accuracy + per_class + confusion_matrix, or test_mse/rmse/mae
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"data": name, **metrics}``: what ``capas evaluate --json`` prints (with the run dir)."""
+        return {"data": self.data, **self.metrics}
+
+
+def evaluate(run_or_model: str | Path | nn.Module, data: str | Any | None = None, *,
+             loss: str | None = None) -> Evaluation:
+    """Test metrics of ``run_or_model`` on ``data``'s test split.
+
+    Args:
+        run_or_model: a run directory (``capas train``/``capas.fit(out=...)``) or a model.
+        data: a dataset name or ``Dataset``; for a run, None means the run's own test data.
+        loss: the loss reported as ``test_loss``; default: the run's training loss, else the
+            model's own, else the task's (``capas.defaults.default_loss``).
+    """
+    if isinstance(run_or_model, (str, Path)):
+        run = load_run(run_or_model)
+        model = run.build_model()
+        dataset = run_dataset(run, data)
+        bound = run_loss(run, dataset.num_classes, loss)
+    else:
+        if data is None:
+            raise DataError("evaluating a model needs data: a dataset name or a capas Dataset")
+        model = run_or_model
+        dataset = _load(data, defaults.SEED, defaults.VALIDATION)
+        name = loss or getattr(model, "loss", None) or defaults.default_loss(dataset.task)
+        bound = Loss(name, num_classes=dataset.num_classes)
+    if len(dataset.x_test) == 0:
+        raise DataError(f"dataset {dataset.name} has no test split to evaluate on")
+    metrics = evaluate_model(model, dataset.x_test, dataset.y_test, bound)
+    classes = list(dataset.class_names) if "test_accuracy" in metrics else None
+    return Evaluation(dataset.name, len(dataset.x_test), classes, metrics)
+
+
+def _load(data: str | Any, seed: int, validation: float) -> Any:
+    if isinstance(data, str):
+        from capas.data import load
+
+        return load(data, seed=seed, validation=validation)
+    return data
+
+
+def run_dataset(run: Run, data: str | Any | None) -> Any:
+    """The run's own test data (same name, options, seed), or ``data`` (a name loaded with
+    the run's seed and validation share, or a ``Dataset`` as it is)."""
+    saved = run.config.get("data", {})
+    if data is None:
+        if not saved.get("name"):
+            raise RunDirError(f"{run.path} was trained on in-memory data; pass --data NAME to evaluate it")
+        from capas.data.subsets import reload_dataset
+
+        return reload_dataset(saved)
+    options = saved.get("options", {})
+    return _load(data, options.get("seed", defaults.SEED), options.get("validation", defaults.VALIDATION))
+
+
+def run_loss(run: Run, num_classes: int | None, loss: str | None = None) -> Loss:
+    """The loss the run trained with (its config, else its model's), bound to the classes
+    and target encoding of the run."""
+    train_cfg = run.config["train"]
+    model_loss = run.model_config.get("loss") or run.model_config.get("options", {}).get("loss")
+    name = loss or train_cfg.get("loss") or model_loss or defaults.default_loss(
+        "classification" if num_classes else "regression")
+    return Loss(name, num_classes=num_classes, target_encoding=train_cfg.get("target_encoding", "onehot"))

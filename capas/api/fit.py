@@ -1,0 +1,235 @@
+"""``capas.fit``: load the data (if given a name), build the model (if given a spec) for the
+data's task, train, evaluate, save; ``capas train`` calls the same functions.
+
+Every default comes from :mod:`capas.defaults` (optimizer ``adam``, the learning rate of
+the optimizer, 30 epochs, batches of 32, the loss of the task), so a Python user and a
+command-line user train the same run from the same options.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from capas import defaults
+from capas.diagnostics.gradients import GradientMonitor
+from capas.errors import RunDirError, TrainingError
+from capas.tasks import for_model
+from capas.train import rundir
+from capas.train.callbacks import Callback
+from capas.train.config import TrainConfig
+from capas.train.history import History
+from capas.train.inputs import as_training_data
+from capas.train.loop import Trainer
+
+#: what ``fit`` takes when an option is not given (None: resolved from the data or optimizer)
+_FIT_DEFAULTS = {"loss": None, "optimizer": defaults.OPTIMIZER, "lr": None, "batch_size": defaults.BATCH_SIZE,
+                 "engine": defaults.ENGINE, "seed": defaults.SEED, "device": defaults.DEVICE, "out": None}
+
+
+@dataclass
+class FitResult:
+    """What a fit produced: the trained model, its history, run directory and test metrics."""
+
+    model: nn.Module
+    history: History
+    run_dir: Path | None
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+    engine: str = "autograd"
+    stop_reason: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers as one JSON-able dict (what ``capas train --json`` prints):
+        test loss and accuracy (or mse/rmse/mae), epochs run, last losses, engine, run dir."""
+        metrics = self.test_metrics
+        last = self.history[-1] if self.history else {}
+        summary = {
+            "test_loss": metrics.get("test_loss"),
+            "epochs": len(self.history),
+            "train_loss": last.get("train_loss"),
+            "val_loss": last.get("val_loss"),
+            "val_accuracy": last.get("val_accuracy"),
+            "engine": self.engine,
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+        }
+        for key in ("test_accuracy", "test_mse", "test_rmse", "test_mae"):
+            if key in metrics:
+                summary[key] = metrics[key]
+        return summary
+
+
+def fit(
+    model: nn.Module | str,
+    data: Any,
+    *,
+    loss: str | None = None,
+    optimizer: str = defaults.OPTIMIZER,
+    lr: float | None = None,
+    epochs: int | None = None,
+    batch_size: int | str = defaults.BATCH_SIZE,
+    engine: str = defaults.ENGINE,
+    seed: int = defaults.SEED,
+    device: str = defaults.DEVICE,
+    out: str | Path | None = None,
+    quiet: bool = False,
+    callbacks: tuple[Callback, ...] | list[Callback] = (),
+    resume: str | Path | None = None,
+    curriculum_scores: Tensor | None = None,
+    curriculum_reference: nn.Module | None = None,
+    task_options: dict[str, Any] | None = None,
+    command: list[str] | None = None,
+    **options: Any,
+) -> FitResult:
+    """Train ``model`` on ``data`` and return a :class:`FitResult`.
+
+    Args:
+        model: an ``nn.Module`` (a capas ``Network`` or any module whose ``forward`` returns
+            logits for cross-entropy), or a spec string, built with ``seed`` *after* the
+            data is loaded so that its loss follows the task (``mse`` for regression).
+        data: a ``Dataset``, a dataset name (loaded with ``seed``), ``(x, y)``,
+            ``(x_train, y_train, x_val, y_val)`` or a ``DataLoader``.
+        optimizer: a ``capas.train.optim.OPTIMIZERS`` name (default ``adam``).
+        lr: learning rate; None takes ``capas.defaults.default_lr(optimizer)``.
+        epochs: maximum epochs (default ``capas.defaults.EPOCHS``); with ``resume``, the new length.
+        batch_size: ``"full"`` (batch BackProp), B (mini-batch) or 1 (incremental).
+        engine: ``auto`` | ``backprop`` | ``autograd`` (see ``capas.train.engines``).
+        out: run directory (None: nothing written).
+        resume: a run directory to continue from its last checkpoint; its config.json's
+            options are used (``epochs`` may be raised to train longer).
+        curriculum_scores: one difficulty per training sample for ``curriculum="scores"``.
+        curriculum_reference: for ``curriculum="loss"``, the model whose per-sample loss
+            ranks the samples (default: the model being trained, as it starts).
+        task_options: keyword arguments of the model's task (``capas.tasks.for_model``), e.g.
+            ``{"k": 3, "persistent": True}`` for an RBM; recorded in config.json, so a
+            resumed run rebuilds the same task.
+        options: every other :class:`TrainConfig` field (momentum, l2, clip_norm, patience,
+            scheduler, class_weights, resample, curriculum, ...). ``optimizer_options`` may
+            hold ``lr`` and ``momentum`` too: they set those fields.
+    """
+    if resume is not None:
+        run, config = _resumed_config(resume, epochs, {
+            "loss": loss, "optimizer": optimizer, "lr": lr, "batch_size": batch_size, "engine": engine,
+            "seed": seed, "device": device, "out": out, "task_options": task_options, **options})
+        out = run.path
+    else:
+        run = None
+        config = train_config(loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+                              engine=engine, seed=seed, device=device, **options)
+    if isinstance(data, str):
+        from capas.data import load
+
+        data = load(data, seed=config.seed)
+    if isinstance(model, str):
+        model = build_for(model, data, loss=config.loss, seed=config.seed)
+    if run is not None:  # the task the run started with (an RBM's k, persistent...)
+        task_options = run.config.get("task", {}).get("options")
+    task = for_model(model, curriculum_scores=curriculum_scores, curriculum_reference=curriculum_reference,
+                     **(task_options or {}))
+    supervised = task.kind == "supervised"  # the gradient warnings read a supervised model's layers
+    monitors = [GradientMonitor()] if config.warn_gradients and config.grad_norms and supervised else []
+    trainer = Trainer(task, config, callbacks=[*monitors, *callbacks], quiet=quiet, out=out, command=command)
+    trainer.fit(data, resume=run)
+    return FitResult(model=trainer.model, history=trainer.history, run_dir=trainer.run_dir,
+                     test_metrics=trainer.test_metrics, engine=trainer.engine, stop_reason=trainer.stop_reason)
+
+
+def train_config(*, optimizer: str = defaults.OPTIMIZER, lr: float | None = None, epochs: int | None = None,
+                 **options: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of a new fit: ``lr`` and ``epochs`` from :mod:`capas.defaults`
+    when None, ``lr`` / ``momentum`` given inside ``optimizer_options`` lifted into their fields
+    (so config.json records the rate the optimizer really starts from)."""
+    extra = dict(options.pop("optimizer_options", None) or {})
+    for name, given in (("lr", lr), ("momentum", options.get("momentum"))):
+        if name in extra:
+            value = extra.pop(name)
+            if given is not None and given != value:
+                raise TrainingError(f"{name} is given twice ({name}={given} and optimizer_options {name}={value}); "
+                                    "keep one of them")
+            if name == "lr":
+                lr = value
+            else:
+                options["momentum"] = value
+    return TrainConfig.from_options(
+        optimizer=optimizer, lr=defaults.default_lr(optimizer) if lr is None else lr,
+        epochs=defaults.EPOCHS if epochs is None else epochs, optimizer_options=extra, **options)
+
+
+def _resumed_config(resume: str | Path, epochs: int | None, given: dict[str, Any]) -> tuple[rundir.Run, TrainConfig]:
+    """The run to continue and its saved config (``epochs`` changed when given); any other
+    option that differs from fit's default is an error: the run's config.json decides them."""
+    changed = sorted(k for k, v in given.items() if v != _FIT_DEFAULTS.get(k))
+    if changed:
+        raise TrainingError(
+            f"when resuming, the options come from the run's config.json; do not pass {', '.join(changed)} "
+            "(only epochs may be changed)"
+        )
+    run = rundir.load_run(resume)
+    saved = dict(run.config["train"])
+    changed_epochs = epochs is not None and epochs != saved.get("epochs")
+    if changed_epochs:  # train a resumed run for longer (or shorter)
+        _check_schedule_allows_new_epochs(saved)
+        saved["epochs"] = epochs
+    config = TrainConfig.from_options(**saved)
+    if changed_epochs:  # a later resume of this run must see the new length
+        rundir.write_json(run.path / "config.json", {**run.config, "train": config.to_json()})
+    return run, config
+
+
+def resume(run_dir: str | Path, *, epochs: int | None = None, quiet: bool = False) -> FitResult:
+    """Continue the run in ``run_dir`` (trained on a registry dataset) from its last
+    checkpoint: the dataset is reloaded from its config.json, the model from model.json."""
+    from capas.data.subsets import reload_dataset
+
+    run = rundir.load_run(run_dir)
+    saved = run.config.get("data", {})
+    if not saved.get("name"):
+        raise RunDirError(f"{run_dir} was trained on in-memory data; resume it from Python with "
+                          "capas.fit(model, data, resume=RUN_DIR)")
+    dataset = reload_dataset(saved)
+    return fit(rundir.load_model(run_dir), dataset, resume=run_dir, quiet=quiet, epochs=epochs)
+
+
+def _check_schedule_allows_new_epochs(saved: dict[str, Any]) -> None:
+    """one_cycle counts its total steps from the epochs it was built for: past them torch fails."""
+    from capas.train.optim import SCHEDULER_ALIASES
+
+    key = str(saved.get("scheduler") or "").strip().lower().replace("-", "_")
+    if SCHEDULER_ALIASES.get(key, key) == "one_cycle":
+        raise TrainingError(
+            f"the run's one_cycle LR schedule spans its {saved.get('epochs')} epochs; "
+            "resume it without changing epochs"
+        )
+
+
+def task_of(data: Any) -> str | None:
+    """``"classification"`` or ``"regression"`` for data ``fit`` accepts (float targets mean
+    regression); None for a ``DataLoader``, whose targets are seen only while training."""
+    if isinstance(getattr(data, "task", None), str):
+        return data.task
+    prepared = as_training_data(data)
+    return None if prepared.loader is not None else prepared.task
+
+
+def default_spec(dataset: Any) -> str:
+    """``<inputs>-64-<outputs>`` for a ``Dataset`` (``64-64-10`` for digits)."""
+    inputs = math.prod(dataset.input_shape)
+    outputs = dataset.num_classes if dataset.num_classes is not None else dataset.y_train.shape[1]
+    return f"{inputs}-{defaults.HIDDEN_UNITS}-{outputs}"
+
+
+def build_for(spec: str, data: Any, *, loss: str | None = None, act: str | None = None, seed: int = defaults.SEED
+              ) -> nn.Module:
+    """Build ``spec`` (with ``seed``) for ``data``: the network's loss (and so its output
+    activation) is ``loss``, else the task's default loss (``mse`` for regression)."""
+    from capas.models import build
+
+    task = task_of(data)
+    if task == "unsupervised":
+        raise TrainingError(f"the spec {spec!r} builds a supervised network, but the data are inputs without "
+                            "targets; give (x, y), or train an Autoencoder or RBM on x alone")
+    name = loss if loss is not None or task is None else defaults.default_loss(task)
+    return build(spec, act=act, loss=name, seed=seed, task=task)
