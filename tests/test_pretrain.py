@@ -1,15 +1,17 @@
-"""capas.pretraining: greedy layer-wise pre-training, the run directory it writes, freezing, CLI, plots."""
+"""capas.api.pretrain: greedy layer-wise pre-training, the run directory it writes, freezing, CLI, plots."""
 
 import json
 
 import pytest
 import torch
 
+import capas
+from capas.api.pretrain import fine_tune, freeze, pretrain, unfreeze
 from capas.errors import DataError, RunDirError, SpecError
 from capas.models import build
-from capas.models.dbn import DBN
-from capas.pretraining import fine_tune, freeze, pretrain, unfreeze
-from capas.train.rundir import load_model, read_tensors
+from capas.models.autoencoder import Autoencoder
+from capas.models.rbm import RBM
+from capas.train.rundir import load_model, load_run, read_tensors
 
 
 @pytest.fixture(scope="module")
@@ -20,30 +22,52 @@ def digits():
 
 
 def test_rbm_pretraining_is_a_dbn_on_the_training_inputs_copied_into_the_network(digits):
-    result = pretrain(digits, "64-20-12-10", method="rbm", layer_epochs=[2, 1], layer_lr=[0.1, 0.05],
-                      batch_size=50, momentum=0.5, seed=3)
-    dbn = DBN([64, 20, 12])
-    dbn.fit(digits.x_train.flatten(1), epochs=[2, 1], lr=[0.1, 0.05], batch_size=50, momentum=0.5, k=1,
-            persistent=False, seed=3)
+    result = pretrain(
+        digits,
+        "64-20-12-10",
+        method="rbm",
+        layer_epochs=[2, 1],
+        layer_lr=[0.1, 0.05],
+        batch_size=50,
+        momentum=0.5,
+        seed=3,
+        quiet=True,
+    )
+    x = digits.x_train.flatten(1)
+    first, second = RBM(64, 20, seed=3), RBM(20, 12, seed=4)  # stage l: seed + l for the weights and the run
+    capas.fit(first, x, epochs=2, lr=0.1, batch_size=50, momentum=0.5, seed=3, quiet=True)
+    capas.fit(second, first.hidden_probs(x), epochs=1, lr=0.05, batch_size=50, momentum=0.5, seed=4, quiet=True)
     network = result.network
-    for layer, rbm in zip(network.layers[:2], dbn.rbms):
+    for layer, rbm in zip(network.layers[:2], (first, second)):
         assert torch.equal(layer.weight, rbm.weight) and torch.equal(layer.bias, rbm.hidden_bias)
     fresh = build("64-20-12-10", act="sigmoid", seed=3)
     assert torch.equal(network.layers[2].weight, fresh.layers[2].weight)  # output layer: fresh init
     assert [(r["name"], r["n_in"], r["n_out"], r["kind"], len(r["curve"])) for r in result.layers] == [
-        ("dense1", 64, 20, "rbm-bernoulli", 2), ("dense2", 20, 12, "rbm-bernoulli", 1)]
+        ("dense1", 64, 20, "rbm-bernoulli", 2),
+        ("dense2", 20, 12, "rbm-bernoulli", 1),
+    ]
 
 
 def test_the_run_directory_round_trips_and_records_the_curves(digits, tmp_path):
-    result = pretrain(digits, "64-16-10", method="dae", epochs=2, seed=0, out=tmp_path / "run")
+    result = pretrain(digits, "64-16-10", method="dae", epochs=2, seed=0, out=tmp_path / "run", quiet=True)
     run_dir = result.run_dir
-    assert {p.name for p in run_dir.iterdir()} == {"model.json", "weights.safetensors", "pretrain.json",
-                                                    "pretrain.safetensors"}
+    assert {p.name for p in run_dir.iterdir()} == {
+        "model.json",
+        "weights.safetensors",
+        "pretrain.json",
+        "pretrain.safetensors",
+        "stage1",
+    }
+    stage = load_run(run_dir / "stage1")  # the layer's own run: the autoencoder, its history and checkpoint
+    assert stage.config["task"]["kind"] == "autoencoder" and len(stage.history) == 2
+    autoencoder = stage.build_model()
+    assert isinstance(autoencoder, Autoencoder) and autoencoder.corruption == "mask" and autoencoder.noise == 0.3
+    assert torch.equal(autoencoder.encoder.weight, result.network.layers[0].weight)
     loaded = load_model(run_dir)
     for name, tensor in result.network.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor)
     settings = json.loads((run_dir / "pretrain.json").read_text())
-    assert settings["method"] == "dae" and settings["input_shape"] == [1, 8, 8]
+    assert settings["method"] == "dae" and settings["input_shape"] == [1, 8, 8] and settings["finished"]
     assert settings["n_samples"] == len(digits.x_train)
     curve = settings["layers"][0]["curve"]
     assert [r["epoch"] for r in curve] == [1, 2] and curve[1]["reconstruction_error"] < curve[0]["reconstruction_error"]
@@ -93,8 +117,7 @@ def test_a_regression_dataset_gets_a_network_with_the_mse_loss(digits):
 
 
 def test_the_public_api_reexports_pretraining():
-    import capas
-    from capas import pretraining
+    import capas.api.pretrain as pretraining
 
     assert capas.pretrain is pretraining.pretrain and capas.freeze is pretraining.freeze
     assert capas.unfreeze is pretraining.unfreeze and capas.fine_tune is pretraining.fine_tune
@@ -141,19 +164,57 @@ def test_cli_writes_the_run_and_prints_a_json_summary(tmp_path, capsys):
     from capas.cli import main
 
     out = tmp_path / "cli-run"
-    main(["pretrain", "--data", "digits", "--model", "64-12-8-10", "--method", "rbm", "--layer-epochs", "2,1",
-          "--batch-size", "64", "--out", str(out), "--plots", "--json"])
+    main(
+        [
+            "pretrain",
+            "--data",
+            "digits",
+            "--model",
+            "64-12-8-10",
+            "--method",
+            "rbm",
+            "--layer-epochs",
+            "2,1",
+            "--batch-size",
+            "64",
+            "--out",
+            str(out),
+            "--plots",
+            "--json",
+        ]
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [layer["epochs"] for layer in summary["layers"]] == [2, 1]
     assert sorted(p.rsplit("/", 1)[-1] for p in summary["plots"]) == [
-        "filters.png", "pretrain_curves.png", "reconstructions.png", "samples.png"]
+        "filters.png",
+        "pretrain_curves.png",
+        "reconstructions.png",
+        "samples.png",
+    ]
     assert (out / "weights.safetensors").is_file()
     main(["plot", str(out), "--json"])  # `capas plot` recognises a pre-training directory
     plotted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert sorted(p.rsplit("/", 1)[-1] for p in plotted) == sorted(p.rsplit("/", 1)[-1] for p in summary["plots"])
     tuned = tmp_path / "tuned"  # the trainer starts from the pre-trained weights (a tiny lr keeps them)
-    main(["train", "--data", "digits", "--init-from", str(out), "--optimizer", "sgd", "--lr", "1e-9",
-          "--epochs", "1", "--quiet", "--out", str(tuned), "--json"])
+    main(
+        [
+            "train",
+            "--data",
+            "digits",
+            "--init-from",
+            str(out),
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e-9",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            str(tuned),
+            "--json",
+        ]
+    )
     assert "test_accuracy" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     pretrained, fine_tuned = load_model(out), load_model(tuned)
     assert torch.allclose(fine_tuned.layers[0].weight, pretrained.layers[0].weight, atol=1e-6)

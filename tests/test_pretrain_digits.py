@@ -2,9 +2,9 @@
 
 import pytest
 
+from capas.api.fit import fit
+from capas.api.pretrain import fine_tune, pretrain
 from capas.models import build
-from capas.pretraining import fine_tune, pretrain
-from capas.train import fit
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ def digits():
 @pytest.mark.parametrize("method, epochs", [("rbm", 20), ("dae", 10)])
 def test_pretrained_then_fine_tuned_network_reaches_96_percent(digits, tmp_path, method, epochs):
     """A DBN and a stacked denoising autoencoder 64-100-100-10, fine-tuned from their run dirs."""
-    run = pretrain(digits, "64-100-100-10", method=method, epochs=epochs, seed=0, out=tmp_path / method)
+    run = pretrain(digits, "64-100-100-10", method=method, epochs=epochs, seed=0, out=tmp_path / method, quiet=True)
     tuned = fine_tune(run.run_dir, digits, optimizer="adam", lr=0.01, epochs=30, seed=0, quiet=True)
     accuracy = tuned.test_metrics["test_accuracy"]
     print(f"{method} pre-trained 64-100-100-10, fine-tuned: test accuracy {accuracy:.4f}")
@@ -32,7 +32,7 @@ def test_pretraining_rescues_a_deep_sigmoid_net_trained_by_plain_sgd(digits):
     spec, options = "64-100-100-100-100-10", dict(optimizer="sgd", lr=0.5, epochs=10, seed=0, quiet=True)
     accuracy = {"random init": fit(build(spec, act="sigmoid", seed=0), digits, **options).test_metrics["test_accuracy"]}
     for method, settings in (("rbm", dict(epochs=20, momentum=0.9)), ("dae", dict(epochs=5))):
-        network = pretrain(digits, spec, method=method, seed=0, **settings).network
+        network = pretrain(digits, spec, method=method, seed=0, quiet=True, **settings).network
         accuracy[f"{method} pre-trained"] = fit(network, digits, **options).test_metrics["test_accuracy"]
     print("deep sigmoid net, 10 epochs of SGD, test accuracy:", {k: round(v, 4) for k, v in accuracy.items()})
     assert accuracy["random init"] < 0.2  # stuck near chance (10 classes)

@@ -7,8 +7,20 @@ import numpy as np
 import pytest
 import torch
 
+import capas
 from capas.errors import DataError, SpecError, TrainingError
 from capas.models.rbm import RBM, CDOptions
+
+
+def train(rbm, x, *, k=1, persistent=False, sparsity_target=None, sparsity_cost=0.0, **options):
+    """CD-k / PCD-k through the one training loop (``capas.fit``); the history."""
+    task_options = {
+        "k": k,
+        "persistent": persistent,
+        "sparsity_target": sparsity_target,
+        "sparsity_cost": sparsity_cost,
+    }
+    return capas.fit(rbm, x, quiet=True, task_options=task_options, **options).history
 
 
 def random_rbm(n_visible, n_hidden, visible="bernoulli", seed=0, scale=1.0, dtype=torch.float64):
@@ -39,8 +51,11 @@ def hand_energy(rbm, v, h):
 @pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
 def test_free_energy_matches_brute_force_sum_over_hidden_states(visible):
     rbm = random_rbm(4, 3, visible)
-    vs = all_binary(4) if visible == "bernoulli" else torch.randn(16, 4, generator=torch.Generator().manual_seed(1),
-                                                                dtype=torch.float64)
+    vs = (
+        all_binary(4)
+        if visible == "bernoulli"
+        else torch.randn(16, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    )
     hs = all_binary(3).tolist()
     brute = [-math.log(sum(math.exp(-hand_energy(rbm, v, h)) for h in hs)) for v in vs.tolist()]
     assert torch.allclose(rbm.free_energy(vs), torch.tensor(brute, dtype=torch.float64), atol=1e-10)
@@ -62,8 +77,9 @@ def test_marginal_is_proportional_to_exp_minus_free_energy():
 def test_conditionals_are_the_brute_force_conditionals():
     rbm = random_rbm(4, 3)
     vs, hs = all_binary(4), all_binary(3)
-    joint = torch.tensor([[math.exp(-hand_energy(rbm, v, h)) for h in hs.tolist()] for v in vs.tolist()],
-                         dtype=torch.float64)  # (16, 8)
+    joint = torch.tensor(
+        [[math.exp(-hand_energy(rbm, v, h)) for h in hs.tolist()] for v in vs.tolist()], dtype=torch.float64
+    )  # (16, 8)
     p_h_given_v = joint / joint.sum(1, keepdim=True)
     assert torch.allclose(p_h_given_v @ hs, rbm.hidden_probs(vs), atol=1e-12)  # E[h_j | v] = P(h_j = 1 | v)
     p_v_given_h = joint / joint.sum(0, keepdim=True)
@@ -108,9 +124,9 @@ TWO_PATTERNS = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1]]
 def test_gibbs_samples_of_a_trained_rbm_reproduce_two_patterns(persistent):
     data = TWO_PATTERNS.repeat(100, 1)  # (200, 8)
     rbm = RBM(8, 4)
-    history = rbm.fit(data, epochs=150, batch_size=10, lr=0.1, k=1, persistent=persistent, momentum=0.5, seed=0)
-    assert history[-1]["reconstruction_error"] < history[0]["reconstruction_error"]
-    assert history[-1]["reconstruction_error"] < 0.05
+    history = train(rbm, data, epochs=150, batch_size=10, lr=0.1, k=1, persistent=persistent, momentum=0.5, seed=0)
+    assert history[-1]["train_reconstruction_error"] < history[0]["train_reconstruction_error"]
+    assert history[-1]["train_reconstruction_error"] < 0.05
     samples = rbm.sample(400, steps=50, generator=torch.Generator().manual_seed(5))  # (400, 8)
     is_a = (samples == TWO_PATTERNS[0]).all(1).float().mean().item()
     is_b = (samples == TWO_PATTERNS[1]).all(1).float().mean().item()
@@ -126,11 +142,20 @@ def test_gibbs_samples_of_a_trained_rbm_reproduce_two_patterns(persistent):
 def test_fit_is_reproducible_and_records_every_epoch():
     data = TWO_PATTERNS.repeat(20, 1)
     runs = [RBM(8, 3) for _ in range(2)]
-    histories = [rbm.fit(data, epochs=3, batch_size=8, seed=4) for rbm in runs]
+    histories = [train(rbm, data, epochs=3, batch_size=8, lr=0.1, seed=4) for rbm in runs]
     assert torch.equal(runs[0].weight, runs[1].weight)
     assert [len(h) for h in histories] == [3, 3]
-    assert set(histories[0][0]) == {"epoch", "reconstruction_error", "free_energy", "pseudo_log_likelihood", "seconds"}
-    assert [h["reconstruction_error"] for h in histories[0]] == [h["reconstruction_error"] for h in histories[1]]
+    assert set(histories[0][0]) == {
+        "epoch",
+        "lr",
+        "train_reconstruction_error",
+        "train_free_energy",
+        "train_pseudo_log_likelihood",
+        "seconds",
+    }
+    assert [h["train_reconstruction_error"] for h in histories[0]] == [
+        h["train_reconstruction_error"] for h in histories[1]
+    ]
 
 
 def test_sparsity_target_lowers_mean_hidden_activation():
@@ -139,7 +164,7 @@ def test_sparsity_target_lowers_mean_hidden_activation():
     means = {}
     for cost in (0.0, 5.0):
         rbm = RBM(16, 20)
-        rbm.fit(data, epochs=10, batch_size=20, lr=0.05, sparsity_target=0.05, sparsity_cost=cost, seed=1)
+        train(rbm, data, epochs=10, batch_size=20, lr=0.05, sparsity_target=0.05, sparsity_cost=cost, seed=1)
         means[cost] = rbm.hidden_probs(data).mean().item()
     print("mean hidden activation without/with sparsity:", means)
     assert means[5.0] < 0.15 < means[0.0]
@@ -149,9 +174,9 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(SpecError, match="visible unit type"):
         RBM(3, 2, visible="poisson")
     with pytest.raises(DataError, match=r"\[0, 1\]"):
-        RBM(3, 2).fit(torch.full((4, 3), 2.0))
+        train(RBM(3, 2), torch.full((4, 3), 2.0), lr=0.1)
     with pytest.raises(DataError, match="3 visible units"):
-        RBM(3, 2).fit(torch.zeros(4, 5))
+        train(RBM(3, 2), torch.zeros(4, 5), lr=0.1)
     with pytest.raises(SpecError, match="k >= 1"):
         CDOptions(k=0)
     with pytest.raises(SpecError, match="Bernoulli"):
@@ -161,4 +186,69 @@ def test_bad_input_gives_clear_errors():
 def test_divergence_stops_training_with_a_hint():
     x = torch.randn(200, 8, generator=torch.Generator().manual_seed(0)) * 30  # far from unit variance
     with pytest.raises(TrainingError, match="lower the learning rate"):
-        RBM(8, 4, "gaussian").fit(x, epochs=20, lr=1.0, batch_size=20)
+        train(RBM(8, 4, "gaussian"), x, epochs=20, lr=1.0, batch_size=20)
+
+
+class InterruptAt(capas.Callback):
+    """Raises KeyboardInterrupt (as Ctrl-C would) at batch ``step`` of epoch ``epoch``."""
+
+    def __init__(self, epoch, step):
+        self.epoch, self.step, self.current = epoch, step, 0
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.current = epoch
+
+    def on_batch_end(self, trainer, step, loss):
+        if (self.current, step) == (self.epoch, self.step):
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_an_interrupted_cd_run_resumes_to_the_same_weights_chains_and_velocities(tmp_path, persistent):
+    data = TWO_PATTERNS.repeat(30, 1)  # (60, 8)
+    options = dict(
+        epochs=5,
+        batch_size=8,
+        lr=0.1,
+        momentum=0.5,
+        seed=2,
+        quiet=True,
+        task_options={"k": 2, "persistent": persistent, "sparsity_target": 0.2, "sparsity_cost": 1.0},
+    )
+    whole = capas.fit(RBM(8, 4), data, out=tmp_path / "whole", **options)
+    with pytest.raises(KeyboardInterrupt):
+        capas.fit(RBM(8, 4), data, out=tmp_path / "cut", callbacks=[InterruptAt(4, 3)], **options)
+    resumed = capas.fit(RBM(8, 4), data, resume=tmp_path / "cut", epochs=5, quiet=True)
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], tensor), name
+    states = [capas.train.load_run(tmp_path / run).checkpoint()[2] for run in ("whole", "cut")]
+    task_keys = sorted(k for k in states[0] if k.startswith("task/"))
+    assert ("task/chains" in task_keys) == persistent and "task/velocity/weight" in task_keys
+    assert all(torch.equal(states[0][k], states[1][k]) for k in task_keys)
+    assert whole.history.without_timing() == resumed.history.without_timing()
+    assert capas.load_run(tmp_path / "cut").config["task"]["options"]["k"] == 2
+    reloaded = capas.load_model(tmp_path / "cut")  # model.json: the registry's "rbm" kind
+    assert isinstance(reloaded, RBM) and torch.equal(reloaded.weight, whole.model.weight)
+
+
+def test_options_cd_cannot_honour_are_refused():
+    data = TWO_PATTERNS.repeat(4, 1)
+    with pytest.raises(TrainingError, match="scheduler do\\(es\\) not apply to RBM"):
+        capas.fit(RBM(8, 2), data, lr=0.1, scheduler="cosine", quiet=True)
+    with pytest.raises(TrainingError, match="does not take gibbs_steps; its task options are k, persistent"):
+        capas.fit(RBM(8, 2), data, lr=0.1, quiet=True, task_options={"gibbs_steps": 3})
+    with pytest.raises(TrainingError, match="curriculum_scores"):
+        capas.fit(RBM(8, 2), data, lr=0.1, quiet=True, curriculum_scores=torch.zeros(8))
+
+
+def test_an_rbm_fit_leaves_the_global_generator_alone_and_uses_the_lr_and_weight_decay_given():
+    data = TWO_PATTERNS.repeat(10, 1)
+    torch.manual_seed(999)
+    expected = torch.rand(1)
+    torch.manual_seed(999)
+    decayed, plain = RBM(8, 3), RBM(8, 3)
+    history = capas.fit(decayed, data, lr=0.05, l2=0.5, epochs=2, batch_size=5, quiet=True).history
+    assert torch.equal(torch.rand(1), expected)
+    capas.fit(plain, data, lr=0.05, epochs=2, batch_size=5, quiet=True)
+    assert [record["lr"] for record in history] == [0.05, 0.05]
+    assert decayed.weight.norm() < plain.weight.norm()  # dW -= lr * l2 * W each step

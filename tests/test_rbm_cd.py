@@ -37,8 +37,18 @@ def hand_cd_step(W, b, c, v0, draws, *, k, lr, weight_decay=0.0, chains=None):
         pk = p_hidden(v)
         if chains is not None or step < k - 1:
             h = sample(pk, draws.pop(0))
-    dW = [[lr * (sum(p0[n][j] * v0[n][i] for n in range(B)) / B - sum(pk[n][j] * v[n][i] for n in range(C)) / C
-                 - weight_decay * W[j][i]) for i in range(V)] for j in range(H)]
+    dW = [
+        [
+            lr
+            * (
+                sum(p0[n][j] * v0[n][i] for n in range(B)) / B
+                - sum(pk[n][j] * v[n][i] for n in range(C)) / C
+                - weight_decay * W[j][i]
+            )
+            for i in range(V)
+        ]
+        for j in range(H)
+    ]
     db = [lr * (sum(v0[n][i] for n in range(B)) / B - sum(v[n][i] for n in range(C)) / C) for i in range(V)]
     dc = [lr * (sum(p0[n][j] for n in range(B)) / B - sum(pk[n][j] for n in range(C)) / C) for j in range(H)]
     return dW, db, dc, h
@@ -111,8 +121,9 @@ def test_momentum_adds_the_previous_increment():
 def test_persistent_cd_continues_the_chains_of_the_previous_step():
     rbm = tiny_rbm()
     W, b, c = params(rbm)
-    trainer = ContrastiveDivergence(rbm, CDOptions(lr=0.5, k=2, persistent=True, batch_size=2),
-                                    torch.Generator().manual_seed(5))
+    trainer = ContrastiveDivergence(
+        rbm, CDOptions(lr=0.5, k=2, persistent=True, batch_size=2), torch.Generator().manual_seed(5)
+    )
     for _ in range(2):
         trainer.step(torch.tensor(V0, dtype=torch.float64))
     # step 1: rand(B, H) starts the chains from h ~ P(h | v0); each Gibbs step draws rand(B, V), rand(B, H)

@@ -7,7 +7,6 @@ written by ``capas pretrain`` supports into ``DIR/plots``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 

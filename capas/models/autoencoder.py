@@ -11,16 +11,17 @@ Objective for a batch x (B, *input_shape), with x~ the corrupted input:
     penalty = sum_j KL(rho || rho_hat_j)        (sparsity="kl", rho_hat_j = mean code unit j)
             = mean_b sum_j |code_bj|            (sparsity="l1")
 
-Why a small loop of its own instead of ``capas.fit``: the trainer is built around
-labelled ``Dataset``s and named supervised losses; here the target is the clean input
-and the objective carries a penalty on the code, so a few lines with ``torch.optim`` do it.
+Training is ``capas.fit(autoencoder, x, ...)``: the one training loop runs
+``capas.tasks.AutoencoderTask``, which minimises :meth:`Autoencoder.losses`'s objective
+with a ``torch.optim`` optimizer, corruption drawn from the run's ``noise`` generator.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,6 +31,8 @@ from capas.errors import DataError, SpecError
 from capas.layers import Dense, get_activation
 from capas.models.dbn import dense_layers
 from capas.models.modes import eval_mode
+from capas.models.network import Network
+from capas.models.registry import register
 
 CORRUPTIONS = ("none", "mask", "gaussian")
 SPARSITY = ("none", "kl", "l1")
@@ -62,23 +65,50 @@ def mirror_decoder(encoder: Sequence[Dense], output_act: str, tied: bool) -> nn.
     return nn.Sequential(*decoder)
 
 
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Layers built inside draw their initial weights from ``seed`` (torch's global
+    generator is forked and put back as it was); no-op for None."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@register("autoencoder")
 class Autoencoder(nn.Module):
     """encode: x (B, *input_shape) -> code (B, ...); decode: code -> x^ (B, *input_shape).
 
     ``corruption`` "mask" zeroes each input with probability ``noise``; "gaussian" adds
     N(0, noise^2) noise (denoising autoencoder). ``sparsity`` "kl" pulls each code unit's
     mean activation to ``sparsity_target`` (needs a sigmoid code), "l1" penalises |code|;
-    both weighted by ``sparsity_weight``.
+    both weighted by ``sparsity_weight``. ``seed`` fixes the default decoder's initial
+    weights (None: torch's global generator draws them).
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module | None = None, *,
-                 input_shape: Sequence[int] | None = None, tied: bool = False, output_act: str = "sigmoid",
-                 corruption: str = "none", noise: float = 0.0, sparsity: str = "none",
-                 sparsity_target: float = 0.05, sparsity_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module | None = None,
+        *,
+        input_shape: Sequence[int] | None = None,
+        tied: bool = False,
+        output_act: str = "sigmoid",
+        corruption: str = "none",
+        noise: float = 0.0,
+        sparsity: str = "none",
+        sparsity_target: float = 0.05,
+        sparsity_weight: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
         super().__init__()
         if corruption not in CORRUPTIONS or sparsity not in SPARSITY:
-            raise SpecError(f"corruption must be one of {CORRUPTIONS} and sparsity one of {SPARSITY}, "
-                            f"got {corruption!r} and {sparsity!r}")
+            raise SpecError(
+                f"corruption must be one of {CORRUPTIONS} and sparsity one of {SPARSITY}, "
+                f"got {corruption!r} and {sparsity!r}"
+            )
         if noise < 0 or (corruption == "mask" and noise >= 1):
             raise SpecError(f"noise is a masking probability in [0, 1) or a Gaussian std >= 0, got {noise}")
         if sparsity == "kl" and not 0 < sparsity_target < 1:
@@ -89,20 +119,86 @@ class Autoencoder(nn.Module):
         self.sparsity, self.sparsity_target, self.sparsity_weight = sparsity, sparsity_target, sparsity_weight
         dense = _dense_chain(encoder)
         if sparsity == "kl" and dense and dense[-1].activation.name != "sigmoid":
-            raise SpecError("the KL sparsity penalty needs code units in (0, 1): give the encoder's last "
-                            f"layer a sigmoid activation (it has {dense[-1].activation.name}) or use sparsity='l1'")
+            raise SpecError(
+                "the KL sparsity penalty needs code units in (0, 1): give the encoder's last "
+                f"layer a sigmoid activation (it has {dense[-1].activation.name}) or use sparsity='l1'"
+            )
+        self.tied, self.output_act, self.seed = tied, output_act, seed
+        self.custom_decoder = decoder is not None
         if decoder is None:
-            decoder = self._default_decoder(dense, output_act, tied)
+            with seeded(seed):
+                decoder = self._default_decoder(dense, output_act, tied)
         elif tied:
             raise SpecError("tied=True builds its own decoder from the encoder's weights; do not pass a decoder")
         self.decoder = decoder
 
     @classmethod
-    def from_spec(cls, spec: str, *, act: str = "sigmoid", **options) -> Autoencoder:
-        """Encoder built by ``capas.models.build(spec)`` with ``act`` on every layer, code included."""
+    def from_spec(cls, spec: str, *, act: str = "sigmoid", seed: int | None = None, **options) -> Autoencoder:
+        """Encoder built by ``capas.models.build(spec, seed=seed)`` with ``act`` on every
+        layer, code included; ``options`` as for the constructor."""
         from capas.models import build
 
-        return cls(build(spec, act=act, loss="mse", output_act=act), **options)
+        return cls(build(spec, act=act, loss="mse", output_act=act, seed=seed), seed=seed, **options)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description (``model.json``): the encoder (a ``Network``'s config or a
+        ``Dense`` layer's) and the settings; :meth:`from_config` rebuilds it. An encoder of
+        another class or a decoder passed in cannot be described: the record says
+        ``"rebuildable": False`` (run directories save its weights all the same)."""
+        if isinstance(self.encoder, Network):
+            encoder = {"network": self.encoder.config()}
+        elif isinstance(self.encoder, Dense):
+            encoder = {"dense": self.encoder.config()}
+        else:
+            encoder = None
+        if encoder is None or self.custom_decoder:
+            return {"model": "autoencoder", "rebuildable": False, "class": type(self.encoder).__qualname__}
+        return {
+            "model": "autoencoder",
+            "encoder": encoder,
+            "input_shape": list(self.input_shape),
+            "tied": self.tied,
+            "output_act": self.output_act,
+            "corruption": self.corruption,
+            "noise": self.noise,
+            "sparsity": self.sparsity,
+            "sparsity_target": self.sparsity_target,
+            "sparsity_weight": self.sparsity_weight,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Autoencoder:
+        """The autoencoder ``config()`` describes (fresh weights, from its seed); SpecError
+        for anything else."""
+        keys = {
+            "model",
+            "encoder",
+            "input_shape",
+            "tied",
+            "output_act",
+            "corruption",
+            "noise",
+            "sparsity",
+            "sparsity_target",
+            "sparsity_weight",
+            "seed",
+        }
+        if config.get("model") != "autoencoder" or set(config) != keys:
+            raise SpecError(f"not a rebuildable autoencoder config (keys {sorted(keys)}): {config!r:.200}")
+        options = {k: config[k] for k in keys - {"model", "encoder"}}
+        encoder_config = config["encoder"]
+        if "network" in encoder_config:
+            encoder = Network.from_config(encoder_config["network"], seed=config["seed"])
+        elif "dense" in encoder_config:
+            layer = encoder_config["dense"]
+            with seeded(config["seed"]):
+                encoder = Dense(
+                    layer["in_features"], layer["out_features"], layer["activation"], layer["init"], layer["bias"]
+                )
+        else:
+            raise SpecError(f"an autoencoder's encoder is a network or a dense layer, got {encoder_config!r:.200}")
+        return cls(encoder, **options)
 
     def _default_decoder(self, dense: list[Dense], output_act: str, tied: bool) -> nn.Module:
         if dense:
@@ -144,60 +240,33 @@ class Autoencoder(nn.Module):
             return self.sparsity_weight * code.abs().sum(1).mean()
         return code.new_zeros(())
 
+    def losses(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objective, reconstruction error), both 0-dim: reconstruct clean x (B, *input_shape)
+        from x~ corrupted with ``generator``'s draws; objective = that mean squared error
+        plus the sparsity penalty of the code."""
+        code = self.encode(self.corrupt(x, generator))
+        error = F.mse_loss(self.decode(code), x)
+        return error + self.sparsity_penalty(code), error
+
     def objective(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The training loss (0-dim): reconstruct clean x from corrupted x, plus the penalty."""
-        code = self.encode(self.corrupt(x, generator))
-        return F.mse_loss(self.decode(code), x) + self.sparsity_penalty(code)
+        return self.losses(x, generator)[0]
 
     @torch.no_grad()
     def reconstruction_error(self, x: torch.Tensor) -> float:
         """Mean squared error per input unit of the clean reconstruction."""
         return F.mse_loss(self(x), x).item()
 
-    def fit(self, x: torch.Tensor, *, epochs: int = 10, batch_size: int = 32, lr: float = 1e-3,
-            optimizer: str = "adam", weight_decay: float = 0.0, seed: int = 0, monitor: int = 1000,
-            callback: Callable[[dict], None] | None = None) -> list[dict]:
-        """Minimise :meth:`objective` on ``x`` (N, *input_shape) with a ``torch.optim`` optimizer
-        named as in ``capas.train.optim`` (sgd, momentum, adam, ...).
-
-        Returns one record per epoch: ``epoch``, ``loss`` (mean objective over the batches),
-        ``reconstruction_error`` (clean, on the first ``monitor`` samples), ``seconds``.
-        """
-        from capas.train.optim import make_optimizer
-
-        if epochs < 0 or batch_size < 1 or lr <= 0:
-            raise SpecError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
-        x = self._check_data(x)
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = make_optimizer(optimizer, params, lr, weight_decay=weight_decay)
-        history = []
-        for epoch in range(1, epochs + 1):
-            start, total = time.perf_counter(), x.new_zeros(())
-            self.train()
-            order = torch.randperm(x.shape[0], generator=generator, device=x.device)
-            for i in range(0, x.shape[0], batch_size):
-                batch = x[order[i:i + batch_size]]
-                loss = self.objective(batch, generator)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * batch.shape[0]
-            self.eval()
-            record = {"epoch": epoch, "loss": (total / x.shape[0]).item(),
-                      "reconstruction_error": self.reconstruction_error(x[:monitor]),
-                      "seconds": time.perf_counter() - start}
-            history.append(record)
-            if callback is not None:
-                callback(record)
-        return history
-
-    def _check_data(self, x: torch.Tensor) -> torch.Tensor:
+    def check_data(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, ...) reshaped to (N, *input_shape) in the parameters' device and dtype;
+        DataError when it has no samples or the wrong number of features per sample."""
         param = next(self.parameters())
         x = torch.as_tensor(x).to(device=param.device, dtype=param.dtype)
         if x.dim() < 2 or x[0].numel() != math.prod(self.input_shape) or x.shape[0] == 0:
-            raise DataError(f"the autoencoder expects a non-empty batch of inputs of shape {self.input_shape}, "
-                            f"got a tensor of shape {tuple(x.shape)}")
+            raise DataError(
+                f"the autoencoder expects a non-empty batch of inputs of shape {self.input_shape}, "
+                f"got a tensor of shape {tuple(x.shape)}"
+            )
         return x.reshape(x.shape[0], *self.input_shape)
 
 

@@ -2,14 +2,16 @@
 
 RBM l is trained on the hidden probabilities P(h | v) of RBM l-1 for the training data
 (the lower layers stay fixed), so every layer learns at its own pace and unlabelled data
-can be used. The stack then becomes a sigmoid MLP with the same weights
-(:meth:`DBN.to_network`) for fine-tuning by backpropagation, or generates samples by
-Gibbs sampling in the top RBM followed by one top-down pass (:meth:`DBN.sample`).
+can be used. ``capas.pretrain(x, dbn)`` trains it: each RBM is one stage on the training
+loop, with its own run directory and exact resume. The stack then becomes a sigmoid MLP
+with the same weights (:meth:`DBN.to_network`) for fine-tuning by backpropagation, or
+generates samples by Gibbs sampling in the top RBM followed by one top-down pass
+(:meth:`DBN.sample`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,54 +19,39 @@ from torch import nn
 
 from capas.errors import SpecError
 from capas.models.rbm import RBM
+from capas.models.registry import register
 
 
-def per_layer(value: Any, n_layers: int, name: str) -> list:
-    """One value per layer: a scalar is repeated, a sequence must have ``n_layers`` items."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != n_layers:
-            raise SpecError(f"{name} gives {len(value)} values for {n_layers} layers; give one per layer "
-                            f"(e.g. {','.join(['5'] * n_layers)}) or a single value for all")
-        return list(value)
-    return [value] * n_layers
-
-
+@register("dbn")
 class DBN(nn.Module):
     """A stack of RBMs of sizes ``sizes`` (e.g. [784, 500, 500]): RBM l is sizes[l] x sizes[l+1].
 
     Only the first RBM may have Gaussian visible units (standardized real inputs); the
-    upper ones see hidden probabilities in [0, 1] and are Bernoulli.
+    upper ones see hidden probabilities in [0, 1] and are Bernoulli. RBM l draws its
+    initial weights from ``seed + l``.
     """
 
-    def __init__(self, sizes: Sequence[int], visible: str = "bernoulli") -> None:
+    def __init__(self, sizes: Sequence[int], visible: str = "bernoulli", seed: int = 0) -> None:
         super().__init__()
         if len(sizes) < 2:
             raise SpecError(f"a DBN needs an input size and at least one hidden size, got {list(sizes)}")
-        self.sizes = list(sizes)
+        self.sizes, self.visible, self.seed = [int(s) for s in sizes], visible, seed
         self.rbms = nn.ModuleList(
-            RBM(n_in, n_out, visible if i == 0 else "bernoulli")
+            RBM(n_in, n_out, visible if i == 0 else "bernoulli", seed=seed + i)
             for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))
         )
 
-    def fit(self, x: torch.Tensor, *, epochs: int | Sequence[int] = 10, lr: float | Sequence[float] = 0.1,
-            seed: int = 0, callback: Callable[[int, dict], None] | None = None, **cd_options: Any) -> list[list[dict]]:
-        """Greedy layer-wise CD training on ``x`` (N, sizes[0]); returns each layer's epoch records.
+    def config(self) -> dict[str, Any]:
+        """JSON-able description (``model.json``); :meth:`from_config` rebuilds the DBN."""
+        return {"model": "dbn", "sizes": self.sizes, "visible": self.visible, "seed": self.seed}
 
-        ``epochs`` and ``lr`` may be given per layer; ``cd_options`` (``batch_size``, ``k``,
-        ``persistent``, ``momentum``, ``weight_decay``, ``sparsity_target``, ``sparsity_cost``)
-        go to every :meth:`RBM.fit`. ``callback(layer_index, record)`` follows each epoch.
-        """
-        n = len(self.rbms)
-        epochs, lr = per_layer(epochs, n, "epochs"), per_layer(lr, n, "lr")
-        inputs = x.reshape(x.shape[0], -1)  # (N, V)
-        curves = []
-        for index, rbm in enumerate(self.rbms):
-            hook = None if callback is None else (lambda record, i=index: callback(i, record))
-            curves.append(rbm.fit(inputs, epochs=epochs[index], lr=lr[index], seed=seed + index,
-                                  callback=hook, **cd_options))
-            with torch.no_grad():
-                inputs = rbm.hidden_probs(inputs)  # (N, H_l): the next layer's data
-        return curves
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> DBN:
+        """The DBN ``config()`` describes, with its initial weights; SpecError for anything else."""
+        keys = {"model", "sizes", "visible", "seed"}
+        if config.get("model") != "dbn" or set(config) != keys:
+            raise SpecError(f'not a DBN config (keys {sorted(keys)}, "model": "dbn"): {config!r:.200}')
+        return cls(config["sizes"], config["visible"], config["seed"])
 
     @torch.no_grad()
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,8 +114,10 @@ class DBN(nn.Module):
             raise SpecError(f"the network has {len(dense)} Dense layers but the DBN has {len(self.rbms)} RBMs")
         for rbm, layer in zip(self.rbms, dense):
             if tuple(layer.weight.shape) != tuple(rbm.weight.shape):
-                raise SpecError(f"cannot copy an RBM of {rbm.n_visible}x{rbm.n_hidden} into a Dense layer "
-                                f"with weight {tuple(layer.weight.shape)}; the sizes must match")
+                raise SpecError(
+                    f"cannot copy an RBM of {rbm.n_visible}x{rbm.n_hidden} into a Dense layer "
+                    f"with weight {tuple(layer.weight.shape)}; the sizes must match"
+                )
             layer.weight.copy_(rbm.weight)
             layer.bias.copy_(rbm.hidden_bias)
 

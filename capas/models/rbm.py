@@ -13,45 +13,69 @@ RBM drops straight into a sigmoid layer of a ``Network``:
 Sampling always draws from a seeded ``torch.Generator`` and compares with uniforms
 (``torch.rand(..., generator=g) < p``), so a run is reproducible and a test can replay
 the exact draws.
+
+Training is ``capas.fit(rbm, x, lr=0.1, ...)``: the one training loop runs
+``capas.tasks.ContrastiveDivergenceTask``, which applies :class:`ContrastiveDivergence`
+(the update rule, below) to each batch.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from capas.errors import DataError, SpecError, TrainingError
+from capas.errors import DataError, SpecError
+from capas.models.registry import register
 
 VISIBLE_UNITS = ("bernoulli", "gaussian")
 
 
+@register("rbm")
 class RBM(nn.Module):
     """A restricted Boltzmann machine with ``n_visible`` visible and ``n_hidden`` hidden units.
 
     Parameters (no autograd: CD is not the gradient of a loss we can write down):
-    ``weight`` (H, V), ``hidden_bias`` (H,) and ``visible_bias`` (V,).
+    ``weight`` (H, V), ``hidden_bias`` (H,) and ``visible_bias`` (V,). The initial weights
+    are drawn from a generator seeded with ``seed`` (torch's global generator is not used).
     """
 
-    def __init__(self, n_visible: int, n_hidden: int, visible: str = "bernoulli") -> None:
+    def __init__(self, n_visible: int, n_hidden: int, visible: str = "bernoulli", seed: int = 0) -> None:
         super().__init__()
         if visible not in VISIBLE_UNITS:
             raise SpecError(f"unknown visible unit type {visible!r}; use one of {VISIBLE_UNITS}")
         if n_visible < 1 or n_hidden < 1:
             raise SpecError(f"an RBM needs at least one visible and one hidden unit, got {n_visible}x{n_hidden}")
-        self.n_visible, self.n_hidden, self.visible = n_visible, n_hidden, visible
+        self.n_visible, self.n_hidden, self.visible, self.seed = n_visible, n_hidden, visible, seed
         self.weight = nn.Parameter(torch.empty(n_hidden, n_visible), requires_grad=False)
         self.hidden_bias = nn.Parameter(torch.empty(n_hidden), requires_grad=False)
         self.visible_bias = nn.Parameter(torch.empty(n_visible), requires_grad=False)
-        self.reset_parameters()
+        self.reset_parameters(torch.Generator().manual_seed(seed))
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description (``model.json``); :meth:`from_config` rebuilds the RBM."""
+        return {
+            "model": "rbm",
+            "n_visible": self.n_visible,
+            "n_hidden": self.n_hidden,
+            "visible": self.visible,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RBM:
+        """The RBM ``config()`` describes, with its initial weights; SpecError for anything else."""
+        keys = {"model", "n_visible", "n_hidden", "visible", "seed"}
+        if config.get("model") != "rbm" or set(config) != keys:
+            raise SpecError(f'not an RBM config (keys {sorted(keys)}, "model": "rbm"): {config!r:.200}')
+        return cls(config["n_visible"], config["n_hidden"], config["visible"], config["seed"])
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Small random weights N(0, 0.01^2) and zero biases (Hinton's practical guide)."""
+        """Small random weights N(0, 0.01^2) drawn from ``generator``, zero biases (Hinton's
+        practical guide)."""
         with torch.no_grad():
             self.weight.normal_(0.0, 0.01, generator=generator)
             self.hidden_bias.zero_()
@@ -89,8 +113,9 @@ class RBM(nn.Module):
         return v
 
     @torch.no_grad()
-    def sample(self, n: int, steps: int = 1000, generator: torch.Generator | None = None,
-               start: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, steps: int = 1000, generator: torch.Generator | None = None, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``n`` samples (n, V) from Gibbs chains started at ``start`` or at random states."""
         if start is None:
             like = _like(self.weight)
@@ -124,8 +149,9 @@ class RBM(nn.Module):
         return F.mse_loss(self.visible_probs(self.hidden_probs(v)), v).item()
 
     @torch.no_grad()
-    def pseudo_log_likelihood(self, v: torch.Tensor, generator: torch.Generator | None = None,
-                              flip: torch.Tensor | None = None) -> torch.Tensor:
+    def pseudo_log_likelihood(
+        self, v: torch.Tensor, generator: torch.Generator | None = None, flip: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Stochastic pseudo-log-likelihood per sample (B,), as scikit-learn's ``score_samples``.
 
         One visible unit i per sample (``flip`` (B,), drawn at random when None) is flipped:
@@ -140,71 +166,30 @@ class RBM(nn.Module):
         flipped[rows, flip] = 1.0 - flipped[rows, flip]
         return self.n_visible * F.logsigmoid(self.free_energy(flipped) - self.free_energy(v))
 
-    # ------------------------------------------------------------------- training
-    def fit(self, x: torch.Tensor, *, epochs: int = 10, batch_size: int = 100, lr: float = 0.1,
-            k: int = 1, persistent: bool = False, momentum: float = 0.0, weight_decay: float = 0.0,
-            sparsity_target: float | None = None, sparsity_cost: float = 0.0, seed: int = 0,
-            monitor: int = 1000, init_visible_bias: bool = True,
-            callback: Callable[[dict], None] | None = None) -> list[dict]:
-        """Train by CD-k (or PCD-k when ``persistent``) on ``x`` (N, V); returns one record per epoch.
-
-        Training starts afresh from ``seed`` (weights re-drawn, visible biases set from the
-        data means when ``init_visible_bias``), so a run depends only on its arguments.
-
-        Each record holds ``epoch``, ``reconstruction_error``, ``free_energy`` (mean over the
-        first ``monitor`` samples), ``pseudo_log_likelihood`` (Bernoulli only) and ``seconds``.
-        ``callback(record)`` is called after every epoch.
-        """
-        x = self._check_data(x)
-        if epochs < 0 or batch_size < 1:
-            raise SpecError(f"epochs must be >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        monitor_generator = torch.Generator(device=x.device).manual_seed(seed + 1)
-        self.reset_parameters(generator)
-        if init_visible_bias:
-            self._init_visible_bias(x)
-        options = CDOptions(lr=lr, k=k, persistent=persistent, momentum=momentum, weight_decay=weight_decay,
-                            sparsity_target=sparsity_target, sparsity_cost=sparsity_cost, batch_size=batch_size)
-        trainer = ContrastiveDivergence(self, options, generator)
-        probe = x[:monitor]
-        history = []
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            order = torch.randperm(x.shape[0], generator=generator, device=x.device)
-            for i in range(0, x.shape[0], batch_size):
-                trainer.step(x[order[i:i + batch_size]])
-            record = {"epoch": epoch, "reconstruction_error": self.reconstruction_error(probe),
-                      "free_energy": self.free_energy(probe).mean().item()}
-            if not math.isfinite(record["reconstruction_error"]):
-                raise TrainingError(
-                    f"contrastive divergence diverged at epoch {epoch} (the weights are no longer finite); "
-                    f"lower the learning rate (now {lr}; Gaussian visible units need about 0.01 or less) "
-                    "or standardize the inputs")
-            if self.visible == "bernoulli":
-                record["pseudo_log_likelihood"] = self.pseudo_log_likelihood(probe, monitor_generator).mean().item()
-            record["seconds"] = time.perf_counter() - start
-            history.append(record)
-            if callback is not None:
-                callback(record)
-        return history
-
-    def _check_data(self, x: torch.Tensor) -> torch.Tensor:
-        """Flatten (N, *shape) to (N, V) and refuse data this RBM cannot model."""
+    # ------------------------------------------------------------------- training data
+    def check_data(self, x: torch.Tensor) -> torch.Tensor:
+        """Flatten (N, *shape) to (N, V) in the RBM's device and dtype; DataError for data this
+        RBM cannot model (wrong width, no samples, values outside [0, 1] for Bernoulli units)."""
         x = torch.as_tensor(x).to(device=self.weight.device, dtype=self.weight.dtype)
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise DataError("no training samples: pass a non-empty (N, V) tensor")
         x = x.reshape(x.shape[0], -1)
         if x.shape[1] != self.n_visible:
-            raise DataError(f"the RBM has {self.n_visible} visible units but the data has {x.shape[1]} "
-                            "features per sample; build the RBM with n_visible equal to the input width")
-        if x.shape[0] == 0:
-            raise DataError("no training samples: pass a non-empty (N, V) tensor")
+            raise DataError(
+                f"the RBM has {self.n_visible} visible units but the data has {x.shape[1]} "
+                "features per sample; build the RBM with n_visible equal to the input width"
+            )
         if self.visible == "bernoulli" and (x.min() < 0 or x.max() > 1):
-            raise DataError("Bernoulli visible units need data in [0, 1]; rescale it "
-                            "(e.g. divide pixels by their maximum) or use visible='gaussian' on standardized data")
+            raise DataError(
+                "Bernoulli visible units need data in [0, 1]; rescale it "
+                "(e.g. divide pixels by their maximum) or use visible='gaussian' on standardized data"
+            )
         return x
 
     @torch.no_grad()
-    def _init_visible_bias(self, x: torch.Tensor) -> None:
-        """b_i = log(p_i / (1 - p_i)) for Bernoulli units, the data mean for Gaussian ones."""
+    def init_visible_bias(self, x: torch.Tensor) -> None:
+        """b_i = log(p_i / (1 - p_i)) for Bernoulli units, the data mean for Gaussian ones
+        (Hinton's practical guide), from the training inputs ``x`` (N, V)."""
         mean = x.mean(0)  # (V,)
         if self.visible == "bernoulli":
             self.visible_bias.copy_(torch.logit(mean.clamp(1e-3, 1 - 1e-3)))
@@ -229,8 +214,10 @@ class CDOptions:
         if self.k < 1:
             raise SpecError(f"CD-k needs k >= 1 Gibbs steps, got k={self.k}")
         if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
-            raise SpecError("CD needs lr > 0, 0 <= momentum < 1 and weight_decay >= 0, got "
-                            f"lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay}")
+            raise SpecError(
+                "CD needs lr > 0, 0 <= momentum < 1 and weight_decay >= 0, got "
+                f"lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay}"
+            )
         if self.sparsity_target is not None and not 0 < self.sparsity_target < 1:
             raise SpecError(f"sparsity_target is a hidden activation probability in (0, 1), got {self.sparsity_target}")
 
@@ -263,6 +250,25 @@ class ContrastiveDivergence:
         self._chains: torch.Tensor | None = None  # (C, H) persistent hidden states (PCD)
         self._velocity = [torch.zeros_like(p) for p in (rbm.weight, rbm.hidden_bias, rbm.visible_bias)]
         self._mean_activity = torch.full((H,), options.sparsity_target or 0.0, **like)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """What the next steps depend on besides the RBM and the generator: the momentum
+        velocities, the running mean hidden activity (sparsity) and the PCD chains (C, H)."""
+        names = ("velocity/weight", "velocity/hidden_bias", "velocity/visible_bias")
+        tensors = dict(zip(names, self._velocity))
+        tensors["mean_activity"] = self._mean_activity
+        if self._chains is not None:
+            tensors["chains"] = self._chains
+        return tensors
+
+    @torch.no_grad()
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of :meth:`state_tensors` (a checkpoint read back, possibly on the CPU)."""
+        for name, buffer in self.state_tensors().items():
+            if name != "chains":
+                buffer.copy_(tensors[name])
+        chains = tensors.get("chains")
+        self._chains = None if chains is None else chains.to(**_like(self._velocity[0]))
 
     @torch.no_grad()
     def step(self, v0: torch.Tensor) -> None:

@@ -1,0 +1,28 @@
+"""Training options a task cannot honour are refused, never silently ignored.
+
+``TrainConfig`` holds the options of every kind of learning; a supervised net uses them
+all, an RBM trained by contrastive divergence only a few (``lr``, ``momentum``, ``l2``...).
+A task lists the fields it does not use; any of them set away from its default is an
+error naming the field, so ``capas.fit(rbm, x, scheduler="cosine")`` does not train as if
+the schedule had been applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from capas.errors import TrainingError
+from capas.train.config import TrainConfig
+
+
+def refuse_unused(config: TrainConfig, kind: str, fields: Iterable[str]) -> None:
+    """TrainingError when any of ``fields`` differs from its ``TrainConfig`` default."""
+    given = [
+        name
+        for name in fields
+        if getattr(config, name) != TrainConfig.model_fields[name].get_default(call_default_factory=True)
+    ]
+    if given:
+        raise TrainingError(
+            f"{', '.join(given)} do(es) not apply to {kind} training; drop {'it' if len(given) == 1 else 'them'}"
+        )
