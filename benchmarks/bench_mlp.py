@@ -60,25 +60,25 @@ def bench_loop(widths: list[int], x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def bench_capas(widths: list[int], x: torch.Tensor, y: torch.Tensor) -> float:
-    import capas.train
+    import capas
 
     torch.manual_seed(0)
     model = torch_mlp(widths)
     start = time.perf_counter()
-    capas.train.fit(model, (x, y), optimizer="sgd", lr=LR, epochs=1, batch_size=BATCH, engine="autograd",
-                    device="cpu", quiet=True)
+    capas.fit(model, (x, y), optimizer="sgd", lr=LR, epochs=1, batch_size=BATCH, engine="autograd",
+              device="cpu", quiet=True)
     return len(x) / (time.perf_counter() - start)
 
 
 def bench_capas_auto(widths: list[int], x: torch.Tensor, y: torch.Tensor) -> float:
     """capas on a capas Network with engine="auto": the explicit BackProp engine for MLPs."""
-    import capas.train
+    import capas
     from capas.models import build
 
     model = build("-".join(map(str, widths)), act="relu", loss="cross_entropy", seed=0)
     start = time.perf_counter()
-    result = capas.train.fit(model, (x, y), optimizer="sgd", lr=LR, epochs=1, batch_size=BATCH, engine="auto",
-                             device="cpu", quiet=True)
+    result = capas.fit(model, (x, y), optimizer="sgd", lr=LR, epochs=1, batch_size=BATCH, engine="auto",
+                       device="cpu", quiet=True)
     assert result.engine == "backprop", result.engine
     return len(x) / (time.perf_counter() - start)
 

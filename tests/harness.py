@@ -65,9 +65,9 @@ def check_against_reference(
     torch.testing.assert_close(x_ours.grad, x_ref.grad, atol=atol, rtol=rtol)
     for (name, p), q in zip(layer.named_parameters(), reference.parameters()):
         assert p.grad is not None, f"no gradient reached parameter {name}"
-        torch.testing.assert_close(p.grad, q.grad, atol=atol, rtol=rtol, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(p.grad, q.grad, atol=atol, rtol=rtol, msg=lambda m, name=name: f"{name}: {m}")
     for (name, b), c in zip(layer.named_buffers(), reference.buffers()):
-        torch.testing.assert_close(b, c, atol=atol, rtol=rtol, msg=lambda m: f"buffer {name}: {m}")
+        torch.testing.assert_close(b, c, atol=atol, rtol=rtol, msg=lambda m, name=name: f"buffer {name}: {m}")
     return out.detach()
 
 

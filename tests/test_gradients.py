@@ -26,16 +26,19 @@ def kinds(findings) -> list[str]:
     return [f.kind for f in findings]
 
 
-@pytest.mark.parametrize(("norms", "expected"), [
-    ({"dense1": 0.1, "dense2": 0.2, "dense3": 0.3}, []),
-    ({"dense1": 0.003, "dense2": 0.017, "dense3": 0.07, "dense4": 0.285, "dense5": 0.9}, ["vanishing"]),
-    ({"dense1": 50.0, "dense2": 0.1}, ["exploding"]),
-    ({"dense1": 1e-9, "dense2": 1e-8}, ["tiny"]),
-    ({"dense1": 1e-9, "dense2": 1e-3}, ["vanishing", "tiny"]),
-    ({"dense1": 2e3, "dense2": 1e3 + 1}, ["huge"]),
-    ({"dense1": math.nan, "dense2": 1.0}, ["exploding"]),
-    ({"dense1": 1.0}, []),
-])
+@pytest.mark.parametrize(
+    ("norms", "expected"),
+    [
+        ({"dense1": 0.1, "dense2": 0.2, "dense3": 0.3}, []),
+        ({"dense1": 0.003, "dense2": 0.017, "dense3": 0.07, "dense4": 0.285, "dense5": 0.9}, ["vanishing"]),
+        ({"dense1": 50.0, "dense2": 0.1}, ["exploding"]),
+        ({"dense1": 1e-9, "dense2": 1e-8}, ["tiny"]),
+        ({"dense1": 1e-9, "dense2": 1e-3}, ["vanishing", "tiny"]),
+        ({"dense1": 2e3, "dense2": 1e3 + 1}, ["huge"]),
+        ({"dense1": math.nan, "dense2": 1.0}, ["exploding"]),
+        ({"dense1": 1.0}, []),
+    ],
+)
 def test_gradient_findings_by_ratio_and_absolute_size(norms, expected):
     assert kinds(gradient_findings(norms)) == expected
 
@@ -55,7 +58,9 @@ def test_hidden_activations_skip_the_output_layer():
     model = build("4-5-3-2", act="tanh", seed=0)
     caught = hidden_activations(model, torch.randn(7, 4))
     assert [(layer, act, tuple(s.shape)) for layer, act, s in caught] == [
-        ("dense1", "tanh", (7, 5)), ("dense2", "tanh", (7, 3))]
+        ("dense1", "tanh", (7, 5)),
+        ("dense2", "tanh", (7, 3)),
+    ]
 
 
 def test_hidden_activation_values_equal_the_layer_outputs():
@@ -109,15 +114,21 @@ def test_dead_conv_channels_are_units():
 
 
 def fake_trainer(model, x):
-    return SimpleNamespace(model=model, data=SimpleNamespace(x_train=x))
+    """What the monitor reads of a trainer: the model and its task's probe (the first n training samples)."""
+    return SimpleNamespace(model=model, task=SimpleNamespace(probe=lambda n: SimpleNamespace(x=x[:n], y=None)))
 
 
 def test_monitor_warns_once_per_kind_and_keeps_every_finding():
     model = build("10-6-6-2", act="sigmoid", seed=0)
     monitor = GradientMonitor()
     trainer = fake_trainer(model, torch.randn(300, 10))
-    record = {"epoch": 1, "train_loss": 1.0, "grad_norm/dense1": 1e-4, "grad_norm/dense2": 1e-3,
-              "grad_norm/dense3": 0.1}
+    record = {
+        "epoch": 1,
+        "train_loss": 1.0,
+        "grad_norm/dense1": 1e-4,
+        "grad_norm/dense2": 1e-3,
+        "grad_norm/dense3": 0.1,
+    }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         monitor.on_fit_begin(trainer)
@@ -194,12 +205,20 @@ def test_late_saturation_of_a_trained_net_is_not_warned_but_dead_relus_are():
 
 
 def test_speed_of_learning_records_the_data_loss_bias_gradient_each_epoch(tmp_path):
+    from capas.api import fit
     from capas.data import load
-    from capas.train import fit, load_run
+    from capas.train import load_run
 
     data = load("xor", n=60)
-    result = fit(build("2-4-3-2", act="sigmoid", seed=0), data, epochs=3, l2=0.5, out=tmp_path, quiet=True,
-                 callbacks=[SpeedOfLearning(probe_size=20)])
+    result = fit(
+        build("2-4-3-2", act="sigmoid", seed=0),
+        data,
+        epochs=3,
+        l2=0.5,
+        out=tmp_path,
+        quiet=True,
+        callbacks=[SpeedOfLearning(probe_size=20)],
+    )
     final = loss_gradient_norms(result.model, data.x_train[:20], data.y_train[:20])
     last = result.history[-1]
     assert [k for k in last if k.startswith("speed/")] == ["speed/dense1", "speed/dense2", "speed/dense3"]
@@ -229,3 +248,65 @@ def test_monitor_probes_a_loader_batch_in_the_models_dtype():
     model = build("4-3-2", act="sigmoid", seed=0).double()
     result = fit(model, loader, epochs=1, quiet=True)  # the GradientMonitor is on by default
     assert result.history[0]["train_loss"] > 0
+
+
+def test_monitor_work_over_a_fit_is_a_few_chunked_probes_and_no_hook_stays():
+    """Issue 10, finding 8: the default diagnostics must cost little. Over an 8-epoch fit the
+    monitor makes 5 activation checks (before training, after epochs 1, 2, 4, 8), each one
+    no-grad pass over the 256-sample probe in forwards of at most PROBE_CHUNK samples; no
+    hook is installed during any training step and none is left after the fit."""
+    from capas import fit
+    from capas.diagnostics.gradients import PROBE_CHUNK
+    from capas.layers.activations import Activation
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(320, 1, 8, 8, generator=g), torch.randint(0, 3, (320,), generator=g)
+    model = build("1x8x8 c3x3x4 mp2 d8 d3", act="relu", seed=0)
+    activations = [m for m in model.modules() if isinstance(m, Activation)]
+    calls = []  # (grad enabled, training mode, batch size, Activation hooks installed) of every forward
+
+    def spy(module, args):
+        hooks = sum(len(m._forward_hooks) for m in activations)
+        calls.append((torch.is_grad_enabled(), module.training, len(args[0]), hooks))
+
+    spy_handle = model.layers[0].register_forward_pre_hook(spy)
+    fit(model, (x, y), epochs=8, batch_size=32, quiet=True)
+    spy_handle.remove()
+    steps = [c for c in calls if c[0]]
+    probes = [c for c in calls if c[3]]
+    assert steps and all(hooks == 0 for *_, hooks in steps)  # no hook during any training step
+    assert all(not grad and not training for grad, training, _, _ in probes)
+    assert max(size for _, _, size, _ in probes) == PROBE_CHUNK < 256
+    assert sum(size for _, _, size, _ in probes) == 5 * 256  # 5 checks of the 256-sample probe
+    assert all(not m._forward_hooks for m in model.modules())  # nothing left behind
+
+
+def test_activation_checks_with_nothing_to_check_run_no_forward_pass():
+    """Past ``early_epochs`` a sigmoid net's saturation is not checked, so its probe is not run at all."""
+    model = build("10-6-6-2", act="sigmoid", seed=0)
+    forwards = []
+    model.layers[0].register_forward_pre_hook(lambda module, args: forwards.append(len(args[0])))
+    monitor = GradientMonitor(probe=torch.randn(256, 10), early_epochs=2)
+    monitor.on_epoch_end(fake_trainer(model, None), 2, {"epoch": 2})
+    assert forwards == [64, 64, 64, 64]  # early: the probe in four chunks
+    forwards.clear()
+    monitor.on_epoch_end(fake_trainer(model, None), 4, {"epoch": 4})
+    assert forwards == [] and monitor.findings == []
+
+
+def test_chunked_probe_findings_equal_those_of_one_pass():
+    """Counting per chunk gives the same saturated fraction and dead units as the whole probe at once."""
+    x = torch.randn(200, 10, generator=torch.Generator().manual_seed(1))
+    model = build("10-8-8-2", act="relu", seed=0)
+    with torch.no_grad():
+        model.layers[1].bias[:3] = -1e3
+    whole = activation_findings(model, x, chunk=200)
+    assert [str(f) for f in activation_findings(model, x, chunk=7)] == [str(f) for f in whole]
+    assert whole[0].message == "3 of 8 ReLU units of dense2 are never active on a probe batch of 200"
+    tanh = build("10-30-2", act="tanh", seed=0)
+    with torch.no_grad():
+        tanh.layers[0].weight.mul_(3.0)
+    s = tanh.hidden(x, "dense1")
+    fraction = ((s <= -0.98) | (s >= 0.98)).float().mean().item()
+    (finding,) = activation_findings(tanh, x, Thresholds(saturated_fraction=0.05), chunk=64)
+    assert finding.message.startswith(f"{fraction:.0%} of dense1's tanh outputs") and fraction > 0.05

@@ -35,12 +35,14 @@ from torch import Tensor, nn
 from capas.errors import CapasWarning
 from capas.layers.activations import Activation
 from capas.models.modes import eval_mode
+from capas.models.protocol import layer_names
 from capas.train.callbacks import Callback
 
 GRAD_PREFIX = "grad_norm/"
 SPEED_PREFIX = "speed/"
 BOUNDS = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
-PROBE_SIZE = 256
+PROBE_SIZE = 256  # samples of the activation probe
+PROBE_CHUNK = 64  # samples per probe forward pass, which bounds the probe's memory
 
 HINTS = {
     "vanishing": "use ReLU hidden units, He/Glorot initialisation, batch normalisation, or pre-training",
@@ -82,8 +84,9 @@ class Thresholds:
     dead_fraction: float = 0.2
 
 
-def gradient_findings(norms: Mapping[str, float], thresholds: Thresholds = Thresholds(),
-                      epoch: int | None = None, early: bool = True) -> list[Finding]:
+def gradient_findings(
+    norms: Mapping[str, float], thresholds: Thresholds = Thresholds(), epoch: int | None = None, early: bool = True
+) -> list[Finding]:
     """Findings from per-layer gradient norms, given in network order (first layer first).
 
     With ``early=False`` (later in training) only non-finite and huge norms count: near a
@@ -113,8 +116,9 @@ def gradient_findings(norms: Mapping[str, float], thresholds: Thresholds = Thres
     return findings
 
 
-def loss_gradient_norms(model: nn.Module, x: Tensor, y: Tensor,
-                        loss: str | None = None) -> dict[str, tuple[float, float]]:
+def loss_gradient_norms(
+    model: nn.Module, x: Tensor, y: Tensor, loss: str | None = None
+) -> dict[str, tuple[float, float]]:
     """(||dC0/dW||, ||dC0/db||) per weighted top-level layer at the current weights.
 
     ``C0`` is the data loss alone (mean over ``x (N, *)``, no penalty): a weight penalty's
@@ -122,11 +126,15 @@ def loss_gradient_norms(model: nn.Module, x: Tensor, y: Tensor,
     "speed of learning" (``||delta^l||`` averaged over the samples); weights of a layer (and
     of the blocks inside it) are taken together, as are its biases. Eval mode.
     """
-    from capas.train.losses import Loss
+    from capas.objectives import Loss
 
-    by_layer = {name: ([p for n, p in layer.named_parameters() if n.split(".")[-1] == "weight"],
-                       [p for n, p in layer.named_parameters() if n.split(".")[-1] == "bias"])
-                for name, layer in zip(model.layer_names(), model.layers)}
+    by_layer = {
+        name: (
+            [p for n, p in layer.named_parameters() if n.split(".")[-1] == "weight"],
+            [p for n, p in layer.named_parameters() if n.split(".")[-1] == "bias"],
+        )
+        for name, layer in zip(model.layer_names(), model.layers)
+    }
     by_layer = {name: wb for name, wb in by_layer.items() if wb[0]}
     flat = [p for weights, biases in by_layer.values() for p in (*weights, *biases)]
     frozen = [p for p in flat if not p.requires_grad]  # frozen layers still have a gradient to measure
@@ -154,22 +162,31 @@ def _joint_norm(grads: list[Tensor | None]) -> float:
     return math.sqrt(float(sum(squares))) if squares else 0.0
 
 
+def _hidden_activation_modules(model: nn.Module) -> list[tuple[str, Activation]]:
+    """(layer name, module) of every :class:`Activation` inside a hidden top-level layer, in order."""
+    layers = list(getattr(model, "layers", [model]))
+    hidden = layers[:-1] if len(layers) > 1 else []
+    names = layer_names(model) or [str(i) for i in range(len(layers))]
+    return [
+        (layer_name, module)
+        for layer_name, layer in zip(names, hidden)
+        for module in layer.modules()
+        if isinstance(module, Activation)
+    ]
+
+
 def hidden_activations(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tensor]]:
     """(layer, activation name, outputs ``(N, units, *)``) of every hidden activation on ``x``.
 
     Outputs are caught with forward hooks on the :class:`Activation` modules, so any
-    architecture works; activations inside the last top-level layer are left out.
+    architecture works; activations inside the last top-level layer are left out. Keeps
+    every output: for a large probe, :func:`activation_findings` streams statistics instead.
     """
-    layers = list(getattr(model, "layers", [model]))
-    hidden = layers[:-1] if len(layers) > 1 else []
-    names = list(model.layer_names()) if hasattr(model, "layer_names") else [str(i) for i in range(len(layers))]
     caught: list[tuple[str, str, Tensor]] = []
-    handles = []
-    for layer_name, layer in zip(names, hidden):
-        for module in layer.modules():
-            if isinstance(module, Activation):
-                hook = _catcher(caught, layer_name, module.name)
-                handles.append(module.register_forward_hook(hook))
+    handles = [
+        module.register_forward_hook(_catcher(caught, layer_name, module.name))
+        for layer_name, module in _hidden_activation_modules(model)
+    ]
     try:
         with eval_mode(model), torch.no_grad():
             model(x)
@@ -182,40 +199,110 @@ def hidden_activations(model: nn.Module, x: Tensor) -> list[tuple[str, str, Tens
 def _catcher(caught: list, layer_name: str, act_name: str):
     def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
         caught.append((layer_name, act_name, output.detach()))
+
     return hook
 
 
-def activation_findings(model: nn.Module, x: Tensor, thresholds: Thresholds = Thresholds(),
-                        epoch: int | None = None, saturation: bool = True) -> list[Finding]:
-    """Saturated sigmoid/tanh layers (unless ``saturation=False``) and dead ReLU units on a probe batch ``x (N, *)``."""
+class _Tally:
+    """Running statistics of one hidden activation over the chunks of a probe, kept on the device.
+
+    Bounded activations (sigmoid, tanh, softsign) count outputs within ``margin`` of a bound;
+    ReLUs keep, per unit (a dense unit or a conv channel), whether it was ever > 0.
+    """
+
+    def __init__(self, layer: str, act: str, margin: float | None):
+        self.layer, self.act = layer, act
+        self.margin = margin  # None: no saturation count (a ReLU)
+        self.saturated: Tensor | None = None  # 0-dim int64 count of saturated outputs
+        self.elements = 0
+        self.fired: Tensor | None = None  # (units,) bool
+
+    def __call__(self, module: nn.Module, inputs: tuple, output: Tensor) -> None:
+        s = output.detach()  # (B, units, *positions)
+        if self.margin is not None:
+            lo, hi = BOUNDS[self.act]
+            count = ((s <= lo + self.margin) | (s >= hi - self.margin)).sum()
+            self.saturated = count if self.saturated is None else self.saturated + count
+            self.elements += s.numel()
+        else:
+            fired = (s > 0).transpose(0, 1).flatten(1).any(dim=1)  # (units,)
+            self.fired = fired if self.fired is None else self.fired | fired
+
+    @property
+    def seen(self) -> bool:
+        """Whether the activation ran on the probe (a branch may not)."""
+        return self.saturated is not None or self.fired is not None
+
+    def value(self) -> Tensor:
+        """The saturated count, or the number of units that never fired (0-dim)."""
+        return self.saturated if self.margin is not None else (~self.fired).sum()
+
+
+def activation_findings(
+    model: nn.Module,
+    x: Tensor,
+    thresholds: Thresholds = Thresholds(),
+    epoch: int | None = None,
+    saturation: bool = True,
+    chunk: int = PROBE_CHUNK,
+) -> list[Finding]:
+    """Saturated sigmoid/tanh layers (unless ``saturation=False``) and dead ReLU units on a probe ``x (N, *)``.
+
+    The probe goes through the model ``chunk`` samples at a time with one forward hook per
+    checked activation, which reduces each output to a count as it passes (nothing is kept,
+    so the probe's memory is that of one ``chunk``-sample no-grad forward); the hooks are
+    removed before returning, and the device is read once. Nothing runs when no hidden
+    activation needs a check (a sigmoid net once ``saturation`` is off).
+    """
+    tallies, handles = [], []
+    for layer, module in _hidden_activation_modules(model):
+        if module.name in BOUNDS and saturation:
+            lo, hi = BOUNDS[module.name]
+            tally = _Tally(layer, module.name, thresholds.saturation_margin * (hi - lo))
+        elif module.name == "relu":
+            tally = _Tally(layer, module.name, None)
+        else:
+            continue
+        tallies.append(tally)
+        handles.append(module.register_forward_hook(tally))
+    if not tallies or len(x) == 0:
+        return []
+    try:
+        with eval_mode(model), torch.no_grad():
+            for start in range(0, len(x), chunk):
+                model(x[start : start + chunk])
+    finally:
+        for handle in handles:
+            handle.remove()
+    tallies = [tally for tally in tallies if tally.seen]
+    if not tallies:
+        return []
+    values = torch.stack([tally.value() for tally in tallies]).tolist()  # the one device read
     findings = []
-    for layer, act, s in hidden_activations(model, x):
-        if act in BOUNDS and saturation:
-            lo, hi = BOUNDS[act]
-            margin = thresholds.saturation_margin * (hi - lo)
-            fraction = ((s <= lo + margin) | (s >= hi - margin)).float().mean().item()
+    for tally, value in zip(tallies, values):
+        if tally.margin is not None:
+            lo, hi = BOUNDS[tally.act]
+            fraction = value / tally.elements
             if fraction > thresholds.saturated_fraction:
-                findings.append(Finding("saturated", f"{fraction:.0%} of {layer}'s {act} outputs are saturated "
-                                        f"(within {margin:g} of {lo:g} or {hi:g}), so s'(z) ~ 0 there", epoch))
-        elif act == "relu":
-            per_unit = s.transpose(0, 1).flatten(1)  # (units, N * positions)
-            dead = (per_unit <= 0).all(dim=1)  # (units,)
-            fraction = dead.float().mean().item()
-            if fraction > thresholds.dead_fraction:
-                findings.append(Finding("dead_relu", f"{int(dead.sum())} of {dead.numel()} ReLU units of {layer} "
-                                        f"are never active on a probe batch of {s.shape[0]}", epoch))
+                findings.append(
+                    Finding(
+                        "saturated",
+                        f"{fraction:.0%} of {tally.layer}'s {tally.act} outputs are "
+                        f"saturated (within {tally.margin:g} of {lo:g} or {hi:g}), so s'(z) ~ 0 there",
+                        epoch,
+                    )
+                )
+        else:
+            units = tally.fired.numel()
+            if value / units > thresholds.dead_fraction:
+                findings.append(
+                    Finding(
+                        "dead_relu",
+                        f"{value} of {units} ReLU units of {tally.layer} are never active on a probe batch of {len(x)}",
+                        epoch,
+                    )
+                )
     return findings
-
-
-def _training_inputs(trainer, targets: bool = False) -> Tensor:
-    """The trainer's training inputs (on its device), else its data's, else a loader's first batch;
-    with ``targets``, the matching labels/targets instead."""
-    name = "y_train" if targets else "x_train"
-    for x in (getattr(trainer, name, None), getattr(trainer.data, name, None)):
-        if x is not None:
-            return x
-    batch = next(iter(trainer.data.loader))[1 if targets else 0]
-    return trainer.on_device(batch)  # the model's device and floating dtype
 
 
 class SpeedOfLearning(Callback):
@@ -233,8 +320,8 @@ class SpeedOfLearning(Callback):
         self.probe_size = probe_size
 
     def on_fit_begin(self, trainer) -> None:
-        self.x = _training_inputs(trainer)[: self.probe_size]
-        self.y = _training_inputs(trainer, targets=True)[: self.probe_size]
+        probe = trainer.task.probe(self.probe_size)  # the first training samples, on the device
+        self.x, self.y = probe.x, probe.y
 
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
         loss = getattr(getattr(trainer, "loss", None), "name", None)
@@ -252,12 +339,22 @@ class GradientMonitor(Callback):
     learning, while near a minimum every gradient shrinks and a net that has learnt often
     saturates on purpose (sharp decisions). Every finding, warned or not, is kept in
     ``findings``.
+
+    Cost (on by default, so it must stay small): no hook stays installed across training
+    steps; the gradient checks read the history record the trainer already wrote; each
+    activation check is one no-grad pass over the probe (in chunks of ``PROBE_CHUNK``), about
+    256 / (3 N) of an epoch over N samples, at ``log2(epochs) + 2`` points of a fit.
     """
 
     name = "gradient_monitor"
 
-    def __init__(self, probe: Tensor | None = None, thresholds: Thresholds = Thresholds(), emit: bool = True,
-                 early_epochs: int = 10):
+    def __init__(
+        self,
+        probe: Tensor | None = None,
+        thresholds: Thresholds = Thresholds(),
+        emit: bool = True,
+        early_epochs: int = 10,
+    ):
         self.probe = probe
         self.thresholds = thresholds
         self.early_epochs = early_epochs
@@ -267,19 +364,19 @@ class GradientMonitor(Callback):
 
     def on_fit_begin(self, trainer) -> None:
         if self.probe is None:
-            self.probe = _training_inputs(trainer)[:PROBE_SIZE]
+            self.probe = trainer.task.probe(PROBE_SIZE).x  # the first training inputs, on the device
         self._check_activations(trainer.model, None)
 
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
-        norms = {k[len(GRAD_PREFIX):]: v for k, v in record.items() if k.startswith(GRAD_PREFIX)}
+        norms = {k[len(GRAD_PREFIX) :]: v for k, v in record.items() if k.startswith(GRAD_PREFIX)}
         self._report(gradient_findings(norms, self.thresholds, epoch, early=epoch <= self.early_epochs))
         if epoch >= 1 and epoch & (epoch - 1) == 0:  # 1, 2, 4, 8, ...
             self._check_activations(trainer.model, epoch)
 
     def _check_activations(self, model: nn.Module, epoch: int | None) -> None:
-        device = next(model.parameters()).device
+        self.probe = self.probe.to(next(model.parameters()).device)  # moved once, not at every check
         early = epoch is None or epoch <= self.early_epochs
-        self._report(activation_findings(model, self.probe.to(device), self.thresholds, epoch, saturation=early))
+        self._report(activation_findings(model, self.probe, self.thresholds, epoch, saturation=early))
 
     def _report(self, findings: list[Finding]) -> None:
         for finding in findings:
