@@ -29,6 +29,10 @@ LR_FOR_OPTIMIZER = {
 }
 ADAPTIVE_LR = 0.003
 
+#: learning rate of a model kind whose training is not a torch optimizer's: an RBM's
+#: contrastive-divergence step (Hinton's practical guide: 0.1 for binary units)
+LR_FOR_MODEL = {"rbm": 0.1}
+
 #: the loss of a task when none is given (and the output activation it implies)
 LOSS_FOR_TASK = {"classification": "cross_entropy", "regression": "mse"}
 
@@ -46,12 +50,43 @@ def default_loss(task: str) -> str:
 
 #: The names ``--help`` offers, kept here so that ``capas --help`` imports no torch.
 #: ``tests/test_cli_fast.py`` checks that each equals the registry it mirrors.
-ACTIVATIONS = ("linear", "step", "sgn", "sigmoid", "tanh", "softsign", "softmax", "relu", "leaky_relu", "elu",
-               "selu")  # capas.layers.ACTIVATIONS
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax",
-              "nadam", "radam")  # capas.train.optim.OPTIMIZERS
+ACTIVATIONS = (
+    "linear",
+    "step",
+    "sgn",
+    "sigmoid",
+    "tanh",
+    "softsign",
+    "softmax",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+)  # capas.layers.ACTIVATIONS
+OPTIMIZERS = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "radam",
+)  # capas.train.optim.OPTIMIZERS
 LOSSES = ("mse_half_sum", "mse", "mae", "huber", "cross_entropy", "binary_cross_entropy")  # the loss registry
-SCHEDULES = ("step", "exponential", "cosine", "triangular", "triangular2", "exp_range", "one_cycle", "warmup",
-             "plateau")  # capas.train.optim.SCHEDULERS
+SCHEDULES = (
+    "step",
+    "exponential",
+    "cosine",
+    "triangular",
+    "triangular2",
+    "exp_range",
+    "one_cycle",
+    "warmup",
+    "plateau",
+)  # capas.train.optim.SCHEDULERS
 ENGINES = ("auto", "backprop", "autograd")  # TrainConfig.engine
 PLOTS = ("curves", "gradients", "confusion", "boundary", "hidden", "weights", "activations")  # diagnostics.plots

@@ -131,8 +131,9 @@ def test_fits_epoch_costs_at_most_two_operations_a_step_over_the_engines_run_epo
 
     x, y = _data(n=400, features=20)
     steps = 40
-    config = TrainConfig(optimizer="sgd", lr=0.1, batch_size=10, epochs=1, warn_gradients=False,
-                         grad_norms=False, loss="cross_entropy")
+    config = TrainConfig(
+        optimizer="sgd", lr=0.1, batch_size=10, epochs=1, warn_gradients=False, grad_norms=False, loss="cross_entropy"
+    )
     trainer = Trainer(SupervisedTask(capas.build("20-16-3", act="sigmoid", seed=0)), config, quiet=True)
     trainer.setup((x, y))
     assert trainer.task.engine == "backprop"
@@ -143,3 +144,26 @@ def test_fits_epoch_costs_at_most_two_operations_a_step_over_the_engines_run_epo
     with _CountOps() as engine_ops:
         engine.run_epoch(x, y, 10, torch.Generator().manual_seed(0))
     assert (fit_ops.count - engine_ops.count) / steps <= 2, (fit_ops.count, engine_ops.count)
+
+
+# ---- defaults and resume ----------------------------------------------------------------------
+def test_resume_refuses_any_option_even_one_equal_to_the_default(tmp_path):
+    x, y = _data()
+    capas.fit(capas.build("4-8-3", seed=0), (x, y), epochs=2, quiet=True, out=tmp_path / "run")
+    for option in ({"optimizer": "adam"}, {"batch_size": 32}, {"seed": 0}):
+        with pytest.raises(capas.TrainingError, match=f"do not pass {next(iter(option))}"):
+            capas.fit(capas.build("4-8-3", seed=0), (x, y), resume=tmp_path / "run", **option)
+
+
+def test_inputs_alone_are_not_supervised_data():
+    x, _ = _data()
+    with pytest.raises(capas.TrainingError, match="supervised training needs targets"):
+        capas.fit(capas.build("4-8-3", seed=0), x, epochs=1, quiet=True)
+
+
+def test_an_rbm_trains_with_the_contrastive_divergence_step_by_default():
+    from capas.models.rbm import RBM
+
+    x = (torch.rand(64, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    result = capas.fit(RBM(6, 3, seed=0), x, epochs=1, quiet=True)
+    assert result.history[0]["lr"] == 0.1 == capas.defaults.LR_FOR_MODEL["rbm"]

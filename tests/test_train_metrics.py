@@ -17,8 +17,7 @@ def test_per_class_scores_equal_scikit_learns(seed):
     y_pred = torch.where(torch.rand(200, generator=g) < 0.6, y_true, torch.randint(0, k - 1, (200,), generator=g))
     y_true[y_true == 4] = 3  # class 4 never occurs and is never predicted: zero_division=0 everywhere
     ours = per_class_scores(y_true, y_pred, k)
-    p, r, f, s = precision_recall_fscore_support(y_true.numpy(), y_pred.numpy(), labels=list(range(k)),
-                                                 zero_division=0)
+    p, r, f, s = precision_recall_fscore_support(y_true.numpy(), y_pred.numpy(), labels=list(range(k)), zero_division=0)
     np.testing.assert_allclose(ours["precision"], p, atol=1e-12)
     np.testing.assert_allclose(ours["recall"], r, atol=1e-12)
     np.testing.assert_allclose(ours["f1"], f, atol=1e-12)

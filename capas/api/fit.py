@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from capas import defaults
 from capas.diagnostics.gradients import GradientMonitor
 from capas.errors import RunDirError, TrainingError
+from capas.models.registry import kind_of
 from capas.tasks import for_model
 from capas.train import rundir
 from capas.train.callbacks import Callback
@@ -25,10 +26,6 @@ from capas.train.config import TrainConfig
 from capas.train.history import History
 from capas.train.inputs import as_training_data
 from capas.train.loop import Trainer
-
-#: what ``fit`` takes when an option is not given (None: resolved from the data or optimizer)
-_FIT_DEFAULTS = {"loss": None, "optimizer": defaults.OPTIMIZER, "lr": None, "batch_size": defaults.BATCH_SIZE,
-                 "engine": defaults.ENGINE, "seed": defaults.SEED, "device": defaults.DEVICE, "out": None}
 
 
 @dataclass
@@ -67,13 +64,13 @@ def fit(
     data: Any,
     *,
     loss: str | None = None,
-    optimizer: str = defaults.OPTIMIZER,
+    optimizer: str | None = None,
     lr: float | None = None,
     epochs: int | None = None,
-    batch_size: int | str = defaults.BATCH_SIZE,
-    engine: str = defaults.ENGINE,
-    seed: int = defaults.SEED,
-    device: str = defaults.DEVICE,
+    batch_size: int | str | None = None,
+    engine: str | None = None,
+    seed: int | None = None,
+    device: str | None = None,
     out: str | Path | None = None,
     quiet: bool = False,
     callbacks: tuple[Callback, ...] | list[Callback] = (),
@@ -93,10 +90,14 @@ def fit(
         data: a ``Dataset``, a dataset name (loaded with ``seed``), ``(x, y)``,
             ``(x_train, y_train, x_val, y_val)`` or a ``DataLoader``.
         optimizer: a ``capas.train.optim.OPTIMIZERS`` name (default ``adam``).
-        lr: learning rate; None takes ``capas.defaults.default_lr(optimizer)``.
+        lr: learning rate; None takes ``capas.defaults.default_lr(optimizer)`` (an RBM's
+            contrastive-divergence step: ``capas.defaults.LR_FOR_MODEL``).
         epochs: maximum epochs (default ``capas.defaults.EPOCHS``); with ``resume``, the new length.
-        batch_size: ``"full"`` (batch BackProp), B (mini-batch) or 1 (incremental).
-        engine: ``auto`` | ``backprop`` | ``autograd`` (see ``capas.train.engines``).
+        batch_size: ``"full"`` (batch BackProp), B (mini-batch) or 1 (incremental); default 32.
+        engine: ``auto`` | ``backprop`` | ``autograd`` (see ``capas.train.engines``); default auto.
+        seed, device: default 0 and ``auto``. Every option left None takes its value from
+            :mod:`capas.defaults` (the table ``capas train`` uses); with ``resume``, any
+            option given other than ``epochs`` is an error (config.json decides them).
         out: run directory (None: nothing written).
         resume: a run directory to continue from its last checkpoint; its config.json's
             options are used (``epochs`` may be raised to train longer).
@@ -110,15 +111,39 @@ def fit(
             scheduler, class_weights, resample, curriculum, ...). ``optimizer_options`` may
             hold ``lr`` and ``momentum`` too: they set those fields.
     """
+    if lr is None and resume is None and not isinstance(model, str):
+        lr = defaults.LR_FOR_MODEL.get(kind_of(model))  # an RBM's CD step, not Adam's rate
     if resume is not None:
-        run, config = _resumed_config(resume, epochs, {
-            "loss": loss, "optimizer": optimizer, "lr": lr, "batch_size": batch_size, "engine": engine,
-            "seed": seed, "device": device, "out": out, "task_options": task_options, **options})
+        run, config = _resumed_config(
+            resume,
+            epochs,
+            {
+                "loss": loss,
+                "optimizer": optimizer,
+                "lr": lr,
+                "batch_size": batch_size,
+                "engine": engine,
+                "seed": seed,
+                "device": device,
+                "out": out,
+                "task_options": task_options,
+                **options,
+            },
+        )
         out = run.path
     else:
         run = None
-        config = train_config(loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-                              engine=engine, seed=seed, device=device, **options)
+        config = train_config(
+            loss=loss,
+            optimizer=optimizer,
+            lr=lr,
+            epochs=epochs,
+            batch_size=batch_size,
+            engine=engine,
+            seed=seed,
+            device=device,
+            **options,
+        )
     if isinstance(data, str):
         from capas.data import load
 
@@ -127,41 +152,34 @@ def fit(
         model = build_for(model, data, loss=config.loss, seed=config.seed)
     if run is not None:  # the task the run started with (an RBM's k, persistent...)
         task_options = run.config.get("task", {}).get("options")
-    task = for_model(model, curriculum_scores=curriculum_scores, curriculum_reference=curriculum_reference,
-                     **(task_options or {}))
+    task = for_model(
+        model, curriculum_scores=curriculum_scores, curriculum_reference=curriculum_reference, **(task_options or {})
+    )
     supervised = task.kind == "supervised"  # the gradient warnings read a supervised model's layers
     monitors = [GradientMonitor()] if config.warn_gradients and config.grad_norms and supervised else []
     trainer = Trainer(task, config, callbacks=[*monitors, *callbacks], quiet=quiet, out=out, command=command)
     trainer.fit(data, resume=run)
-    return FitResult(model=trainer.model, history=trainer.history, run_dir=trainer.run_dir,
-                     test_metrics=trainer.test_metrics, engine=trainer.engine, stop_reason=trainer.stop_reason)
+    return FitResult(
+        model=trainer.model,
+        history=trainer.history,
+        run_dir=trainer.run_dir,
+        test_metrics=trainer.test_metrics,
+        engine=trainer.engine,
+        stop_reason=trainer.stop_reason,
+    )
 
 
-def train_config(*, optimizer: str = defaults.OPTIMIZER, lr: float | None = None, epochs: int | None = None,
-                 **options: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of a new fit: ``lr`` and ``epochs`` from :mod:`capas.defaults`
-    when None, ``lr`` / ``momentum`` given inside ``optimizer_options`` lifted into their fields
-    (so config.json records the rate the optimizer really starts from)."""
-    extra = dict(options.pop("optimizer_options", None) or {})
-    for name, given in (("lr", lr), ("momentum", options.get("momentum"))):
-        if name in extra:
-            value = extra.pop(name)
-            if given is not None and given != value:
-                raise TrainingError(f"{name} is given twice ({name}={given} and optimizer_options {name}={value}); "
-                                    "keep one of them")
-            if name == "lr":
-                lr = value
-            else:
-                options["momentum"] = value
-    return TrainConfig.from_options(
-        optimizer=optimizer, lr=defaults.default_lr(optimizer) if lr is None else lr,
-        epochs=defaults.EPOCHS if epochs is None else epochs, optimizer_options=extra, **options)
+def train_config(**options: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of a new fit from ``fit``'s keyword options: an option given
+    as None is not given, so it takes :mod:`capas.defaults` (through TrainConfig's fields;
+    the learning rate by optimizer)."""
+    return TrainConfig.from_options(**{name: value for name, value in options.items() if value is not None})
 
 
 def _resumed_config(resume: str | Path, epochs: int | None, given: dict[str, Any]) -> tuple[rundir.Run, TrainConfig]:
     """The run to continue and its saved config (``epochs`` changed when given); any other
-    option that differs from fit's default is an error: the run's config.json decides them."""
-    changed = sorted(k for k, v in given.items() if v != _FIT_DEFAULTS.get(k))
+    option given (not None) is an error: the run's config.json decides them."""
+    changed = sorted(k for k, v in given.items() if v is not None)
     if changed:
         raise TrainingError(
             f"when resuming, the options come from the run's config.json; do not pass {', '.join(changed)} "
@@ -187,8 +205,10 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, quiet: bool = Fals
     run = rundir.load_run(run_dir)
     saved = run.config.get("data", {})
     if not saved.get("name"):
-        raise RunDirError(f"{run_dir} was trained on in-memory data; resume it from Python with "
-                          "capas.fit(model, data, resume=RUN_DIR)")
+        raise RunDirError(
+            f"{run_dir} was trained on in-memory data; resume it from Python with "
+            "capas.fit(model, data, resume=RUN_DIR)"
+        )
     dataset = reload_dataset(saved)
     return fit(rundir.load_model(run_dir), dataset, resume=run_dir, quiet=quiet, epochs=epochs)
 
@@ -200,8 +220,7 @@ def _check_schedule_allows_new_epochs(saved: dict[str, Any]) -> None:
     key = str(saved.get("scheduler") or "").strip().lower().replace("-", "_")
     if SCHEDULER_ALIASES.get(key, key) == "one_cycle":
         raise TrainingError(
-            f"the run's one_cycle LR schedule spans its {saved.get('epochs')} epochs; "
-            "resume it without changing epochs"
+            f"the run's one_cycle LR schedule spans its {saved.get('epochs')} epochs; resume it without changing epochs"
         )
 
 
@@ -221,15 +240,18 @@ def default_spec(dataset: Any) -> str:
     return f"{inputs}-{defaults.HIDDEN_UNITS}-{outputs}"
 
 
-def build_for(spec: str, data: Any, *, loss: str | None = None, act: str | None = None, seed: int = defaults.SEED
-              ) -> nn.Module:
+def build_for(
+    spec: str, data: Any, *, loss: str | None = None, act: str | None = None, seed: int = defaults.SEED
+) -> nn.Module:
     """Build ``spec`` (with ``seed``) for ``data``: the network's loss (and so its output
     activation) is ``loss``, else the task's default loss (``mse`` for regression)."""
     from capas.models import build
 
     task = task_of(data)
     if task == "unsupervised":
-        raise TrainingError(f"the spec {spec!r} builds a supervised network, but the data are inputs without "
-                            "targets; give (x, y), or train an Autoencoder or RBM on x alone")
+        raise TrainingError(
+            f"the spec {spec!r} builds a supervised network, but the data are inputs without "
+            "targets; give (x, y), or train an Autoencoder or RBM on x alone"
+        )
     name = loss if loss is not None or task is None else defaults.default_loss(task)
     return build(spec, act=act, loss=name, seed=seed, task=task)

@@ -100,8 +100,7 @@ def one_hot(y: torch.Tensor, num_classes: int, low: float = 0.0, high: float = 1
         raise DataError(f"one_hot expects a 1-D tensor of class indices, got {y.dtype} {tuple(y.shape)}")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise DataError(
-            f"class indices must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}; "
-            "check num_classes"
+            f"class indices must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}; check num_classes"
         )
     codes = torch.full((y.shape[0], num_classes), low, dtype=torch.float32, device=y.device)  # (N, K)
     return codes.scatter_(1, y.long().unsqueeze(1), high)  # (N, K), on the device of y

@@ -55,8 +55,13 @@ class SupervisedTask(Task):
 
     kind = "supervised"
 
-    def __init__(self, model: nn.Module, *, curriculum_scores: Tensor | None = None,
-                 curriculum_reference: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        curriculum_scores: Tensor | None = None,
+        curriculum_reference: nn.Module | None = None,
+    ) -> None:
         self.wrapper = model if isinstance(model, DistributedDataParallel) else None
         self.model = model.module if self.wrapper is not None else model
         self.curriculum_scores = curriculum_scores
@@ -74,16 +79,20 @@ class SupervisedTask(Task):
         self._setup_loss(ctx)
         if config.frozen_layers:
             freeze(self.model, config.frozen_layers)
-        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.momentum,
-                                        **config.optimizer_options)
+        self.optimizer = make_optimizer(
+            config.optimizer, self.model.parameters(), config.lr, config.momentum, **config.optimizer_options
+        )
         self.forward_module = self._training_module()
         if self.wrapper is not None:  # the explicit engine would bypass DDP's gradient all-reduce
             if config.engine == "backprop":
-                raise TrainingError("engine='backprop' cannot train a DistributedDataParallel model: it does not "
-                                    "all-reduce its gradients; use engine='autograd' or 'auto'")
+                raise TrainingError(
+                    "engine='backprop' cannot train a DistributedDataParallel model: it does not "
+                    "all-reduce its gradients; use engine='autograd' or 'auto'"
+                )
             config = config.model_copy(update={"engine": "autograd"})
-        self.stepper, self.engine = make_stepper(self.model, self.optimizer, self.loss, config,
-                                                 forward=self.forward_module, generator=ctx.generators.dropout)
+        self.stepper, self.engine = make_stepper(
+            self.model, self.optimizer, self.loss, config, forward=self.forward_module, generator=ctx.generators.dropout
+        )
         self._set_dropout_generator(ctx.generators.dropout)
         self._target = 0  # which of a batch's targets the engine steps on
         if self.engine == "backprop" and self.classification and self.x_train is not None:
@@ -93,9 +102,19 @@ class SupervisedTask(Task):
         self.constrained = penalized_parameters(self.model, include_bias=False)
         self.curriculum = self._make_curriculum()
         steps = self.train_adapter.steps_per_epoch
-        self.schedule = None if config.scheduler is None else make_schedule(
-            config.scheduler, self.optimizer, config.lr, config.epochs, steps,
-            total_steps=self._total_steps(), **config.scheduler_options)
+        self.schedule = (
+            None
+            if config.scheduler is None
+            else make_schedule(
+                config.scheduler,
+                self.optimizer,
+                config.lr,
+                config.epochs,
+                steps,
+                total_steps=self._total_steps(),
+                **config.scheduler_options,
+            )
+        )
         self.stride = max(1, steps // GRAD_NORM_SAMPLES)
         if ctx.data.loader is None:  # a model that does not fit the inputs fails before a run directory exists
             with torch.no_grad(), eval_mode(self.model):
@@ -118,6 +137,11 @@ class SupervisedTask(Task):
             self._check_output_width()
             return
         x_train, y_train = data.x_train, data.y_train
+        if y_train is None:
+            raise TrainingError(
+                "supervised training needs targets: give (x, y), (x_train, y_train, x_val, y_val) or "
+                "a Dataset; inputs alone train an Autoencoder or an RBM"
+            )
         if config.resample != "none":
             x_train, y_train = resample(x_train, y_train, config.resample, config.seed)
         self.num_classes = data.num_classes
@@ -145,10 +169,12 @@ class SupervisedTask(Task):
                 "cross_entropy needs one output unit per class, but the model has 1 (a softmax over one unit "
                 "is always 1); use loss binary_cross_entropy or mse for a single output, or end the spec with -2"
             )
-        self.loss = Loss(name, num_classes=self.num_classes, class_weights=weights,
-                         target_encoding=config.target_encoding).to(ctx.device, ctx.dtype)
-        self.eval_loss = Loss(name, num_classes=self.num_classes,
-                              target_encoding=config.target_encoding).to(ctx.device, ctx.dtype)
+        self.loss = Loss(
+            name, num_classes=self.num_classes, class_weights=weights, target_encoding=config.target_encoding
+        ).to(ctx.device, ctx.dtype)
+        self.eval_loss = Loss(name, num_classes=self.num_classes, target_encoding=config.target_encoding).to(
+            ctx.device, ctx.dtype
+        )
 
     def resolve_loss_name(self, ctx: TaskContext) -> str:
         """The config's loss, else the model's own (``Network.loss``), else by task."""
@@ -168,9 +194,13 @@ class SupervisedTask(Task):
         if module is self.model:
             return self.wrapper
         wrapper = self.wrapper
-        return DistributedDataParallel(module, device_ids=wrapper.device_ids, output_device=wrapper.output_device,
-                                       process_group=wrapper.process_group,
-                                       find_unused_parameters=wrapper.find_unused_parameters)
+        return DistributedDataParallel(
+            module,
+            device_ids=wrapper.device_ids,
+            output_device=wrapper.output_device,
+            process_group=wrapper.process_group,
+            find_unused_parameters=wrapper.find_unused_parameters,
+        )
 
     def _set_dropout_generator(self, generator: torch.Generator) -> None:
         """Dropout masks draw from the run's dropout generator, never torch's global one."""
