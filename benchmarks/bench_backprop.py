@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from capas.errors import CapasWarning
-from capas.backprop import BackpropStepper
-from capas.models import build
 from capas.api import fit
+from capas.backprop import BackpropStepper
+from capas.errors import CapasWarning
+from capas.models import build
 from capas.objectives import Loss
 
 N, D, K, SEED = 60_000, 784, 10, 0
@@ -82,12 +82,33 @@ def time_stepper(model, loss_name, lr, batch, x, y) -> tuple[float, float]:
 def time_fit(model, loss_name, lr, batch, x, y) -> tuple[float, float, str]:
     """``capas.fit`` as a user calls it (gradient norms and warnings on); the epoch's own
     ``seconds`` after a warm-up fit on 2,000 samples (first-call costs are not per-epoch)."""
-    fit(copy.deepcopy(model), (x[:2000], y[:2000]), loss=loss_name, optimizer="sgd", lr=lr, epochs=1,
-        batch_size=batch, engine="auto", seed=SEED, quiet=True, warn_gradients=False)
+    fit(
+        copy.deepcopy(model),
+        (x[:2000], y[:2000]),
+        loss=loss_name,
+        optimizer="sgd",
+        lr=lr,
+        epochs=1,
+        batch_size=batch,
+        engine="auto",
+        seed=SEED,
+        quiet=True,
+        warn_gradients=False,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CapasWarning)  # synthetic data saturates units: not news here
-        result = fit(model, (x, y), loss=loss_name, optimizer="sgd", lr=lr, epochs=1, batch_size=batch,
-                     engine="auto", seed=SEED, quiet=True)
+        result = fit(
+            model,
+            (x, y),
+            loss=loss_name,
+            optimizer="sgd",
+            lr=lr,
+            epochs=1,
+            batch_size=batch,
+            engine="auto",
+            seed=SEED,
+            quiet=True,
+        )
     return result.history[-1]["seconds"], accuracy(model, x, y), result.engine
 
 
@@ -114,8 +135,16 @@ def time_autograd(model, loss_name, lr, batch, x, y) -> tuple[float, float]:
 def time_sklearn(model, act, lr, batch, x, y) -> tuple[float, float]:
     """``MLPClassifier`` (softmax + log-loss, plain SGD), initialised with our weights."""
     hidden = model.layers[0].out_features
-    clf = MLPClassifier((hidden,), activation="logistic" if act == "sigmoid" else act, solver="sgd",
-                        batch_size=batch, learning_rate_init=lr, momentum=0.0, alpha=0.0, shuffle=False)
+    clf = MLPClassifier(
+        (hidden,),
+        activation="logistic" if act == "sigmoid" else act,
+        solver="sgd",
+        batch_size=batch,
+        learning_rate_init=lr,
+        momentum=0.0,
+        alpha=0.0,
+        shuffle=False,
+    )
     xs, ys = x.numpy(), y.numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -132,10 +161,13 @@ def time_sklearn(model, act, lr, batch, x, y) -> tuple[float, float]:
 
 def run_case(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
     spec, act, out_act, loss_name, batch, lr, slow_n = CASES[name]
-    initial = build(spec, act=act, loss="mse" if loss_name != "cross_entropy" else loss_name,
-                    output_act=out_act, seed=SEED)
-    print(f"\n({name}) {spec} {act}, {loss_name}, batch {batch}, lr {lr}"
-          + ("" if slow_n == N else f"; autograd and sklearn on the first {slow_n:,} samples of the order"))
+    initial = build(
+        spec, act=act, loss="mse" if loss_name != "cross_entropy" else loss_name, output_act=out_act, seed=SEED
+    )
+    print(
+        f"\n({name}) {spec} {act}, {loss_name}, batch {batch}, lr {lr}"
+        + ("" if slow_n == N else f"; autograd and sklearn on the first {slow_n:,} samples of the order")
+    )
     rows = []
     engine_model = copy.deepcopy(initial)
     seconds, acc = time_stepper(engine_model, loss_name, lr, batch, x, y)
@@ -164,14 +196,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--samples", type=int, default=N, help="fewer samples for a quick smoke run")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads for both torch peers (on a shared 2-core machine, 2 threads "
-                             "make every small op wait on the other thread)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads for both torch peers (on a shared 2-core machine, 2 threads "
+        "make every small op wait on the other thread)",
+    )
     args = parser.parse_args()
     N = args.samples
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}; one epoch of {N:,} x {D} samples")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}; one epoch of {N:,} x {D} samples"
+    )
     x, y = synthetic_data()
     for name, case in CASES.items():
         CASES[name] = (*case[:-1], min(case[-1], N))

@@ -65,8 +65,9 @@ def bench_capas(widths: list[int], x: torch.Tensor, y: torch.Tensor) -> float:
     torch.manual_seed(0)
     model = torch_mlp(widths)
     start = time.perf_counter()
-    capas.fit(model, (x, y), optimizer="sgd", lr=LR, epochs=1, batch_size=BATCH, engine="autograd",
-              device="cpu", quiet=True)
+    capas.fit(
+        model, (x, y), optimizer="sgd", lr=LR, epochs=1, batch_size=BATCH, engine="autograd", device="cpu", quiet=True
+    )
     return len(x) / (time.perf_counter() - start)
 
 
@@ -77,8 +78,9 @@ def bench_capas_auto(widths: list[int], x: torch.Tensor, y: torch.Tensor) -> flo
 
     model = build("-".join(map(str, widths)), act="relu", loss="cross_entropy", seed=0)
     start = time.perf_counter()
-    result = capas.fit(model, (x, y), optimizer="sgd", lr=LR, epochs=1, batch_size=BATCH, engine="auto",
-                       device="cpu", quiet=True)
+    result = capas.fit(
+        model, (x, y), optimizer="sgd", lr=LR, epochs=1, batch_size=BATCH, engine="auto", device="cpu", quiet=True
+    )
     assert result.engine == "backprop", result.engine
     return len(x) / (time.perf_counter() - start)
 
@@ -87,8 +89,16 @@ def bench_sklearn(widths: list[int], x: torch.Tensor, y: torch.Tensor) -> float:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    clf = MLPClassifier(hidden_layer_sizes=tuple(widths[1:-1]), solver="sgd", batch_size=BATCH,
-                        learning_rate_init=LR, momentum=0.0, max_iter=1, shuffle=True, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=tuple(widths[1:-1]),
+        solver="sgd",
+        batch_size=BATCH,
+        learning_rate_init=LR,
+        momentum=0.0,
+        max_iter=1,
+        shuffle=True,
+        random_state=0,
+    )
     xn, yn = x.numpy(), y.numpy()
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -102,9 +112,10 @@ def bench_keras(widths: list[int], x: torch.Tensor, y: torch.Tensor) -> float | 
         import keras
     except ImportError:
         return None
-    model = keras.Sequential([keras.Input((widths[0],))] + [
-        keras.layers.Dense(w, activation="relu" if i < len(widths) - 2 else None) for i, w in enumerate(widths[1:])
-    ])
+    model = keras.Sequential(
+        [keras.Input((widths[0],))]
+        + [keras.layers.Dense(w, activation="relu" if i < len(widths) - 2 else None) for i, w in enumerate(widths[1:])]
+    )
     model.compile(optimizer=keras.optimizers.SGD(LR), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     start = time.perf_counter()
     model.fit(x.numpy(), y.numpy(), batch_size=BATCH, epochs=1, verbose=0)
@@ -117,10 +128,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="epochs timed per contender; the best counts")
     args = parser.parse_args()
     x, y = make_data(args.n)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, N = {args.n}, batch {BATCH}, "
-          f"1 epoch SGD, best of {args.repeat}")
-    contenders = {"loop": bench_loop, "capas": bench_capas, "capas-bp": bench_capas_auto, "sklearn": bench_sklearn,
-                  "keras": bench_keras}
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, N = {args.n}, batch {BATCH}, "
+        f"1 epoch SGD, best of {args.repeat}"
+    )
+    contenders = {
+        "loop": bench_loop,
+        "capas": bench_capas,
+        "capas-bp": bench_capas_auto,
+        "sklearn": bench_sklearn,
+        "keras": bench_keras,
+    }
     for label, widths in (("(b) 784-100-10", [784, 100, 10]), ("(c) 784-1024-1024-10", [784, 1024, 1024, 10])):
         bench_loop(widths, x[:2048], y[:2048])  # warm-up
         bench_capas(widths, x[:2048], y[:2048])
@@ -134,8 +152,10 @@ def main() -> None:
             print(f"  {name:8s} " + ("not installed" if rate is None else f"{rate:10.0f} samples/s"))
         print(f"  capas/loop    {rates['capas'] / rates['loop']:.3f}  (throughput ratio; target >= 0.9)")
         print(f"  capas/sklearn {rates['capas'] / rates['sklearn']:.2f}  (target >= 1.5 on (b), >= 2 on (c))")
-        print(f"  capas-bp/loop {rates['capas-bp'] / rates['loop']:.3f}  capas-bp/sklearn "
-              f"{rates['capas-bp'] / rates['sklearn']:.2f}  (engine='auto': the explicit BackProp engine)")
+        print(
+            f"  capas-bp/loop {rates['capas-bp'] / rates['loop']:.3f}  capas-bp/sklearn "
+            f"{rates['capas-bp'] / rates['sklearn']:.2f}  (engine='auto': the explicit BackProp engine)"
+        )
 
 
 if __name__ == "__main__":

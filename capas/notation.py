@@ -197,7 +197,9 @@ def _lex(text: str) -> list[tuple[str, str, int, int]]:
         before_layer = i + 1 < len(matches) and matches[i + 1].lastgroup in ("word", "open")
         if dashes > 1 or (dashes and not (after_layer and before_layer)):
             dash = match.start() + match.group().index("-")
-            raise spec_error(text, (dash, match.end()), "a '-' goes between two layers, e.g. 784-30-10: is a layer missing?")
+            raise spec_error(
+                text, (dash, match.end()), "a '-' goes between two layers, e.g. 784-30-10: is a layer missing?"
+            )
     return tokens
 
 

@@ -52,8 +52,14 @@ def test_capas_train_and_capas_fit_record_the_same_config(tmp_path, options):
     assert result.exit_code == 0, result.output
     given = dict(zip(options[::2], options[1::2]))
     kwargs = {"optimizer": given["--optimizer"]} if "--optimizer" in given else {}
-    fit("2-4-2", load("xor", seed=0, validation=0.1), epochs=int(given.get("--epochs", 1)), out=api_dir,
-        quiet=True, **kwargs)
+    fit(
+        "2-4-2",
+        load("xor", seed=0, validation=0.1),
+        epochs=int(given.get("--epochs", 1)),
+        out=api_dir,
+        quiet=True,
+        **kwargs,
+    )
     assert saved_train_config(cli_dir) == saved_train_config(api_dir)
 
 
@@ -74,12 +80,10 @@ def test_tuple_regression_data_gets_mse_and_labels_cross_entropy():
 
 def test_optimizer_options_may_set_lr_and_momentum(tmp_path):
     """Finding 3: {"lr": ...} or {"momentum": ...} in optimizer_options ended in a raw TypeError."""
-    fit("2-4-2", "xor", epochs=1, optimizer_options={"lr": 0.5, "weight_decay": 0.01}, out=tmp_path / "a",
-        quiet=True)
+    fit("2-4-2", "xor", epochs=1, optimizer_options={"lr": 0.5, "weight_decay": 0.01}, out=tmp_path / "a", quiet=True)
     saved = saved_train_config(tmp_path / "a")
     assert saved["lr"] == 0.5 and saved["optimizer_options"] == {"weight_decay": 0.01}
-    fit("2-4-2", "xor", optimizer="sgd", epochs=1, optimizer_options={"momentum": 0.9}, out=tmp_path / "b",
-        quiet=True)
+    fit("2-4-2", "xor", optimizer="sgd", epochs=1, optimizer_options={"momentum": 0.9}, out=tmp_path / "b", quiet=True)
     saved = saved_train_config(tmp_path / "b")
     assert (saved["lr"], saved["momentum"], saved["optimizer_options"]) == (0.1, 0.9, {})
     with pytest.raises(TrainingError, match=r"lr is given twice \(lr=0.2 and optimizer_options lr=0.5\)"):

@@ -8,8 +8,8 @@ import torch
 from capas.backprop import BackpropStepper, supports, unsupported_reason
 from capas.errors import TrainingError
 from capas.models.network import build
-from capas.train.config import TrainConfig
 from capas.objectives import Loss, penalized_parameters, penalty
+from capas.train.config import TrainConfig
 
 ACTIVATIONS = ["linear", "sigmoid", "tanh", "softsign", "relu", "leaky_relu:0.2", "elu:0.5", "selu"]
 LOSSES = ["mse", "mse_half_sum", "cross_entropy", "binary_cross_entropy"]
@@ -59,8 +59,9 @@ def test_gradients_equal_autograd(act, loss_name):
     x = torch.randn(9, 6, dtype=torch.float64, generator=generator)
     y = torch.randint(0, 3, (9,), generator=generator)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    stepper = BackpropStepper(model, optimizer, loss, l1=l1, l2=l2, regularize_bias=regularize_bias,
-                              generator=generator)
+    stepper = BackpropStepper(
+        model, optimizer, loss, l1=l1, l2=l2, regularize_bias=regularize_bias, generator=generator
+    )
     with torch.no_grad():
         value = stepper.net.gradients(x, y)
     masks = [m for m in stepper.net.last.mask if m is not None]
@@ -129,8 +130,11 @@ def test_layer_grad_norms_and_deltas():
     stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=0.5), "mse_half_sum")
     model.eval()  # evaluation mode: no dropout in either engine
     phis = []
-    hooks = [layer.activation.register_forward_pre_hook(lambda m, a: phis.append(a[0])) for layer in model.layers
-             if hasattr(layer, "activation")]
+    hooks = [
+        layer.activation.register_forward_pre_hook(lambda m, a: phis.append(a[0]))
+        for layer in model.layers
+        if hasattr(layer, "activation")
+    ]
     objective = 0.5 * (model(x) - t).pow(2).sum() / 7
     for hook in hooks:
         hook.remove()
@@ -139,7 +143,7 @@ def test_layer_grad_norms_and_deltas():
     norms = stepper.layer_grad_norms()
     assert list(norms) == ["dense1", "dense2", "dense3"]  # model.layer_names() minus the dropout layer
     assert stepper.net.last.mask[1] is not None and not stepper.net.training
-    weight_grads = [g for g in grads[len(phis):] if g.dim() == 2]
+    weight_grads = [g for g in grads[len(phis) :] if g.dim() == 2]
     for norm, grad in zip(norms.values(), weight_grads):
         assert norm.item() == pytest.approx(grad.norm().item(), rel=1e-12)
     for delta, grad_phi in zip(stepper.last_deltas.values(), grads[: len(phis)]):
@@ -151,8 +155,9 @@ def test_dropout_masks_are_inverted_and_seeded():
     x = torch.randn(400, 200, dtype=torch.float64)
 
     def masks(seed):
-        stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=0.0), "mse",
-                                  generator=torch.Generator().manual_seed(seed))
+        stepper = BackpropStepper(
+            model, torch.optim.SGD(model.parameters(), lr=0.0), "mse", generator=torch.Generator().manual_seed(seed)
+        )
         stepper.step(x, torch.zeros(400, 2, dtype=torch.float64))
         return stepper.net.last.mask[0].clone()
 

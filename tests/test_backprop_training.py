@@ -48,12 +48,21 @@ CASES = {
     "mini-batch": ("6-5-4-3", "tanh", "cross_entropy", lambda p: torch.optim.SGD(p, lr=0.2), 7, {}),
     "incremental": ("6-mx4x2-3", "relu", "mse", lambda p: torch.optim.SGD(p, lr=0.05), 1, {"l2": 0.01}),
     "fused mini-batch": ("6-5-4-3", "sigmoid", "mse", lambda p: torch.optim.SGD(p, lr=0.2), 4, {"grad_norms": False}),
-    "fused incremental": ("6-mx4x2-3", "relu", "cross_entropy", lambda p: torch.optim.SGD(p, lr=0.05), 1,
-                          {"grad_norms": False}),
+    "fused incremental": (
+        "6-mx4x2-3",
+        "relu",
+        "cross_entropy",
+        lambda p: torch.optim.SGD(p, lr=0.05),
+        1,
+        {"grad_norms": False},
+    ),
     "momentum": ("6-5-3", "elu", "cross_entropy", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 4, {}),
     "nesterov": (
-        "6-5-3", "softsign", "binary_cross_entropy",
-        lambda p: torch.optim.SGD(p, lr=0.3, momentum=0.8, nesterov=True, weight_decay=1e-3, dampening=0), 5,
+        "6-5-3",
+        "softsign",
+        "binary_cross_entropy",
+        lambda p: torch.optim.SGD(p, lr=0.3, momentum=0.8, nesterov=True, weight_decay=1e-3, dampening=0),
+        5,
         {"l1": 0.001},
     ),
     "binary": ("6-4-1", "tanh", "binary_cross_entropy", lambda p: torch.optim.SGD(p, lr=0.3), 5, {}),
@@ -75,8 +84,16 @@ def test_training_matches_autograd(case):
         y = torch.randn(N, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     loss = Loss(loss_name, num_classes=None if case == "regression" else max(2, reference.output_shape[0]))
     penalties = {k: options[k] for k in ("l1", "l2") if k in options}
-    autograd_run(reference, make_optimizer(reference.parameters()), loss, x, y, epoch_batches(3, batch_size, seed=11),
-                 clip_norm=options.get("clip_norm"), **penalties)
+    autograd_run(
+        reference,
+        make_optimizer(reference.parameters()),
+        loss,
+        x,
+        y,
+        epoch_batches(3, batch_size, seed=11),
+        clip_norm=options.get("clip_norm"),
+        **penalties,
+    )
     stepper = BackpropStepper(model, make_optimizer(model.parameters()), loss, **options)
     assert (stepper._fused_group() is not None) == case.startswith("fused")  # update inside the backward pass
     generator = torch.Generator().manual_seed(11)
@@ -186,8 +203,10 @@ def test_slides_two_layer_example_online_incremental_and_batch():
     expected1 = add(add(start1, changes[0][0], 0.5), changes[1][0], 0.5)
     expected2 = add(add(start2, changes[0][1], 0.5), changes[1][1], 0.5)
     stepper = BackpropStepper(batch, torch.optim.SGD(batch.parameters(), lr=rho), "mse_half_sum")
-    stepper.step(torch.tensor([x for x, _ in samples], dtype=torch.float64),
-                 torch.tensor([t for _, t in samples], dtype=torch.float64))
+    stepper.step(
+        torch.tensor([x for x, _ in samples], dtype=torch.float64),
+        torch.tensor([t for _, t in samples], dtype=torch.float64),
+    )
     assert_theta(batch.layers[0], expected1)
     assert_theta(batch.layers[1], expected2)
 
@@ -210,8 +229,18 @@ def test_slides_two_layer_example_online_incremental_and_batch():
         ("6-4:sigmoid-3", {"batch_size": "full", "loss": "sse", "lr": 2.0, "l2": 0.01}),
         ("6-mx4x2-3", {"batch_size": 1, "optimizer": "adam", "lr": 0.01, "clip_norm": 0.5}),
         ("6-5:relu-4:elu-3", {"batch_size": 7, "lr": 0.2, "grad_norms": False}),  # update fused in the backward
-        ("6-5:tanh-3", {"batch_size": 6, "loss": "mse", "target_encoding": "tanh", "l2": 0.01,
-                        "regularize_bias": True, "scheduler": "step", "scheduler_options": {"step_size": 1}}),
+        (
+            "6-5:tanh-3",
+            {
+                "batch_size": 6,
+                "loss": "mse",
+                "target_encoding": "tanh",
+                "l2": 0.01,
+                "regularize_bias": True,
+                "scheduler": "step",
+                "scheduler_options": {"step_size": 1},
+            },
+        ),
     ],
 )
 def test_fit_engines_agree(spec, options):

@@ -67,7 +67,7 @@ def test_three_forms_build_the_same_module():
         seed=1,
     )
     recipe = build_from_toml(
-        '[model]\nseed = 1\n'
+        "[model]\nseed = 1\n"
         '[[model.layers]]\ntype = "input"\nshape = [1, 12, 12]\n'
         '[[model.layers]]\ntype = "conv"\nkernel = [3, 3]\nfilters = 4\npadding = "same"\nact = "tanh"\n'
         '[[model.layers]]\ntype = "max_pool"\nsize = 2\n'
@@ -260,8 +260,12 @@ def test_output_activation_placement_and_logits():
 
 @pytest.mark.parametrize(
     "spec, loss",
-    [("64-32-10", "cross_entropy"), ("1x6x6 c3x3x2 c3x3x3", "binary_cross_entropy"),
-     ("1x6x6 sc3x3x2:same", "binary_cross_entropy"), ("8 d5 d3+0", "cross_entropy")],
+    [
+        ("64-32-10", "cross_entropy"),
+        ("1x6x6 c3x3x2 c3x3x3", "binary_cross_entropy"),
+        ("1x6x6 sc3x3x2:same", "binary_cross_entropy"),
+        ("8 d5 d3+0", "cross_entropy"),
+    ],
 )
 def test_logits_skip_the_output_activation(spec, loss):
     model = build(spec, loss=loss, seed=0).double()
@@ -294,7 +298,9 @@ def test_weights_too_large_for_memory_are_a_spec_error(monkeypatch):
     import capas.models.network as network
 
     def refuse(self):  # what torch's allocator raises (without really asking for terabytes)
-        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 3240000000000000000 bytes")
+        raise RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 3240000000000000000 bytes"
+        )
 
     monkeypatch.setattr(network.Builder, "build", refuse)
     with pytest.raises(SpecError, match="not enough memory for the weights of '784 d900000000 d10'"):

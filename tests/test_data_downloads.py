@@ -44,8 +44,11 @@ def test_corrupted_download_is_rejected_and_nothing_is_left(tmp_path, monkeypatc
         return real_urlopen(bad.as_uri())
 
     monkeypatch.setattr(urllib.request, "urlopen", serve_bad_bytes)
-    with pytest.raises(DataError, match="checksum mismatch for https://ossci-datasets.s3.amazonaws.com/mnist/"
-                       "train-images-idx3-ubyte.gz: expected md5 f68b3c2dcbeaaa9fbdd348bbdeb94873, got") as info:
+    with pytest.raises(
+        DataError,
+        match="checksum mismatch for https://ossci-datasets.s3.amazonaws.com/mnist/"
+        "train-images-idx3-ubyte.gz: expected md5 f68b3c2dcbeaaa9fbdd348bbdeb94873, got",
+    ) as info:
         data.load("mnist")
     assert hashlib.md5(bad.read_bytes()).hexdigest() in str(info.value)
     assert served == [("https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz", downloads.TIMEOUT_S)]

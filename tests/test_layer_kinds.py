@@ -103,17 +103,47 @@ def test_a_taken_name_or_token_is_refused():
 def test_records_hold_what_the_builder_used_to_hard_code():
     prefixes = {name: kind.prefix for name, kind in KINDS.items()}
     assert prefixes == {
-        "dense": "dense", "maxout": "maxout", "conv": "conv", "separable_conv": "sepconv",
-        "conv_maxout": "convmaxout", "max_pool": "pool", "avg_pool": "pool", "dropout": "drop",
-        "batch_norm": "bn", "layer_norm": "ln", "flatten": "flat", "activation": "act", "residual": "res",
-        "repeat": "rep", "concat": "cat",
+        "dense": "dense",
+        "maxout": "maxout",
+        "conv": "conv",
+        "separable_conv": "sepconv",
+        "conv_maxout": "convmaxout",
+        "max_pool": "pool",
+        "avg_pool": "pool",
+        "dropout": "drop",
+        "batch_norm": "bn",
+        "layer_norm": "ln",
+        "flatten": "flat",
+        "activation": "act",
+        "residual": "res",
+        "repeat": "rep",
+        "concat": "cat",
     }
     assert {name for name, kind in KINDS.items() if kind.flattens} == {"dense", "maxout"}
     assert {name for name, kind in KINDS.items() if kind.output_slot} == {
-        "dense", "conv", "separable_conv", "residual", "activation"}
+        "dense",
+        "conv",
+        "separable_conv",
+        "residual",
+        "activation",
+    }
     net = build("1x8x8 c3x3x2 sc1x1x2 mp2 ap1 flat res(d4 d4) bn drop0.1 ln mx3 relu cat(d2, d2) rep2(d4)")
-    assert net.layer_names() == ["conv1", "sepconv1", "pool1", "pool2", "flat1", "res1", "bn1", "drop1", "ln1",
-                                 "maxout1", "act1", "cat1", "rep1", "act2"]
+    assert net.layer_names() == [
+        "conv1",
+        "sepconv1",
+        "pool1",
+        "pool2",
+        "flat1",
+        "res1",
+        "bn1",
+        "drop1",
+        "ln1",
+        "maxout1",
+        "act1",
+        "cat1",
+        "rep1",
+        "act2",
+    ]
     assert [name for name, _ in net.named_layers(nested=True)][5:8] == ["res1", "res1.dense1", "res1.dense2"]
 
 

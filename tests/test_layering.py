@@ -84,15 +84,20 @@ def package_imports() -> dict[str, list[tuple[str, int, str]]]:
 
 
 def test_every_module_belongs_to_a_ranked_package():
-    unranked = sorted({package_of(module_name(p)) for p in ROOT.rglob("*.py")
-                       if p.relative_to(ROOT.parent).as_posix() not in EXEMPT} - set(RANK))
+    unranked = sorted(
+        {package_of(module_name(p)) for p in ROOT.rglob("*.py") if p.relative_to(ROOT.parent).as_posix() not in EXEMPT}
+        - set(RANK)
+    )
     assert unranked == [], f"give these packages a rank in LAYERS (and docs/CORE.md): {unranked}"
 
 
 def test_no_package_imports_a_package_above_it():
-    upward = [f"{file}:{line}: {source} imports {target}"
-              for source, imports in package_imports().items() for file, line, target in imports
-              if RANK.get(target, len(LAYERS)) >= RANK.get(source, -1)]
+    upward = [
+        f"{file}:{line}: {source} imports {target}"
+        for source, imports in package_imports().items()
+        for file, line, target in imports
+        if RANK.get(target, len(LAYERS)) >= RANK.get(source, -1)
+    ]
     assert upward == [], "imports against the layering:\n" + "\n".join(upward)
 
 
@@ -103,7 +108,7 @@ def test_no_import_cycles_between_packages():
     def visit(node: str, path: list[str]) -> None:
         for target in sorted(graph.get(node, ())):
             if target in path:
-                cycles.append(" -> ".join([*path[path.index(target):], target]))
+                cycles.append(" -> ".join([*path[path.index(target) :], target]))
             elif target not in done:
                 visit(target, [*path, target])
         done.add(node)
@@ -120,7 +125,14 @@ def test_the_checker_sees_function_level_relative_and_root_imports(tmp_path):
     lines = {name for _, name in imported_modules(probe, "capas.train")}
     assert "capas.train.config" in lines and "capas.rng" in lines
     source = tmp_path / "m.py"
-    source.write_text("def f():\n    from capas.api import fit\n\nfrom capas import defaults, fit\n"
-                      "from . import rundir\nfrom ..models import build\n")
+    source.write_text(
+        "def f():\n    from capas.api import fit\n\nfrom capas import defaults, fit\n"
+        "from . import rundir\nfrom ..models import build\n"
+    )
     assert sorted(name for _, name in imported_modules(source, "capas.train")) == [
-        "capas", "capas.api", "capas.defaults", "capas.models", "capas.train"]
+        "capas",
+        "capas.api",
+        "capas.defaults",
+        "capas.models",
+        "capas.train",
+    ]

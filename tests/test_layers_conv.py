@@ -7,11 +7,11 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from harness import check_against_reference, check_config_roundtrip, n_params
 from torch import nn
 
 from capas.errors import SpecError
 from capas.layers import Conv, ConvMaxout, Pool, SeparableConv, conv_output_length
-from harness import check_against_reference, check_config_roundtrip, n_params
 
 
 def test_output_length_formula_matches_torch():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from harness import check_against_reference, check_config_roundtrip, n_params
 from torch import nn
 
 from capas.errors import SpecError
 from capas.layers import LAYERS, Dense, Maxout, layer_from_config, register_layer
-from harness import check_against_reference, check_config_roundtrip, n_params
 
 TORCH_ACTIVATIONS = {
     "linear": nn.Identity(),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from harness import check_against_reference, check_config_roundtrip
 from torch import nn
 
 from capas.errors import SpecError, TrainingError
 from capas.layers import BatchNorm, Dropout, Flatten, LayerNorm
-from harness import check_against_reference, check_config_roundtrip
 
 
 @pytest.mark.parametrize(

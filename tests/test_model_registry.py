@@ -26,8 +26,14 @@ def test_network_is_registered_and_its_config_names_its_kind():
 
 
 def test_configs_without_a_model_key_are_networks():
-    old = {"format": 1, "spec": "4 d3 d2", "act": "relu", "loss": "cross_entropy", "output_act": "softmax",
-           "init": None}
+    old = {
+        "format": 1,
+        "spec": "4 d3 d2",
+        "act": "relu",
+        "loss": "cross_entropy",
+        "output_act": "softmax",
+        "init": None,
+    }
     assert Network.from_config(old).options["spec"] == "4 d3 d2"
     assert isinstance(from_config(old), Network)
     with pytest.raises(SpecError, match="describes a 'rbm' model, not a 'network'"):

@@ -22,8 +22,20 @@ def test_token_meanings():
         "3x32x32 c3x3x8:s2:p1:d2:tanh sc3x3x16:same cmx5x5x8x3 mp2:s1 ap3 drop0.25 bn ln flat mx30x3 relu d10+0"
     )
     kinds = [layer.kind for layer in spec.layers]
-    assert kinds == ["conv", "separable_conv", "conv_maxout", "max_pool", "avg_pool", "dropout", "batch_norm",
-                     "layer_norm", "flatten", "maxout", "activation", "dense"]
+    assert kinds == [
+        "conv",
+        "separable_conv",
+        "conv_maxout",
+        "max_pool",
+        "avg_pool",
+        "dropout",
+        "batch_norm",
+        "layer_norm",
+        "flatten",
+        "maxout",
+        "activation",
+        "dense",
+    ]
     conv = spec.layers[0]
     assert (conv.sizes, conv.stride, conv.padding, conv.dilation, conv.activation) == ((3, 3, 8), 2, 1, 2, "tanh")
     assert spec.layers[1].padding == "same"
@@ -108,8 +120,15 @@ def test_errors_point_at_the_bad_token(text, message, column, width):
 
 def test_sequence_input_is_the_first_token_only():
     spec = parse("T20x3x8 c3x3x4 flat d5")
-    assert (spec.sequence, spec.length, spec.input_shape, spec.canonical()) == (True, 20, (3, 8), "T20x3x8 c3x3x4 flat d5")
+    assert (spec.sequence, spec.length, spec.input_shape, spec.canonical()) == (
+        True,
+        20,
+        (3, 8),
+        "T20x3x8 c3x3x4 flat d5",
+    )
     with pytest.raises(SpecError, match="unknown layer 'Tx8'"):
         parse("8 Tx8 d3")
-    with pytest.raises(SpecError, match=r"expected the input shape first \(N, CxL or CxHxW with sizes >= 1\), got 'x28'"):
+    with pytest.raises(
+        SpecError, match=r"expected the input shape first \(N, CxL or CxHxW with sizes >= 1\), got 'x28'"
+    ):
         parse("x28 d3")

@@ -91,15 +91,31 @@ def test_class_weights_weigh_every_loss_like_torchs_cross_entropy():
 def test_registry_names_aliases_and_output_activations():
     assert list(LOSSES) == ["mse_half_sum", "mse", "mae", "huber", "cross_entropy", "binary_cross_entropy"]
     assert [canonical_loss(n) for n in ("SSE", "ce", "bce", "Binary-Cross-Entropy")] == [
-        "mse_half_sum", "cross_entropy", "binary_cross_entropy", "binary_cross_entropy"]
+        "mse_half_sum",
+        "cross_entropy",
+        "binary_cross_entropy",
+        "binary_cross_entropy",
+    ]
     assert {n: output_activation(n) for n in LOSSES} == {
-        "mse_half_sum": "linear", "mse": "linear", "mae": "linear", "huber": "linear",
-        "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+        "mse_half_sum": "linear",
+        "mse": "linear",
+        "mae": "linear",
+        "huber": "linear",
+        "cross_entropy": "softmax",
+        "binary_cross_entropy": "sigmoid",
+    }
     assert OUTPUT_FOR_LOSS == {n: output_activation(n) for n in LOSSES}
     assert {n: info.decision for n, info in LOSSES.items()} == {
-        "mse_half_sum": "identity", "mse": "identity", "mae": "identity", "huber": "identity",
-        "cross_entropy": "argmax", "binary_cross_entropy": "threshold"}
-    with pytest.raises(TrainingError, match=r"unknown loss 'hubber'; did you mean 'huber'\? valid losses: mse_half_sum"):
+        "mse_half_sum": "identity",
+        "mse": "identity",
+        "mae": "identity",
+        "huber": "identity",
+        "cross_entropy": "argmax",
+        "binary_cross_entropy": "threshold",
+    }
+    with pytest.raises(
+        TrainingError, match=r"unknown loss 'hubber'; did you mean 'huber'\? valid losses: mse_half_sum"
+    ):
         canonical_loss("hubber")
 
 
@@ -121,14 +137,19 @@ def test_target_codes_are_the_slides():
 
 @pytest.mark.parametrize(
     "spec, loss_name, encoding",
-    [("4-5:tanh-3:tanh", "mse", "tanh"), ("4-5-3:sigmoid", "mse_half_sum", "sigmoid"),
-     ("4-5-1:tanh", "mse_half_sum", "tanh"), ("4-5-3", "cross_entropy", "tanh"),
-     ("4-5-1", "binary_cross_entropy", "onehot")],
+    [
+        ("4-5:tanh-3:tanh", "mse", "tanh"),
+        ("4-5-3:sigmoid", "mse_half_sum", "sigmoid"),
+        ("4-5-1:tanh", "mse_half_sum", "tanh"),
+        ("4-5-3", "cross_entropy", "tanh"),
+        ("4-5-1", "binary_cross_entropy", "onehot"),
+    ],
 )
 def test_the_backprop_engine_and_the_loss_encode_labels_alike(spec, loss_name, encoding):
     model = build(spec, loss="mse" if loss_name.startswith("mse") else loss_name, seed=0).double()
-    loss = Loss(loss_name, num_classes=2 if spec.endswith("1") or spec.endswith("1:tanh") else 3,
-                target_encoding=encoding).to(torch.device("cpu"), torch.float64)
+    loss = Loss(
+        loss_name, num_classes=2 if spec.endswith("1") or spec.endswith("1:tanh") else 3, target_encoding=encoding
+    ).to(torch.device("cpu"), torch.float64)
     stepper = BackpropStepper(model, torch.optim.SGD(model.parameters(), lr=0.1), loss)
     rule = stepper.net.rule
     width = model.output_shape[0]
@@ -189,8 +210,9 @@ def test_predict_proba_is_s_L_in_eval_mode_on_the_weights_dtype():
 def test_a_squared_error_classifier_predicts_classes_as_evaluate_decides(tmp_path):
     """Finding 4: predict returned (N, 10) outputs for an mse_half_sum classifier."""
     data = capas.data.load("digits")
-    result = capas.fit("64-30-10", data, loss="mse_half_sum", optimizer="sgd", lr=0.1, epochs=3, quiet=True,
-                       out=tmp_path / "run")
+    result = capas.fit(
+        "64-30-10", data, loss="mse_half_sum", optimizer="sgd", lr=0.1, epochs=3, quiet=True, out=tmp_path / "run"
+    )
     model = result.model
     predicted = model.predict(data.x_test)
     assert predicted.shape == (len(data.x_test),) and predicted.dtype == torch.int64
@@ -222,8 +244,23 @@ def test_fit_trains_with_mae_and_huber(loss):
 
 def test_capas_train_takes_loss_mae(tmp_path, capsys):
     """Finding 1 on the command line: `capas train --loss mae`."""
-    main(["train", "--data", "digits", "--model", "64-16-10", "--loss", "mae", "--epochs", "1", "--quiet", "--json",
-          "--out", str(tmp_path / "run")])
+    main(
+        [
+            "train",
+            "--data",
+            "digits",
+            "--model",
+            "64-16-10",
+            "--loss",
+            "mae",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--json",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert math.isfinite(summary["train_loss"]) and 0.0 <= summary["test_accuracy"] <= 1.0
     config = json.loads((tmp_path / "run" / "config.json").read_text())

@@ -23,10 +23,20 @@ def synthetic_history(epochs: int = 12) -> list[dict]:
     """Losses with a validation minimum at epoch 5 and gradient norms decaying per layer."""
     rows = []
     for e in range(1, epochs + 1):
-        rows.append({"epoch": e, "train_loss": 2.0 / e, "val_loss": (e - 5) ** 2 / 10 + 0.3,
-                     "train_accuracy": 1 - 1 / (e + 1), "val_accuracy": 0.8, "lr": 0.1 * 0.9**e,
-                     "seconds": 0.01, "grad_norm/dense1": 1e-3 / e, "grad_norm/dense2": 2e-2 / e,
-                     "grad_norm/dense3": 0.3 / e})
+        rows.append(
+            {
+                "epoch": e,
+                "train_loss": 2.0 / e,
+                "val_loss": (e - 5) ** 2 / 10 + 0.3,
+                "train_accuracy": 1 - 1 / (e + 1),
+                "val_accuracy": 0.8,
+                "lr": 0.1 * 0.9**e,
+                "seconds": 0.01,
+                "grad_norm/dense1": 1e-3 / e,
+                "grad_norm/dense2": 2e-2 / e,
+                "grad_norm/dense3": 0.3 / e,
+            }
+        )
     return rows
 
 
@@ -118,7 +128,9 @@ def test_hidden_wide_layer_is_projected_on_its_principal_plane():
 
 def test_hidden_plot_axes_say_what_they_are():
     assert projection.axis_labels("dense1", "pca (58% + 28% of variance)", 16) == (
-        "principal component 1", "principal component 2")
+        "principal component 1",
+        "principal component 2",
+    )
     assert projection.axis_labels("dense2", "units", 2) == ("dense2 unit 1", "dense2 unit 2")
     assert projection.axis_labels("dense2", "units", 1) == ("dense2 unit 1", "(one unit)")
 

@@ -37,8 +37,15 @@ def xor_run(tmp_path_factory):
 def test_all_plots_of_a_2d_run(xor_run):
     out, *_ = xor_run
     paths = plot_run(out)
-    assert [p.name for p in paths] == ["curves.png", "gradients.png", "confusion.png", "boundary.png",
-                                       "hidden-dense2.png", "weights.png", "activations.png"]
+    assert [p.name for p in paths] == [
+        "curves.png",
+        "gradients.png",
+        "confusion.png",
+        "boundary.png",
+        "hidden-dense2.png",
+        "weights.png",
+        "activations.png",
+    ]
     assert all(p.parent == out / "plots" and p.stat().st_size > 1000 for p in paths)
 
 

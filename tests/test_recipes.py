@@ -62,12 +62,15 @@ def test_vanishing_gradient_recipe_is_nielsens_protocol():
     assert recipe.train["l2"] == pytest.approx(5 / 1000)  # Nielsen's lambda / n
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ("colour = 1\n" + MINIMAL, "'colour'"),
-    (MINIMAL + "[plots]\nwaht = 'curves'\n", "'plots.waht'"),
-    (MINIMAL.replace("[data]\n", "[data]\nfallbak = 'digits'\n"), "'data.fallbak'"),
-    (MINIMAL.replace("[model]\n", "[model]\nactivation = 'relu'\n"), "'model.activation'"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("colour = 1\n" + MINIMAL, "'colour'"),
+        (MINIMAL + "[plots]\nwaht = 'curves'\n", "'plots.waht'"),
+        (MINIMAL.replace("[data]\n", "[data]\nfallbak = 'digits'\n"), "'data.fallbak'"),
+        (MINIMAL.replace("[model]\n", "[model]\nactivation = 'relu'\n"), "'model.activation'"),
+    ],
+)
 def test_unknown_keys_are_errors_naming_the_key(tmp_path, text, key):
     with pytest.raises(CapasError, match=f"unknown key {key}"):
         load_recipe(write(tmp_path, text))
@@ -112,8 +115,9 @@ def test_overrides_replace_and_add_nested_keys(tmp_path):
         load_recipe(write(tmp_path, MINIMAL), {"name.x": 1})
 
 
-@pytest.mark.parametrize(("raw", "value"), [("2", 2), ("0.1", 0.1), ("true", True), ("[1, 2]", [1, 2]),
-                                            ('"full"', "full"), ("full", "full")])
+@pytest.mark.parametrize(
+    ("raw", "value"), [("2", 2), ("0.1", 0.1), ("true", True), ("[1, 2]", [1, 2]), ('"full"', "full"), ("full", "full")]
+)
 def test_set_values_are_parsed_as_toml(raw, value):
     assert parse_value(raw) == value
 
@@ -179,8 +183,12 @@ def test_xor_recipe_end_to_end(tmp_path):
 def test_a_plot_that_cannot_apply_is_refused_before_training(tmp_path):
     sine = {"data.name": "sine", "data.options": {}, "model.loss": "mse", "train.epochs": 1}
     with pytest.raises(CapasError, match="cannot plot confusion: it needs a classification dataset"):
-        run_recipe(RECIPES / "xor-boundary.toml", out=tmp_path / "c",
-                   overrides={**sine, "plots.what": ["curves", "confusion"]}, quiet=True)
+        run_recipe(
+            RECIPES / "xor-boundary.toml",
+            out=tmp_path / "c",
+            overrides={**sine, "plots.what": ["curves", "confusion"]},
+            quiet=True,
+        )
     assert not (tmp_path / "c").exists()  # nothing was trained
 
 
@@ -190,15 +198,23 @@ def test_an_output_file_or_an_unknown_plot_layer_is_refused_before_training(tmp_
     with pytest.raises(CapasError, match="is a file"):
         run_recipe(RECIPES / "xor-boundary.toml", out=taken, overrides=TINY_XOR, quiet=True)
     with pytest.raises(CapasError, match="plots.layer: unknown layer 'dense9'.*dense1, dense2"):
-        run_recipe(RECIPES / "xor-boundary.toml", out=tmp_path / "o", quiet=True,
-                   overrides={**TINY_XOR, "plots.layer": "dense9"})
+        run_recipe(
+            RECIPES / "xor-boundary.toml",
+            out=tmp_path / "o",
+            quiet=True,
+            overrides={**TINY_XOR, "plots.layer": "dense9"},
+        )
     assert not (tmp_path / "o").exists()
 
 
 def test_all_plots_with_animation_skip_the_boundary_of_a_regression(tmp_path):
     sine = {"data.name": "sine", "data.options": {}, "model.loss": "mse", "train.epochs": 1}
-    result = run_recipe(RECIPES / "xor-boundary.toml", out=tmp_path / "s",
-                        overrides={**sine, "plots.what": "all", "plots.animate": True}, quiet=True)
+    result = run_recipe(
+        RECIPES / "xor-boundary.toml",
+        out=tmp_path / "s",
+        overrides={**sine, "plots.what": "all", "plots.animate": True},
+        quiet=True,
+    )
     (variant,) = result.variants
     assert sorted(p.name for p in variant.plots) == ["activations.png", "curves.png", "gradients.png", "weights.png"]
 
@@ -206,8 +222,11 @@ def test_all_plots_with_animation_skip_the_boundary_of_a_regression(tmp_path):
 def test_sweep_keeps_a_zero_test_loss_and_speed_ratios_skip_the_output_layer():
     from types import SimpleNamespace
 
-    perfect = SimpleNamespace(width=4, history=[{"train_loss": 0.0, "train_accuracy": 1.0}],
-                              test_metrics={"test_loss": 0.0, "test_accuracy": 1.0})
+    perfect = SimpleNamespace(
+        width=4,
+        history=[{"train_loss": 0.0, "train_accuracy": 1.0}],
+        test_metrics={"test_loss": 0.0, "test_accuracy": 1.0},
+    )
     errors = sweep_errors([perfect])
     assert errors["test_loss"].tolist() == [0.0] and errors["test"].tolist() == [0.0]
     assert hidden_speed_ratio({"dense1": 0.01, "dense2": 0.5, "dense3": 9.0}) == ("dense1", "dense2", 0.02)
@@ -217,8 +236,9 @@ def test_sweep_keeps_a_zero_test_loss_and_speed_ratios_skip_the_output_layer():
 def test_width_sweep_writes_one_run_per_width_and_the_sweep_plot(tmp_path):
     sweep = 'spec = "{input}-{width}-{classes}"\nwidths = [2, 5]'
     recipe = write(tmp_path, MINIMAL.replace('spec = "{input}-3-{classes}"', sweep) + "[plots]\nwhat = []\n")
-    result = run_recipe(recipe, out=tmp_path / "sweep", overrides={"data.options": {"n": 60}, "train.epochs": 2},
-                        quiet=True)
+    result = run_recipe(
+        recipe, out=tmp_path / "sweep", overrides={"data.options": {"n": 60}, "train.epochs": 2}, quiet=True
+    )
     assert [v.label for v in result.variants] == ["width-2", "width-5"]
     assert [v.params for v in result.variants] == [2 * 2 + 2 + 2 * 2 + 2, 2 * 5 + 5 + 5 * 2 + 2]
     assert (tmp_path / "sweep" / "width-5" / "history.json").is_file()
@@ -247,8 +267,20 @@ def test_fallback_is_recorded_in_the_report_and_the_speed_ratio_is_reported(tmp_
 
 def test_cli_run_with_overrides_and_json(tmp_path, capsys):
     recipe = write(tmp_path, MINIMAL)
-    capas.cli.main(["run", str(recipe), "--out", str(tmp_path / "o"), "--set", "train.epochs=1",
-                    "--set", "data.options={n = 40}", "--quiet", "--json"])  # returns on success
+    capas.cli.main(
+        [
+            "run",
+            str(recipe),
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "data.options={n = 40}",
+            "--quiet",
+            "--json",
+        ]
+    )  # returns on success
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["report"] == str(tmp_path / "o" / "report.md") and summary["note"] is None
     (model,) = summary["models"]
@@ -256,10 +288,13 @@ def test_cli_run_with_overrides_and_json(tmp_path, capsys):
     assert len(load_run(tmp_path / "o").history) == 1
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--set", "train.epochs"], "--set expects key=value"),
-    (["--set", "train.epoks=1"], "unknown key 'train.epoks'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "train.epochs"], "--set expects key=value"),
+        (["--set", "train.epoks=1"], "unknown key 'train.epoks'"),
+    ],
+)
 def test_cli_run_errors_are_one_line_exit_2(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         capas.cli.main(["run", str(write(tmp_path, MINIMAL)), "--out", str(tmp_path / "o"), *args])

@@ -13,8 +13,11 @@ from capas.notation import parse
 
 @pytest.mark.parametrize(
     "text, canonical, shape, length",
-    [("Tx28-64-10", "Tx28 d64 d10", (28,), None), ("T50x28-10", "T50x28 d10", (28,), 50),
-     ("Tx1x28 c3x8 flat d10", "Tx1x28 c3x8 flat d10", (1, 28), None)],
+    [
+        ("Tx28-64-10", "Tx28 d64 d10", (28,), None),
+        ("T50x28-10", "T50x28 d10", (28,), 50),
+        ("Tx1x28 c3x8 flat d10", "Tx1x28 c3x8 flat d10", (1, 28), None),
+    ],
 )
 def test_sequence_input_token_round_trips(text, canonical, shape, length):
     spec = parse(text)
@@ -67,11 +70,18 @@ def test_summary_prints_the_time_axis_and_counts_the_per_step_parameters():
     assert [summary.shape_text(row.output_shape) for row in summary.layers] == ["Tx64", "Tx10"]
     assert summary.flops == summarize("28-64-10").flops  # per time step
     record = summary.to_json()
-    assert record["time"] == "T" and record["input_shape"] == [None, 28] and record["layers"][0]["output_shape"] == [
-        None, 64]
+    assert (
+        record["time"] == "T"
+        and record["input_shape"] == [None, 28]
+        and record["layers"][0]["output_shape"] == [None, 64]
+    )
     fixed = summarize("T50x28 res(d28 ln):relu d10")
     assert [(row.name, fixed.shape_text(row.output_shape)) for row in fixed.layers] == [
-        ("res1", "T50x28"), ("res1.dense1", "T50x28"), ("res1.ln1", "T50x28"), ("dense2", "T50x10")]
+        ("res1", "T50x28"),
+        ("res1.dense1", "T50x28"),
+        ("res1.ln1", "T50x28"),
+        ("dense2", "T50x10"),
+    ]
     assert fixed.flops == 50 * summarize("28 res(d28 ln):relu d10").flops
     assert fixed.to_json()["output_shape"] == [50, 10]
     caption = str(fixed.table().caption)
@@ -97,9 +107,11 @@ def test_sequence_networks_keep_their_layout_through_the_config():
 
 @pytest.mark.parametrize(
     "text, message",
-    [("Tx8 d4 d4+0", "skips '+i' are not supported on a sequence input"),
-     ("Tx8 c3x4", "write the input as Tx1x8 for a 1-D signal at every step"),
-     ("T9x8 rep2(d3)", "map T9x8 (from the input) to T9x3")],
+    [
+        ("Tx8 d4 d4+0", "skips '+i' are not supported on a sequence input"),
+        ("Tx8 c3x4", "write the input as Tx1x8 for a 1-D signal at every step"),
+        ("T9x8 rep2(d3)", "map T9x8 (from the input) to T9x3"),
+    ],
 )
 def test_sequence_build_errors(text, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):

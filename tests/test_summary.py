@@ -11,7 +11,6 @@ from capas.diagnostics import summarize
 from capas.errors import SpecError
 from capas.models import build
 
-
 # (spec, total parameters, output shape), each worked out by hand in the comment
 CASES = [
     # course file 000: 1000 inputs, 300-100-50-20-5-1 units: 300*1001 + 100*301 + 50*101 + 20*51 + 5*21 + 1*6
@@ -32,8 +31,7 @@ CASES = [
     # ... the same block again on 11 maps: 6*(11*16+1) + 5*(11*9+1) = 1,562 more
     ("1x100x100 cat(c4x4x6:same, c3x3x5:same) cat(c4x4x6:same, c3x3x5:same)", 152 + 1_562, (11, 100, 100)),
     # ... with a 1x1x3 reduction before each block: 2*3*(11+1) + 6*(3*16+1) + 5*(3*9+1) = 506 more
-    ("1x100x100 cat(c4x4x6:same, c3x3x5:same) cat(c1x1x3 c4x4x6:same, c1x1x3 c3x3x5:same)", 152 + 506,
-     (11, 100, 100)),
+    ("1x100x100 cat(c4x4x6:same, c3x3x5:same) cat(c1x1x3 c4x4x6:same, c1x1x3 c3x3x5:same)", 152 + 506, (11, 100, 100)),
     # course file 000, Xception: 1x1x6 on 11 maps (6*12), then per-map 3x3 (6*9, no bias) and our
     # separable layer's 1x1 pointwise mix to 6 maps (6*6 + 6); the slides' depthwise-only answer is 132
     ("11x100x100 c1x1x6 sc3x3x6", 72 + 54 + 42, (6, 98, 98)),
@@ -134,6 +132,12 @@ def test_only_networks_and_specs():
 def test_json_shape():
     data = summarize("784-30-10").to_json()
     assert json.loads(json.dumps(data)) == data
-    assert data["layers"][0] == {"name": "dense1", "output_shape": [30], "params": 23_550, "shared": False,
-                                 "flops": 47_040, "depth": 0}
+    assert data["layers"][0] == {
+        "name": "dense1",
+        "output_shape": [30],
+        "params": 23_550,
+        "shared": False,
+        "flops": 47_040,
+        "depth": 0,
+    }
     assert (data["total_params"], data["trainable_params"], data["flops"]) == (23_860, 23_860, 47_640)

@@ -15,9 +15,13 @@ from capas.models import Network, build
 size = st.integers(min_value=1, max_value=4)
 act = st.sampled_from(["", "", ":tanh", ":relu"])
 window_options = st.builds(
-    "{}{}{}".format, st.sampled_from(["", "", ":s2"]), st.sampled_from(["", "", ":d2"]),
+    "{}{}{}".format,
+    st.sampled_from(["", "", ":s2"]),
+    st.sampled_from(["", "", ":d2"]),
     st.sampled_from(["", "", ":p1", ":same", ":valid"]),
 )
+
+
 def window(rank: int) -> st.SearchStrategy[str]:
     """'KxK' for images, 'K' for signals; vectors get either (an error the builder must catch)."""
     square = st.builds("{0}x{0}".format, size)
@@ -67,12 +71,40 @@ def well_formed(draw) -> str:
 
 
 bad_token = st.sampled_from(
-    ["d0", "c0x3", "foo", "x3", ")", "(", ",", "+1", ":", "res(", "rep0(d2)", "cat()", "mp2x2x2", "d2x2", "d3:s0",
-     "d3:q", "d3:0.2", "drop1.2", "res(d2+0)", "mp2:tanh", "c3x3x3:s2:s2", "elu:x", "rep2(", "cat(d2,)"]
+    [
+        "d0",
+        "c0x3",
+        "foo",
+        "x3",
+        ")",
+        "(",
+        ",",
+        "+1",
+        ":",
+        "res(",
+        "rep0(d2)",
+        "cat()",
+        "mp2x2x2",
+        "d2x2",
+        "d3:s0",
+        "d3:q",
+        "d3:0.2",
+        "drop1.2",
+        "res(d2+0)",
+        "mp2:tanh",
+        "c3x3x3:s2:s2",
+        "elu:x",
+        "rep2(",
+        "cat(d2,)",
+    ]
 )
 malformed = st.one_of(
-    st.builds(lambda spec, bad, at: " ".join(spec.split()[:at] + [bad] + spec.split()[at:]), well_formed(), bad_token,
-              st.integers(0, 5)),
+    st.builds(
+        lambda spec, bad, at: " ".join(spec.split()[:at] + [bad] + spec.split()[at:]),
+        well_formed(),
+        bad_token,
+        st.integers(0, 5),
+    ),
     st.text(alphabet="0123456789xcdmpa():+,-. sbnrel", max_size=30),
 )
 

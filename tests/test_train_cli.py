@@ -41,7 +41,9 @@ def test_predict_raw_samples_and_shape_errors(trained, tmp_path, capsys):
     run_dir, _ = trained
     digits = load_digits()
     np.save(tmp_path / "x.npy", digits.data[:20].astype(np.float32))  # raw 0..16 pixels, flattened
-    result = CliRunner().invoke(app, ["predict", str(run_dir), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.csv")])
+    result = CliRunner().invoke(
+        app, ["predict", str(run_dir), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.csv")]
+    )
     assert result.exit_code == 0, result.output
     predictions = np.loadtxt(tmp_path / "p.csv", delimiter=",")
     assert (predictions == digits.target[:20]).mean() >= 0.9
@@ -73,8 +75,19 @@ def test_predict_rejects_non_numeric_inputs_and_unwritable_outputs(trained, tmp_
 
 def test_init_from_fine_tunes_a_saved_model(trained, tmp_path, capsys):
     run_dir, summary = trained
-    args = ["train", "--init-from", str(run_dir), "--epochs", "1", "--lr", "1e-9", "--quiet", "--json",
-            "--out", str(tmp_path / "tuned")]
+    args = [
+        "train",
+        "--init-from",
+        str(run_dir),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-9",
+        "--quiet",
+        "--json",
+        "--out",
+        str(tmp_path / "tuned"),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     tuned = json.loads(result.output.strip().splitlines()[-1])
@@ -94,14 +107,17 @@ def test_init_from_fine_tunes_a_saved_model(trained, tmp_path, capsys):
         (["evaluate", "no/such/run"], "no run directory"),
         (["train", "--engine", "fast", "--epochs", "1"], "invalid training option(s): engine"),
         (["train", "--resume", "no/such/run"], "no run directory"),
-        (["train", "--resume", "no/such/run", "--lr", "0.5", "--data", "xor"],
-         "--resume takes its options from the run's config.json; drop --data, --lr"),
+        (
+            ["train", "--resume", "no/such/run", "--lr", "0.5", "--data", "xor"],
+            "--resume takes its options from the run's config.json; drop --data, --lr",
+        ),
     ],
 )
 def test_user_mistakes_are_one_line_errors_with_exit_2(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        main([*argv, "--quiet", "--out", str(tmp_path / "r")] if argv[0] == "train" and "--resume" not in argv
-             else argv)
+        main(
+            [*argv, "--quiet", "--out", str(tmp_path / "r")] if argv[0] == "train" and "--resume" not in argv else argv
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1

@@ -33,8 +33,17 @@ def test_fit_keeps_frozen_layers_and_falls_back_to_autograd():
     x, y = _data()
     net = build("6-5-3", seed=0)
     before = [p.detach().clone() for p in net.parameters()]
-    result = fit(net, (x, y), optimizer="sgd", lr=0.5, epochs=3, batch_size=10, frozen_layers=["dense1"],
-                 quiet=True, warn_gradients=False)
+    result = fit(
+        net,
+        (x, y),
+        optimizer="sgd",
+        lr=0.5,
+        epochs=3,
+        batch_size=10,
+        frozen_layers=["dense1"],
+        quiet=True,
+        warn_gradients=False,
+    )
     assert result.engine == "autograd"  # the delta rule would update every layer
     after = list(result.model.parameters())
     assert torch.equal(after[0], before[0]) and torch.equal(after[1], before[1])
@@ -49,8 +58,25 @@ def test_cli_freeze_is_recorded_in_the_run_config_so_a_resume_refreezes(tmp_path
     start = tmp_path / "start"
     main(["train", "--model", "64-12-10", "--epochs", "1", "--quiet", "--out", str(start)])
     first = tmp_path / "first"
-    main(["train", "--init-from", str(start), "--freeze", "dense1", "--epochs", "3", "--optimizer", "sgd",
-          "--lr", "0.5", "--quiet", "--out", str(first), "--json"])
+    main(
+        [
+            "train",
+            "--init-from",
+            str(start),
+            "--freeze",
+            "dense1",
+            "--epochs",
+            "3",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.5",
+            "--quiet",
+            "--out",
+            str(first),
+            "--json",
+        ]
+    )
     assert "test_accuracy" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     config = json.loads((first / "config.json").read_text())
     assert config["train"]["frozen_layers"] == ["dense1"]

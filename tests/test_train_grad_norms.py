@@ -24,8 +24,18 @@ def test_first_step_norms_do_not_include_the_penalty(engine):
     records = {}
     for l2 in (0.0, 5.0):
         model = build("8-6-5-3", act="sigmoid", seed=1).double()
-        result = fit(model, (x, y), optimizer="sgd", lr=0.1, epochs=1, batch_size="full", l2=l2,
-                     engine=engine, quiet=True, warn_gradients=False)
+        result = fit(
+            model,
+            (x, y),
+            optimizer="sgd",
+            lr=0.1,
+            epochs=1,
+            batch_size="full",
+            l2=l2,
+            engine=engine,
+            quiet=True,
+            warn_gradients=False,
+        )
         records[l2] = result.history[0]
     for layer in ("dense1", "dense2", "dense3"):
         assert records[5.0][f"grad_norm/{layer}"] == pytest.approx(records[0.0][f"grad_norm/{layer}"], rel=1e-12)
@@ -35,16 +45,35 @@ def test_first_step_norms_do_not_include_the_penalty(engine):
     loss = Loss("cross_entropy")(model.logits(x), y)
     grads = torch.autograd.grad(loss, [layer.weight for layer in model.layers])
     for name, grad in zip(("dense1", "dense2", "dense3"), grads):
-        assert records[5.0][f"grad_norm/{name}"] == pytest.approx(grad.norm().item(), rel=1e-6)  # the history keeps float32
+        assert records[5.0][f"grad_norm/{name}"] == pytest.approx(
+            grad.norm().item(), rel=1e-6
+        )  # the history keeps float32
 
 
 def test_the_penalty_still_shapes_the_update():
     x, y = _data()
     start = build("8-6-3", act="sigmoid", seed=1).double()
-    plain = fit(build("8-6-3", act="sigmoid", seed=1).double(), (x, y), optimizer="sgd", lr=0.1, epochs=1,
-                batch_size="full", engine="autograd", quiet=True).model
-    penalised = fit(build("8-6-3", act="sigmoid", seed=1).double(), (x, y), optimizer="sgd", lr=0.1, epochs=1,
-                    batch_size="full", l2=5.0, engine="autograd", quiet=True).model
+    plain = fit(
+        build("8-6-3", act="sigmoid", seed=1).double(),
+        (x, y),
+        optimizer="sgd",
+        lr=0.1,
+        epochs=1,
+        batch_size="full",
+        engine="autograd",
+        quiet=True,
+    ).model
+    penalised = fit(
+        build("8-6-3", act="sigmoid", seed=1).double(),
+        (x, y),
+        optimizer="sgd",
+        lr=0.1,
+        epochs=1,
+        batch_size="full",
+        l2=5.0,
+        engine="autograd",
+        quiet=True,
+    ).model
     w0 = start.layers[0].weight
     # w' = w - rho (g + lambda w): the penalised step differs by exactly rho * lambda * w0
     diff = plain.layers[0].weight - penalised.layers[0].weight
@@ -58,8 +87,17 @@ def test_long_epochs_sample_evenly_spaced_steps_and_engines_still_agree():
     results = {}
     for engine in ("autograd", "backprop"):
         model = build("8-6-3", act="tanh", seed=2).double()
-        results[engine] = fit(model, (x, y), optimizer="sgd", lr=0.05, epochs=2, batch_size=10, engine=engine,
-                              quiet=True, warn_gradients=False)
+        results[engine] = fit(
+            model,
+            (x, y),
+            optimizer="sgd",
+            lr=0.05,
+            epochs=2,
+            batch_size=10,
+            engine=engine,
+            quiet=True,
+            warn_gradients=False,
+        )
     # the explicit engine fuses the update into backward on the unmeasured steps: same weights
     for a, b in zip(results["autograd"].model.parameters(), results["backprop"].model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -82,13 +82,22 @@ def test_curriculum_uses_the_easiest_samples_first():
     y = torch.zeros(10, dtype=torch.long)
     seen = Seen()
     model = nn.Linear(1, 2)
+
     def record(module, args):  # forwards before the first epoch (the trainer's shape check) are not training
         if seen.rows:
             seen.rows[-1].update(args[0][:, 0].long().tolist())
 
     model.register_forward_pre_hook(record)
-    config = TrainConfig(curriculum="scores", curriculum_start=0.3, curriculum_epochs=2, epochs=3, batch_size=2,
-                         engine="autograd", device="cpu", grad_norms=False)
+    config = TrainConfig(
+        curriculum="scores",
+        curriculum_start=0.3,
+        curriculum_epochs=2,
+        epochs=3,
+        batch_size=2,
+        engine="autograd",
+        device="cpu",
+        grad_norms=False,
+    )
     Trainer(SupervisedTask(model, curriculum_scores=scores), config, quiet=True, callbacks=[seen]).fit((x, y))
     assert seen.rows[0] == {1, 3, 5} and len(seen.rows[1]) == 7 and len(seen.rows[2]) == 10
 
@@ -133,7 +142,16 @@ def test_one_cycle_spans_the_fewer_steps_of_a_curriculum():
     # 48 samples, batches of 4, start 0.25 over a 2-epoch ramp: 3 + 8 + 12 + 12 = 35 steps, not 48;
     # one_cycle must be sized to end its annealing on the last of them
     x, y = _imbalanced()
-    config = TrainConfig(curriculum="loss", curriculum_epochs=2, epochs=4, batch_size=4, scheduler="one_cycle",
-                         lr=0.1, engine="autograd", device="cpu", grad_norms=False)
+    config = TrainConfig(
+        curriculum="loss",
+        curriculum_epochs=2,
+        epochs=4,
+        batch_size=4,
+        scheduler="one_cycle",
+        lr=0.1,
+        engine="autograd",
+        device="cpu",
+        grad_norms=False,
+    )
     trainer = Trainer(SupervisedTask(nn.Linear(3, 2)), config, quiet=True).fit((x, y))
     assert trainer.task.schedule.scheduler.total_steps == 35 == trainer.task.schedule.scheduler.last_epoch

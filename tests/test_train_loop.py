@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from capas.api.fit import fit
 from capas.errors import CapasError, RunDirError, TrainingError
 from capas.models import build
 from capas.train import Callback, EarlyStopping, load_run
-from capas.api.fit import fit
 
 
 def _data(n=40, seed=0):
@@ -42,8 +42,18 @@ def test_early_stopping_restores_the_best_epochs_weights():
     # validation labels are the training labels flipped: fitting the training set makes
     # the validation loss rise, so the best epoch is early and patience ends the run
     model, snaps = _model(), Snapshots()
-    result = fit(model, (x, y, x, 1 - y), optimizer="sgd", lr=0.5, epochs=30, batch_size=8, patience=3,
-                 quiet=True, callbacks=[snaps], engine="autograd")
+    result = fit(
+        model,
+        (x, y, x, 1 - y),
+        optimizer="sgd",
+        lr=0.5,
+        epochs=30,
+        batch_size=8,
+        patience=3,
+        quiet=True,
+        callbacks=[snaps],
+        engine="autograd",
+    )
     val = result.history.column("val_loss")
     best = min(range(len(val)), key=val.__getitem__) + 1
     assert len(result.history) == best + 3 < 30
@@ -61,8 +71,9 @@ def test_early_stopping_min_delta_and_mode():
 
 def test_target_loss_ends_training():
     x, y = _data()
-    result = fit(_model(), (x, y), optimizer="adam", lr=0.05, epochs=200, batch_size="full", target_loss=0.3,
-                 quiet=True)
+    result = fit(
+        _model(), (x, y), optimizer="adam", lr=0.05, epochs=200, batch_size="full", target_loss=0.3, quiet=True
+    )
     losses = result.history.column("train_loss")
     assert losses[-1] <= 0.3 < min(losses[:-1]) and len(losses) < 200
     assert result.stop_reason.startswith("converged")
@@ -110,8 +121,16 @@ def test_history_records_and_files(tmp_path):
     x, y = _data()
     torch.manual_seed(0)
     network = build("4-6-2", act="tanh", loss="cross_entropy")
-    result = fit(network, (x, y, x[:10], y[:10]), lr=0.2, epochs=3, batch_size=10, out=tmp_path / "run",
-                 quiet=True, engine="autograd")
+    result = fit(
+        network,
+        (x, y, x[:10], y[:10]),
+        lr=0.2,
+        epochs=3,
+        batch_size=10,
+        out=tmp_path / "run",
+        quiet=True,
+        engine="autograd",
+    )
     record = result.history[-1]
     assert {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "seconds"} <= set(record)
     assert {"grad_norm/dense1", "grad_norm/dense2"} <= set(record) and record["grad_norm/dense1"] > 0
@@ -141,8 +160,18 @@ def test_both_engines_give_the_same_history():
     for engine in ("backprop", "autograd"):
         torch.manual_seed(0)
         mlp = build("4-5-2", act="tanh", loss="mse").double()
-        result = fit(mlp, (x.double(), y), loss="mse_half_sum", target_encoding="tanh", engine=engine, epochs=3,
-                     lr=0.2, batch_size=8, l2=0.01, quiet=True)
+        result = fit(
+            mlp,
+            (x.double(), y),
+            loss="mse_half_sum",
+            target_encoding="tanh",
+            engine=engine,
+            epochs=3,
+            lr=0.2,
+            batch_size=8,
+            l2=0.01,
+            quiet=True,
+        )
         assert result.engine == engine
         histories.append(result.history.without_timing())
     for a, b in zip(*histories):
@@ -178,8 +207,18 @@ class KillAt(Callback):
 @pytest.mark.parametrize("optimizer, killed_in", [("momentum", 4), ("adam", 1)])
 def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path, optimizer, killed_in):
     x, y = _data(60)
-    options = dict(optimizer=optimizer, lr=0.05, epochs=6, batch_size=7, input_noise=0.05, scheduler="step",
-                   scheduler_options={"step_size": 2, "gamma": 0.5}, patience=10, quiet=True, seed=4)
+    options = dict(
+        optimizer=optimizer,
+        lr=0.05,
+        epochs=6,
+        batch_size=7,
+        input_noise=0.05,
+        scheduler="step",
+        scheduler_options={"step_size": 2, "gamma": 0.5},
+        patience=10,
+        quiet=True,
+        seed=4,
+    )
     data = (x, y, x[:15], y[:15])
     full = _model(0.2)
     fit(full, data, out=tmp_path / "full", **options)
@@ -219,8 +258,16 @@ def test_checkpoints_every_k_epochs_and_leave_no_temporary_files(tmp_path):
 
 def test_plateau_schedule_lowers_the_lr_when_the_monitored_loss_stalls():
     x, y = _data()
-    result = fit(_model(), (x, y, x, 1 - y), lr=0.5, epochs=8, batch_size=8, scheduler="plateau",
-                 scheduler_options={"patience": 0, "factor": 0.1}, quiet=True)
+    result = fit(
+        _model(),
+        (x, y, x, 1 - y),
+        lr=0.5,
+        epochs=8,
+        batch_size=8,
+        scheduler="plateau",
+        scheduler_options={"patience": 0, "factor": 0.1},
+        quiet=True,
+    )
     lrs = result.history.column("lr")
     assert lrs[0] == 0.5 and min(lrs) < 0.5 and sorted(lrs, reverse=True) == lrs
 
@@ -302,8 +349,14 @@ def test_resuming_for_more_epochs_is_recorded_and_refused_for_one_cycle(tmp_path
     options = dict(lr=0.2, epochs=4, batch_size=7, quiet=True)
     for name, scheduler in (("plain", None), ("cycle", "one_cycle")):
         with pytest.raises(KeyboardInterrupt):
-            fit(build("4-8-2", seed=0), (x, y), out=tmp_path / name, scheduler=scheduler, callbacks=[KillAt(3)],
-                **options)
+            fit(
+                build("4-8-2", seed=0),
+                (x, y),
+                out=tmp_path / name,
+                scheduler=scheduler,
+                callbacks=[KillAt(3)],
+                **options,
+            )
     with pytest.raises(TrainingError, match="one_cycle LR schedule spans its 4 epochs"):
         fit(build("4-8-2", seed=0), (x, y), resume=tmp_path / "cycle", epochs=6, quiet=True)
     # killed again after the longer resume: the next resume still trains to 6 epochs
@@ -322,8 +375,9 @@ def test_cross_entropy_on_a_single_output_unit_is_refused(targets):
     y = y if targets == "labels" else x[:, :1]
     with pytest.raises(TrainingError, match="cross_entropy needs one output unit per class"):
         fit(build("4-3-1", loss="cross_entropy"), (x, y), epochs=1, quiet=True)
-    result = fit(build("4-3-1", loss="binary_cross_entropy" if targets == "labels" else "mse"), (x, y), epochs=1,
-                 quiet=True)
+    result = fit(
+        build("4-3-1", loss="binary_cross_entropy" if targets == "labels" else "mse"), (x, y), epochs=1, quiet=True
+    )
     assert math.isfinite(result.history[-1]["train_loss"])
 
 

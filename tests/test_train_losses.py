@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from capas.errors import TrainingError
 from capas.api.fit import fit
+from capas.errors import TrainingError
 from capas.objectives.losses import Loss, mse_half_sum
 from capas.train.metrics import classification_metrics, confusion_matrix, regression_metrics
 from capas.train.optim import OPTIMIZERS, make_optimizer, make_schedule
@@ -127,15 +127,32 @@ def _lrs_from_torch(make, epochs, steps, per_batch):
         ("exponential", {"gamma": 0.8}, lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.8), False),
         ("cosine", {}, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 5), False),
         ("warmup", {"total_iters": 3}, lambda o: torch.optim.lr_scheduler.LinearLR(o, 0.1, total_iters=3), False),
-        ("triangular2", {"step_size_up": 3}, lambda o: torch.optim.lr_scheduler.CyclicLR(
-            o, 0.01, 0.1, step_size_up=3, mode="triangular2", cycle_momentum=False), True),
+        (
+            "triangular2",
+            {"step_size_up": 3},
+            lambda o: torch.optim.lr_scheduler.CyclicLR(
+                o, 0.01, 0.1, step_size_up=3, mode="triangular2", cycle_momentum=False
+            ),
+            True,
+        ),
         ("one_cycle", {}, lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.1, total_steps=10), True),
     ],
 )
 def test_schedule_lrs_in_the_history_equal_torchs(name, options, make, per_batch):
     x, y = torch.randn(8, 3), torch.tensor([0, 1] * 4)
     model = nn.Linear(3, 2)
-    result = fit(model, (x, y), optimizer="sgd", lr=0.1, epochs=5, batch_size=4, scheduler=name,
-                 scheduler_options=options, quiet=True, device="cpu", engine="autograd")
+    result = fit(
+        model,
+        (x, y),
+        optimizer="sgd",
+        lr=0.1,
+        epochs=5,
+        batch_size=4,
+        scheduler=name,
+        scheduler_options=options,
+        quiet=True,
+        device="cpu",
+        engine="autograd",
+    )
     expected = _lrs_from_torch(make, epochs=5, steps=2, per_batch=per_batch)
     assert result.history.column("lr") == pytest.approx(expected, rel=1e-12)

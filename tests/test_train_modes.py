@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from capas.api.fit import fit
 from capas.errors import TrainingError
 from capas.train import Callback
-from capas.api.fit import fit
 
 SEED = 3
 
@@ -40,8 +40,15 @@ def _hand_step(model, xb, yb, lr, l2=0.0, l1=0.0):
 
 
 def _fit(model, data, **options):
-    options = {"optimizer": "sgd", "lr": 0.5, "engine": "autograd", "device": "cpu", "quiet": True,
-               "seed": SEED, **options}
+    options = {
+        "optimizer": "sgd",
+        "lr": 0.5,
+        "engine": "autograd",
+        "device": "cpu",
+        "quiet": True,
+        "seed": SEED,
+        **options,
+    }
     return fit(model, data, **options)
 
 
@@ -78,9 +85,14 @@ def test_batch_mode_is_one_full_gradient_step_per_epoch():
     assert result.history[-1]["grad_norm/2"] == pytest.approx(before_last[2].weight.grad.norm().item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("loss, encoding, codes", [
-    ("mse_half_sum", "onehot", (0.0, 1.0)), ("mse_half_sum", "tanh", (-0.9, 0.9)), ("mse", "sigmoid", (0.1, 0.9)),
-])
+@pytest.mark.parametrize(
+    "loss, encoding, codes",
+    [
+        ("mse_half_sum", "onehot", (0.0, 1.0)),
+        ("mse_half_sum", "tanh", (-0.9, 0.9)),
+        ("mse", "sigmoid", (0.1, 0.9)),
+    ],
+)
 def test_squared_errors_train_against_encoded_class_targets(loss, encoding, codes):
     x, y = _data()
     model, reference = _model(), _model()

@@ -10,5 +10,14 @@ from capas.api.fit import FitResult, fit, resume
 from capas.api.predict import predict
 from capas.api.recipes import RecipeResult, load_recipe, run_recipe
 
-__all__ = ["Evaluation", "FitResult", "RecipeResult", "evaluate", "fit", "load_recipe", "predict", "resume",
-           "run_recipe"]
+__all__ = [
+    "Evaluation",
+    "FitResult",
+    "RecipeResult",
+    "evaluate",
+    "fit",
+    "load_recipe",
+    "predict",
+    "resume",
+    "run_recipe",
+]

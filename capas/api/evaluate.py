@@ -34,8 +34,9 @@ class Evaluation:
         return {"data": self.data, **self.metrics}
 
 
-def evaluate(run_or_model: str | Path | nn.Module, data: str | Any | None = None, *,
-             loss: str | None = None) -> Evaluation:
+def evaluate(
+    run_or_model: str | Path | nn.Module, data: str | Any | None = None, *, loss: str | None = None
+) -> Evaluation:
     """Test metrics of ``run_or_model`` on ``data``'s test split.
 
     Args:
@@ -90,6 +91,10 @@ def run_loss(run: Run, num_classes: int | None, loss: str | None = None) -> Loss
     and target encoding of the run."""
     train_cfg = run.config["train"]
     model_loss = run.model_config.get("loss") or run.model_config.get("options", {}).get("loss")
-    name = loss or train_cfg.get("loss") or model_loss or defaults.default_loss(
-        "classification" if num_classes else "regression")
+    name = (
+        loss
+        or train_cfg.get("loss")
+        or model_loss
+        or defaults.default_loss("classification" if num_classes else "regression")
+    )
     return Loss(name, num_classes=num_classes, target_encoding=train_cfg.get("target_encoding", "onehot"))

@@ -22,8 +22,12 @@ from capas.train.rundir import load_run
 SUFFIXES = (".npy", ".csv")
 
 
-def predict(run_or_model: str | Path | nn.Module, inputs: str | Path | np.ndarray | Tensor, *,
-            preprocessing: dict[str, Any] | None = None) -> Tensor:
+def predict(
+    run_or_model: str | Path | nn.Module,
+    inputs: str | Path | np.ndarray | Tensor,
+    *,
+    preprocessing: dict[str, Any] | None = None,
+) -> Tensor:
     """Class labels (N,) or outputs (N, K) for ``inputs``.
 
     Args:

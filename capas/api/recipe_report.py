@@ -43,9 +43,11 @@ def speed_rows(variant: Any) -> list[tuple[str, tuple[str, str, float]]]:
     """The first/last hidden-layer ratios worth reporting for one trained model."""
     initial = variant.initial_grad_norms
     epoch1 = {k: float(v[0]) for k, v in gradient_norm_series(variant.history[:1]).items()}
-    measures = [("weights, at initialisation", {k: w for k, (w, _) in initial.items()}),
-                ("biases, at initialisation (Nielsen's measure)", {k: b for k, (_, b) in initial.items()}),
-                ("weights, epoch 1 (trainer's record)", epoch1)]
+    measures = [
+        ("weights, at initialisation", {k: w for k, (w, _) in initial.items()}),
+        ("biases, at initialisation (Nielsen's measure)", {k: b for k, (_, b) in initial.items()}),
+        ("weights, epoch 1 (trainer's record)", epoch1),
+    ]
     return [(what, ratio) for what, norms in measures if (ratio := hidden_speed_ratio(norms)) is not None]
 
 
@@ -58,13 +60,22 @@ def sweep_errors(variants: list[Any]) -> dict[str, np.ndarray]:
         last = v.history[-1] if v.history else {}
         test_acc, train_acc = find_metric(v.test_metrics, "accuracy"), last.get("train_accuracy")
         test_loss = find_metric(v.test_metrics, "loss")
-        rows.append((1.0 - float(train_acc) if train_acc is not None else math.nan,
-                     1.0 - test_acc if test_acc is not None else math.nan,
-                     float(last.get("train_loss", math.nan)),
-                     test_loss if test_loss is not None else math.nan))
+        rows.append(
+            (
+                1.0 - float(train_acc) if train_acc is not None else math.nan,
+                1.0 - test_acc if test_acc is not None else math.nan,
+                float(last.get("train_loss", math.nan)),
+                test_loss if test_loss is not None else math.nan,
+            )
+        )
     columns = np.array(rows, dtype=float).reshape(len(variants), 4).T  # (4, M)
-    return {"x": np.array(xs, dtype=float), "train": columns[0], "test": columns[1],
-            "train_loss": columns[2], "test_loss": columns[3]}
+    return {
+        "x": np.array(xs, dtype=float),
+        "train": columns[0],
+        "test": columns[1],
+        "train_loss": columns[2],
+        "test_loss": columns[3],
+    }
 
 
 def plot_sweep(variants: list[Any], path: str | Path) -> Path:
@@ -105,37 +116,60 @@ def report_markdown(result: Any, recipe_path: Path) -> str:
     recipe, out = result.recipe, result.out_dir
     lines = [f"# {recipe.name}", "", recipe.description.strip(), "", "## Settings", ""]
     lines.append(f"- recipe: `{recipe_path}`")
-    lines.append(f"- data: **{result.data_name}** (seed {recipe.seed}, "
-                 f"validation {recipe.data.validation}, train size {recipe.data.train_size or 'all'}"
-                 + (f", label noise {recipe.data.label_noise:g}" if recipe.data.label_noise else "") + ")")
+    lines.append(
+        f"- data: **{result.data_name}** (seed {recipe.seed}, "
+        f"validation {recipe.data.validation}, train size {recipe.data.train_size or 'all'}"
+        + (f", label noise {recipe.data.label_noise:g}" if recipe.data.label_noise else "")
+        + ")"
+    )
     if result.data_note:
         lines.append(f"- **note:** {result.data_note}")
     model = recipe.model
-    lines.append(f"- model: act `{model.act}`, loss `{result.loss}`"
-                 + (f", init `{model.init}`" if model.init else "")
-                 + (f", output act `{model.output_act}`" if model.output_act else ""))
+    lines.append(
+        f"- model: act `{model.act}`, loss `{result.loss}`"
+        + (f", init `{model.init}`" if model.init else "")
+        + (f", output act `{model.output_act}`" if model.output_act else "")
+    )
     lines.append("- training: " + (", ".join(f"{k} = `{v}`" for k, v in recipe.train.items()) or "defaults"))
-    metric_keys = list(dict.fromkeys(k for v in result.variants for k, value in v.test_metrics.items()
-                                     if isinstance(value, (int, float))))
-    lines += ["", "## Results", "",
-              "| model | spec | params | epochs | train seconds | final train loss | " + " | ".join(metric_keys) + " |",
-              "|---|---|---:|---:|---:|---:|" + "---:|" * len(metric_keys)]
+    metric_keys = list(
+        dict.fromkeys(
+            k for v in result.variants for k, value in v.test_metrics.items() if isinstance(value, (int, float))
+        )
+    )
+    lines += [
+        "",
+        "## Results",
+        "",
+        "| model | spec | params | epochs | train seconds | final train loss | " + " | ".join(metric_keys) + " |",
+        "|---|---|---:|---:|---:|---:|" + "---:|" * len(metric_keys),
+    ]
     for v in result.variants:
         last = v.history[-1] if v.history else {}
         seconds = sum(float(row.get("seconds", 0.0)) for row in v.history)
-        cells = [v.label, f"`{v.spec}`", str(v.params), str(len(v.history)), f"{seconds:.1f}",
-                 _fmt(last.get("train_loss"))]
+        cells = [
+            v.label,
+            f"`{v.spec}`",
+            str(v.params),
+            str(len(v.history)),
+            f"{seconds:.1f}",
+            _fmt(last.get("train_loss")),
+        ]
         cells += [_fmt(v.test_metrics.get(k)) for k in metric_keys]
         lines.append("| " + " | ".join(cells) + " |")
     speeds = [(v, what, ratio) for v in result.variants for what, ratio in speed_rows(v)]
     if speeds:
-        lines += ["", "## Speed of learning at the start", "",
-                  "Gradient norm of the first hidden layer over the last hidden layer's, for the data"
-                  f" loss on (at most) the first {SPEED_PROBE:,} training samples (no penalty) at initialisation,"
-                  " and as the trainer recorded it in epoch 1 (also the data loss's gradient, averaged over the epoch's steps);"
-                  " below 1 the first layer learns more slowly (vanishing gradient).", "",
-                  "| model | gradient | first / last hidden layer | ratio | last is faster by |",
-                  "|---|---|---|---:|---:|"]
+        lines += [
+            "",
+            "## Speed of learning at the start",
+            "",
+            "Gradient norm of the first hidden layer over the last hidden layer's, for the data"
+            f" loss on (at most) the first {SPEED_PROBE:,} training samples (no penalty) at initialisation,"
+            " and as the trainer recorded it in epoch 1 (also the data loss's gradient, averaged over the epoch's steps);"
+            " below 1 the first layer learns more slowly (vanishing gradient).",
+            "",
+            "| model | gradient | first / last hidden layer | ratio | last is faster by |",
+            "|---|---|---|---:|---:|",
+        ]
         for v, what, (first, last, ratio) in speeds:
             faster = f"{1 / ratio:.3g}x" if ratio > 0 else "inf"
             lines.append(f"| {v.label} | {what} | {first} / {last} | {ratio:.4g} | {faster} |")

@@ -215,8 +215,11 @@ def _check_train_keys(train: dict[str, Any], path: Path) -> None:
     allowed = set(TrainConfig.model_fields) - {"seed"}
     for key in train:
         if key not in allowed:
-            hint = ("set the top-level seed instead" if key == "seed"
-                    else f"training options are: {', '.join(sorted(allowed))}")
+            hint = (
+                "set the top-level seed instead"
+                if key == "seed"
+                else f"training options are: {', '.join(sorted(allowed))}"
+            )
             raise CapasError(f"{path}: unknown key 'train.{key}'; {hint}")
     try:
         TrainConfig.from_options(**train)  # values too, before any data is loaded or model trained
@@ -229,8 +232,7 @@ def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:
     from capas.data import load
 
     def load_one(name: str) -> Any:
-        data = load(name, seed=seed, validation=section.validation, standardize=section.standardize,
-                    **section.options)
+        data = load(name, seed=seed, validation=section.validation, standardize=section.standardize, **section.options)
         return adjust_training_split(data, section.train_size, section.label_noise)
 
     try:
@@ -245,15 +247,18 @@ def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:
 
 def spec_variants(section: ModelSection, data: Any) -> list[tuple[str, str, int | None]]:
     """(label, spec, width) for each model of the recipe, placeholders filled from ``data``."""
-    values = {"input": "x".join(str(d) for d in data.input_shape),
-              "classes": data.num_classes or (data.y_train.shape[1] if data.y_train.dim() > 1 else 1)}
+    values = {
+        "input": "x".join(str(d) for d in data.input_shape),
+        "classes": data.num_classes or (data.y_train.shape[1] if data.y_train.dim() > 1 else 1),
+    }
 
     def fill(spec: str, **extra: Any) -> str:
         try:
             return spec.format(**values, **extra)
         except (KeyError, IndexError, ValueError) as err:
-            raise CapasError(f"model.spec {spec!r}: bad placeholder {err}; "
-                             "use {input}, {classes} or {width}") from None
+            raise CapasError(
+                f"model.spec {spec!r}: bad placeholder {err}; use {{input}}, {{classes}} or {{width}}"
+            ) from None
 
     if section.widths is not None:
         return [(f"width-{w}", fill(section.spec, width=w), w) for w in section.widths]  # type: ignore[arg-type]
@@ -263,8 +268,9 @@ def spec_variants(section: ModelSection, data: Any) -> list[tuple[str, str, int 
     return [(f"model-{i + 1}", fill(spec), None) for i, spec in enumerate(specs)]
 
 
-def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: dict[str, Any] | None = None,
-               quiet: bool = False) -> RecipeResult:
+def run_recipe(
+    path: str | Path, *, out: str | Path | None = None, overrides: dict[str, Any] | None = None, quiet: bool = False
+) -> RecipeResult:
     """Train every model of the recipe at ``path``, plot, and write ``report.md``.
 
     ``out`` defaults to ``runs/<recipe name>``; one model trains in it directly, a sweep
@@ -282,8 +288,9 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
     variants = spec_variants(recipe.model, data)
     loss = recipe.model.loss or defaults.default_loss(data.task)
     results = [
-        _train_variant(recipe, data, loss, label, spec, width, out_dir if len(variants) == 1 else out_dir / label,
-                       quiet)
+        _train_variant(
+            recipe, data, loss, label, spec, width, out_dir if len(variants) == 1 else out_dir / label, quiet
+        )
         for label, spec, width in variants
     ]
     extra = [plot_sweep(results, out_dir / "sweep.png")] if len(results) > 1 else []
@@ -292,8 +299,9 @@ def run_recipe(path: str | Path, *, out: str | Path | None = None, overrides: di
     return result
 
 
-def _train_variant(recipe: Recipe, data: Any, loss: str, label: str, spec: str, width: int | None,
-                   run_dir: Path, quiet: bool) -> VariantResult:
+def _train_variant(
+    recipe: Recipe, data: Any, loss: str, label: str, spec: str, width: int | None, run_dir: Path, quiet: bool
+) -> VariantResult:
     from capas.api.fit import fit
     from capas.diagnostics.gradients import SpeedOfLearning, loss_gradient_norms
     from capas.diagnostics.plots import applicable_kinds, make_plots
@@ -301,13 +309,14 @@ def _train_variant(recipe: Recipe, data: Any, loss: str, label: str, spec: str, 
     from capas.models import build
 
     section = recipe.model
-    model = build(spec, act=section.act, loss=loss, output_act=section.output_act, init=section.init,
-                  seed=recipe.seed)
+    model = build(spec, act=section.act, loss=loss, output_act=section.output_act, init=section.init, seed=recipe.seed)
     probe = slice(0, SPEED_PROBE)
     kinds = applicable_kinds(recipe.plots.what, model, data)  # refuses a named plot that cannot apply
     if "hidden" in kinds and recipe.plots.layer is not None and recipe.plots.layer not in model.layer_names():
-        raise CapasError(f"plots.layer: unknown layer {recipe.plots.layer!r}; the model's layers are: "
-                         f"{', '.join(model.layer_names())}")
+        raise CapasError(
+            f"plots.layer: unknown layer {recipe.plots.layer!r}; the model's layers are: "
+            f"{', '.join(model.layer_names())}"
+        )
     initial = loss_gradient_norms(model, data.x_train[probe], data.y_train[probe])
     animate = recipe.plots.animate and "boundary" in kinds
     callbacks: list = []  # fit adds the GradientMonitor itself (warn_gradients)
@@ -326,11 +335,28 @@ def _train_variant(recipe: Recipe, data: Any, loss: str, label: str, spec: str, 
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     for message in messages if not quiet else ():
         _say("[red]warning:[/]", message)
-    plots = make_plots(fit_result.model, list(fit_result.history), data, run_dir / "plots", recipe.plots.what,
-                       recipe.plots.layer, run_dir / SNAPSHOT_FILE if animate else None)
+    plots = make_plots(
+        fit_result.model,
+        list(fit_result.history),
+        data,
+        run_dir / "plots",
+        recipe.plots.what,
+        recipe.plots.layer,
+        run_dir / SNAPSHOT_FILE if animate else None,
+    )
     params = sum(p.numel() for p in fit_result.model.parameters())
-    return VariantResult(label, spec, width, params, run_dir, list(fit_result.history),
-                         dict(fit_result.test_metrics), plots, messages, initial)
+    return VariantResult(
+        label,
+        spec,
+        width,
+        params,
+        run_dir,
+        list(fit_result.history),
+        dict(fit_result.test_metrics),
+        plots,
+        messages,
+        initial,
+    )
 
 
 def _say(label: str, text: str) -> None:

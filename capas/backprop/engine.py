@@ -245,9 +245,7 @@ class DeltaRuleNet:
         self.regularize_bias = regularize_bias
         self.generator = generator
         self.training = True
-        self.grads = [
-            (torch.zeros_like(p.weight), None if p.bias is None else torch.zeros_like(p.bias)) for p in plans
-        ]
+        self.grads = [(torch.zeros_like(p.weight), None if p.bias is None else torch.zeros_like(p.bias)) for p in plans]
         self._buffers: dict[int, _Buffers] = {}
         self.last: _Buffers | None = None
 

@@ -32,9 +32,11 @@ def plot(
 
     if (run_dir / "pretrain.json").is_file() and not (run_dir / "history.json").is_file():
         if what != "all" or layer is not None or animate:
-            raise CapasError(f"{run_dir} is a pre-training run: it has filters, reconstructions and samples to "
-                             "plot, not --what/--layer/--animate; drop those options, or plot a run of "
-                             f"`capas train --init-from {run_dir}`")
+            raise CapasError(
+                f"{run_dir} is a pre-training run: it has filters, reconstructions and samples to "
+                "plot, not --what/--layer/--animate; drop those options, or plot a run of "
+                f"`capas train --init-from {run_dir}`"
+            )
         paths = plot_pretrain_run(run_dir)
     else:
         paths = plot_run(run_dir, what, layer, animate)

@@ -15,8 +15,11 @@ def run(
     recipe: Path = typer.Argument(..., help="A recipe TOML file, e.g. recipes/xor-boundary.toml."),
     out: Path = typer.Option(None, "--out", help="Output folder (default: runs/<recipe name>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: --set train.epochs=5 (repeatable)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the data split, init and shuffling "
-                             "(default: the recipe's seed); the same as --set seed=N."),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        help="Seed of the data split, init and shuffling (default: the recipe's seed); the same as --set seed=N.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or notes."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary as the last stdout line."),
 ) -> None:
@@ -36,8 +39,10 @@ def run(
             "data": result.data_name,
             "note": result.data_note,
             "seed": result.recipe.seed,
-            "models": [{"label": v.label, "spec": v.spec, "run_dir": str(v.run_dir), "test": v.test_metrics}
-                       for v in result.variants],
+            "models": [
+                {"label": v.label, "spec": v.spec, "run_dir": str(v.run_dir), "test": v.test_metrics}
+                for v in result.variants
+            ],
         }
         typer.echo(json.dumps(summary))
         return

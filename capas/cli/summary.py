@@ -16,14 +16,22 @@ from capas.errors import SpecError
 @app.command()
 def summary(
     spec: str = typer.Argument(
-        ..., help="A model spec like '784-30-10' or '1x28x28 c5x5x6 mp2 d10', a TOML recipe with a [model] "
-        "table, or a run directory (its model.json)."
+        ...,
+        help="A model spec like '784-30-10' or '1x28x28 c5x5x6 mp2 d10', a TOML recipe with a [model] "
+        "table, or a run directory (its model.json).",
     ),
-    act: str = typer.Option(None, "--act", help=f"Activation of the hidden layers (default {defaults.ACTIVATION}): "
-                            f"{', '.join(defaults.ACTIVATIONS)}."),
-    loss: str = typer.Option(None, "--loss", help=f"Loss the network is built for ({', '.join(defaults.LOSSES)}); "
-                             "sets the output activation (cross_entropy -> softmax, binary_cross_entropy -> "
-                             "sigmoid, mse -> linear)."),
+    act: str = typer.Option(
+        None,
+        "--act",
+        help=f"Activation of the hidden layers (default {defaults.ACTIVATION}): {', '.join(defaults.ACTIVATIONS)}.",
+    ),
+    loss: str = typer.Option(
+        None,
+        "--loss",
+        help=f"Loss the network is built for ({', '.join(defaults.LOSSES)}); "
+        "sets the output activation (cross_entropy -> softmax, binary_cross_entropy -> "
+        "sigmoid, mse -> linear).",
+    ),
     output_act: str = typer.Option(None, "--output-act", help="Output activation, overriding the loss's."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object (last stdout line)."),
 ) -> None:
@@ -63,7 +71,9 @@ def _summarize_run_dir(path: Path, options: dict[str, Any]):
     except json.JSONDecodeError as err:
         raise SpecError(f"{model_file} is not valid JSON ({err}); is this a capas run directory?") from None
     if not isinstance(config, dict):
-        raise SpecError(f"{model_file} holds a {type(config).__name__}, not a model config; is this a capas run directory?")
+        raise SpecError(
+            f"{model_file} holds a {type(config).__name__}, not a model config; is this a capas run directory?"
+        )
     if "loss" in options and "output_act" not in options:
         config.pop("output_act", None)  # the stored one followed the stored loss; follow the new one
     with torch.device("meta"):

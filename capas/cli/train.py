@@ -23,8 +23,19 @@ from capas.errors import CapasError, TrainingError
 #: the only ``capas train`` options that --resume combines with (the rest come from config.json)
 _RESUME_OPTIONS = ("resume", "epochs", "quiet", "as_json")
 #: ``capas train`` parameters that are not TrainConfig fields, and the flags whose field has another name
-_NOT_FIELDS = ("data", "model", "act", "out", "quiet", "as_json", "resume", "init_from", "validation", "set_",
-               "weight_decay")
+_NOT_FIELDS = (
+    "data",
+    "model",
+    "act",
+    "out",
+    "quiet",
+    "as_json",
+    "resume",
+    "init_from",
+    "validation",
+    "set_",
+    "weight_decay",
+)
 _FIELD_OF = {"freeze": "frozen_layers"}
 
 
@@ -70,8 +81,9 @@ def _set_options(ctx: typer.Context, pairs: list[str]) -> dict[str, Any]:
     overrides = parse_overrides(pairs)
     unknown = sorted(set(overrides) - set(TrainConfig.model_fields))
     if unknown:
-        raise TrainingError(f"unknown --set key '{unknown[0]}'; training options are: "
-                            f"{', '.join(TrainConfig.model_fields)}")
+        raise TrainingError(
+            f"unknown --set key '{unknown[0]}'; training options are: {', '.join(TrainConfig.model_fields)}"
+        )
     for name in _from_command_line(ctx):
         field = _FIELD_OF.get(name, name)
         if name not in _NOT_FIELDS and field in overrides:
@@ -83,33 +95,48 @@ def _set_options(ctx: typer.Context, pairs: list[str]) -> dict[str, Any]:
 def train(
     ctx: typer.Context,
     data: str = typer.Option(defaults.DATASET, "--data", help="Dataset name (see 'capas datasets')."),
-    model: str = typer.Option(None, "--model", help="Model spec, e.g. 64-64-10 "
-                              f"(default: <inputs>-{defaults.HIDDEN_UNITS}-<classes>)."),
-    act: str = typer.Option(defaults.ACTIVATION, "--act",
-                            help=f"Hidden activation: {', '.join(defaults.ACTIVATIONS)}."),
-    loss: str = typer.Option(None, "--loss", help=f"{', '.join(defaults.LOSSES)} "
-                             "(default: cross_entropy for classification, mse for regression)."),
+    model: str = typer.Option(
+        None, "--model", help=f"Model spec, e.g. 64-64-10 (default: <inputs>-{defaults.HIDDEN_UNITS}-<classes>)."
+    ),
+    act: str = typer.Option(
+        defaults.ACTIVATION, "--act", help=f"Hidden activation: {', '.join(defaults.ACTIVATIONS)}."
+    ),
+    loss: str = typer.Option(
+        None,
+        "--loss",
+        help=f"{', '.join(defaults.LOSSES)} (default: cross_entropy for classification, mse for regression).",
+    ),
     optimizer: str = typer.Option(defaults.OPTIMIZER, "--optimizer", help=", ".join(defaults.OPTIMIZERS) + "."),
-    lr: float = typer.Option(None, "--lr", help="Learning rate (default: by optimizer, "
-                             f"{defaults.ADAPTIVE_LR} for adam, {defaults.default_lr('sgd')} for sgd)."),
-    epochs: int = typer.Option(None, "--epochs", help=f"Maximum number of epochs (default {defaults.EPOCHS}; "
-                               "with --resume: train the run to this many instead)."),
-    batch_size: str = typer.Option(str(defaults.BATCH_SIZE), "--batch-size",
-                                   help="B for mini-batch, 'full' for batch, 1 for online."),
+    lr: float = typer.Option(
+        None,
+        "--lr",
+        help="Learning rate (default: by optimizer, "
+        f"{defaults.ADAPTIVE_LR} for adam, {defaults.default_lr('sgd')} for sgd).",
+    ),
+    epochs: int = typer.Option(
+        None,
+        "--epochs",
+        help=f"Maximum number of epochs (default {defaults.EPOCHS}; "
+        "with --resume: train the run to this many instead).",
+    ),
+    batch_size: str = typer.Option(
+        str(defaults.BATCH_SIZE), "--batch-size", help="B for mini-batch, 'full' for batch, 1 for online."
+    ),
     seed: int = typer.Option(defaults.SEED, "--seed", help="Seed for split, init, shuffling, dropout, noise."),
     device: str = typer.Option(defaults.DEVICE, "--device", help="auto, cpu, cuda, cuda:N or mps."),
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/<data>-<timestamp>)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last stdout line."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
-    engine: str = typer.Option(defaults.ENGINE, "--engine",
-                               help="auto, backprop (explicit delta rule) or autograd."),
+    engine: str = typer.Option(defaults.ENGINE, "--engine", help="auto, backprop (explicit delta rule) or autograd."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from model.json + weights.safetensors in DIR."),
-    freeze: str = typer.Option(None, "--freeze",
-                               help="Layers kept as they are, e.g. 0,1 or dense1,dense2 (with --init-from)."),
+    freeze: str = typer.Option(
+        None, "--freeze", help="Layers kept as they are, e.g. 0,1 or dense1,dense2 (with --init-from)."
+    ),
     momentum: float = typer.Option(None, "--momentum", help="Momentum nu (sgd, rmsprop)."),
-    weight_decay: float = typer.Option(None, "--weight-decay",
-                                       help="The optimizer's weight_decay option (decoupled in adamw)."),
+    weight_decay: float = typer.Option(
+        None, "--weight-decay", help="The optimizer's weight_decay option (decoupled in adamw)."
+    ),
     l2: float = typer.Option(0.0, "--l2", help="L2 penalty lambda (lambda/2 sum w^2)."),
     l1: float = typer.Option(0.0, "--l1", help="L1 penalty lambda (lambda sum |w|)."),
     clip_norm: float = typer.Option(None, "--clip-norm", help="Clip the gradient norm to this value."),
@@ -121,12 +148,17 @@ def train(
     class_weights: str = typer.Option(None, "--class-weights", help="'balanced' or comma-separated weights."),
     input_noise: float = typer.Option(0.0, "--input-noise", help="Std of Gaussian noise on training inputs."),
     max_norm: float = typer.Option(None, "--max-norm", help="Max-norm constraint on each unit's weights."),
-    target_encoding: str = typer.Option("onehot", "--target-encoding",
-                                        help="MSE/BCE class targets: onehot, tanh (+-0.9), sigmoid (0.1/0.9)."),
+    target_encoding: str = typer.Option(
+        "onehot", "--target-encoding", help="MSE/BCE class targets: onehot, tanh (+-0.9), sigmoid (0.1/0.9)."
+    ),
     amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA)."),
-    set_: list[str] = typer.Option([], "--set", help="Any other training option (a TrainConfig field) as "
-                                   "key=value with a TOML value, repeatable: --set monitor=val_accuracy "
-                                   "--set scheduler_options={step_size=5}."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Any other training option (a TrainConfig field) as "
+        "key=value with a TOML value, repeatable: --set monitor=val_accuracy "
+        "--set scheduler_options={step_size=5}.",
+    ),
 ) -> None:
     """Train a network and print its test accuracy and run directory."""
     from capas.api.fit import build_for, default_spec, fit
@@ -141,16 +173,34 @@ def train(
 
         given = sorted(_flag(ctx, name) for name in _from_command_line(ctx) if name not in _RESUME_OPTIONS)
         if given:
-            raise TrainingError(f"--resume takes its options from the run's config.json; drop {', '.join(given)} "
-                                "(only --epochs, --quiet and --json go with --resume)")
+            raise TrainingError(
+                f"--resume takes its options from the run's config.json; drop {', '.join(given)} "
+                "(only --epochs, --quiet and --json go with --resume)"
+            )
         result = resume_run(resume, epochs=epochs, quiet=quiet)
     else:
         options: dict[str, Any] = {
-            "loss": loss, "optimizer": optimizer, "lr": lr, "epochs": epochs, "batch_size": _batch_size(batch_size),
-            "engine": engine, "seed": seed, "device": device, "momentum": momentum, "l2": l2, "l1": l1,
-            "clip_norm": clip_norm, "clip_value": clip_value, "patience": patience, "scheduler": scheduler,
-            "resample": resample, "class_weights": _class_weights(class_weights), "input_noise": input_noise,
-            "max_norm": max_norm, "amp": amp, "target_encoding": target_encoding,
+            "loss": loss,
+            "optimizer": optimizer,
+            "lr": lr,
+            "epochs": epochs,
+            "batch_size": _batch_size(batch_size),
+            "engine": engine,
+            "seed": seed,
+            "device": device,
+            "momentum": momentum,
+            "l2": l2,
+            "l1": l1,
+            "clip_norm": clip_norm,
+            "clip_value": clip_value,
+            "patience": patience,
+            "scheduler": scheduler,
+            "resample": resample,
+            "class_weights": _class_weights(class_weights),
+            "input_noise": input_noise,
+            "max_norm": max_norm,
+            "amp": amp,
+            "target_encoding": target_encoding,
             "frozen_layers": [] if freeze is None else [part.strip() for part in freeze.split(",") if part.strip()],
         }
         options.update(_set_options(ctx, set_))
@@ -166,8 +216,9 @@ def train(
                 raise TrainingError("give either --model or --init-from, not both")
             network = load_model(init_from)
         else:
-            network = build_for(model or default_spec(dataset), dataset, loss=options["loss"], act=act,
-                                seed=options["seed"])
+            network = build_for(
+                model or default_spec(dataset), dataset, loss=options["loss"], act=act, seed=options["seed"]
+            )
         result = fit(network, dataset, out=out, quiet=quiet, command=command, **options)
     summary = {**result.summary(), "seconds": time.perf_counter() - started}
     if "test_accuracy" in summary:
@@ -207,8 +258,10 @@ def evaluate(
         typer.echo(f"test accuracy: {metrics['test_accuracy']:.4f}  macro F1: {metrics['macro_f1']:.4f}")
         scores = metrics["per_class"]
         for c, name in enumerate(result.class_names):
-            typer.echo(f"  {name:>12}  precision {scores['precision'][c]:.3f}  recall {scores['recall'][c]:.3f}"
-                       f"  f1 {scores['f1'][c]:.3f}  support {scores['support'][c]}")
+            typer.echo(
+                f"  {name:>12}  precision {scores['precision'][c]:.3f}  recall {scores['recall'][c]:.3f}"
+                f"  f1 {scores['f1'][c]:.3f}  support {scores['support'][c]}"
+            )
     else:
         typer.echo(f"test rmse: {metrics['test_rmse']:.6g}  mae: {metrics['test_mae']:.6g}")
 

@@ -44,8 +44,9 @@ class InMemoryAdapter:
         batch_size: B, or ``"full"`` for one batch of all N samples (batch BackProp).
     """
 
-    def __init__(self, inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...] = (),
-                 batch_size: int | str = 32) -> None:
+    def __init__(
+        self, inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...] = (), batch_size: int | str = 32
+    ) -> None:
         self.inputs = tuple(inputs)
         self.targets = tuple(targets)
         self.batch_size = batch_size

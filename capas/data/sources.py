@@ -45,7 +45,7 @@ class Entry:
     standardize: bool = False  # default of load(standardize=None)
     npz_names: tuple[str, ...] = ()
     remotes: tuple[RemoteFile, ...] = ()
-    parse: Callable[["Entry", list[Path]], Arrays] | None = None  # downloaded files -> Arrays
+    parse: Callable[[Entry, list[Path]], Arrays] | None = None  # downloaded files -> Arrays
 
     def classes(self, options: dict[str, Any]) -> list[str]:
         """Class names for these dataset options ([] for regression)."""

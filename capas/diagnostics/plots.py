@@ -51,9 +51,15 @@ def applicable_kinds(what: str | Sequence[str], model: nn.Module, data: Any) -> 
     return kinds
 
 
-def make_plots(model: nn.Module, history: list[dict[str, Any]], data: Any, out_dir: str | Path,
-               what: str | Sequence[str] = "all", layer: str | None = None,
-               animate_from: str | Path | None = None) -> list[Path]:
+def make_plots(
+    model: nn.Module,
+    history: list[dict[str, Any]],
+    data: Any,
+    out_dir: str | Path,
+    what: str | Sequence[str] = "all",
+    layer: str | None = None,
+    animate_from: str | Path | None = None,
+) -> list[Path]:
     """Draw the requested plots of ``model`` trained on ``data`` (a ``Dataset``, or None) into ``out_dir``.
 
     ``animate_from`` is a snapshots file (``BoundarySnapshots``): the boundary plot is then
@@ -93,8 +99,15 @@ def _not_applicable(kind: str, model: nn.Module, history: list[dict], data: Any)
     return None
 
 
-def _draw(kind: str, model: nn.Module, history: list[dict], data: Any, out: Path, layer: str | None,
-          animate_from: str | Path | None) -> list[Path]:
+def _draw(
+    kind: str,
+    model: nn.Module,
+    history: list[dict],
+    data: Any,
+    out: Path,
+    layer: str | None,
+    animate_from: str | Path | None,
+) -> list[Path]:
     path = out / f"{kind}.png"
     if kind == "curves":
         plots_training.plot_curves(history, path)
@@ -115,8 +128,14 @@ def _draw(kind: str, model: nn.Module, history: list[dict], data: Any, out: Path
         points, how = projection.hidden_projection(model, data.x_test, name)
         path = out / f"hidden-{name}.png"
         units = model.hidden(data.x_test[:1], name)[0].numel()
-        projection.plot_hidden(points, data.y_test, data.class_names, path, f"hidden layer {name}: {how}",
-                               projection.axis_labels(name, how, units))
+        projection.plot_hidden(
+            points,
+            data.y_test,
+            data.class_names,
+            path,
+            f"hidden layer {name}: {how}",
+            projection.axis_labels(name, how, units),
+        )
     elif kind == "weights":
         plots_model.plot_weights(plots_model.first_layer_weights(model, data.input_shape), path)
     elif kind == "activations":
@@ -125,8 +144,9 @@ def _draw(kind: str, model: nn.Module, history: list[dict], data: Any, out: Path
     return [path]
 
 
-def plot_run(run_dir: str | Path, what: str | Sequence[str] = "all", layer: str | None = None,
-             animate: bool = False) -> list[Path]:
+def plot_run(
+    run_dir: str | Path, what: str | Sequence[str] = "all", layer: str | None = None, animate: bool = False
+) -> list[Path]:
     """Plots of a saved run into ``RUN_DIR/plots/``, reloading its model, history and data."""
     from capas.data import names
     from capas.data.subsets import reload_dataset
@@ -140,6 +160,8 @@ def plot_run(run_dir: str | Path, what: str | Sequence[str] = "all", layer: str 
     animate_from = Path(run_dir) / snapshots.SNAPSHOT_FILE if animate else None
     if animate and "boundary" not in applicable_kinds(what, model, data):
         reason = _not_applicable("boundary", model, [], data) or "it is not among the plots asked for"
-        raise CapasError(f"--animate animates the decision boundary, which cannot be drawn here: {reason}; "
-                         "use it with --what boundary or all on a 2-D classification run")
+        raise CapasError(
+            f"--animate animates the decision boundary, which cannot be drawn here: {reason}; "
+            "use it with --what boundary or all on a 2-D classification run"
+        )
     return make_plots(model, list(run.history), data, Path(run_dir) / "plots", what, layer, animate_from)

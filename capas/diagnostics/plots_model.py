@@ -48,8 +48,15 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
     threshold = matrix.max() / 2
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if matrix[i, j] > threshold else "black",
+            )
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
     ax.set(xlabel="predicted", ylabel="true", title=f"accuracy {accuracy:.2%}")
     save_figure(fig, path)
@@ -59,8 +66,10 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
 def boundary_axes(x: Tensor, resolution: int = 150, margin: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """Grid coordinates covering 2-D points ``x (N, 2)`` plus a margin.  Two arrays (R,)."""
     if x.dim() != 2 or x.shape[1] != 2:
-        raise CapasError(f"decision boundaries need 2-D inputs, got inputs of shape {tuple(x.shape[1:])}; "
-                         "use a 2-D dataset (xor, circles, moons, spirals, gaussians) or plot 'hidden' instead")
+        raise CapasError(
+            f"decision boundaries need 2-D inputs, got inputs of shape {tuple(x.shape[1:])}; "
+            "use a 2-D dataset (xor, circles, moons, spirals, gaussians) or plot 'hidden' instead"
+        )
     lo, hi = x.min(0).values.cpu().numpy(), x.max(0).values.cpu().numpy()
     pad = margin * np.maximum(hi - lo, 1e-6)
     gx, gy = (np.linspace(lo[d] - pad[d], hi[d] + pad[d], resolution) for d in range(2))
@@ -89,8 +98,9 @@ def class_colormap(num_classes: int) -> ListedColormap:
     return ListedColormap([base(i % base.N) for i in range(max(num_classes, 1))])
 
 
-def draw_regions(ax: plt.Axes, gx: np.ndarray, gy: np.ndarray, grid: np.ndarray,
-                 x: Tensor, y: Tensor, num_classes: int) -> QuadMesh:
+def draw_regions(
+    ax: plt.Axes, gx: np.ndarray, gy: np.ndarray, grid: np.ndarray, x: Tensor, y: Tensor, num_classes: int
+) -> QuadMesh:
     """Filled decision regions with the training points on top; returns the regions' mesh."""
     cmap = class_colormap(num_classes)
     if np.issubdtype(grid.dtype, np.integer):
@@ -98,14 +108,24 @@ def draw_regions(ax: plt.Axes, gx: np.ndarray, gy: np.ndarray, grid: np.ndarray,
     else:
         mesh = ax.pcolormesh(gx, gy, grid, cmap="coolwarm", alpha=0.5, shading="auto")
     xs = x.cpu().numpy()
-    ax.scatter(xs[:, 0], xs[:, 1], c=y.cpu().numpy(), cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5,
-               s=10, edgecolors="k", linewidths=0.3)
+    ax.scatter(
+        xs[:, 0],
+        xs[:, 1],
+        c=y.cpu().numpy(),
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=num_classes - 0.5,
+        s=10,
+        edgecolors="k",
+        linewidths=0.3,
+    )
     ax.set(xlabel="x1", ylabel="x2")
     return mesh
 
 
-def plot_boundary(model: nn.Module, x: Tensor, y: Tensor, num_classes: int, path: str | Path,
-                  resolution: int = 150) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def plot_boundary(
+    model: nn.Module, x: Tensor, y: Tensor, num_classes: int, path: str | Path, resolution: int = 150
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decision regions of a 2-D classifier with the points ``x (N, 2)``; returns the grid."""
     gx, gy, grid = boundary_grid(model, x, resolution)
     fig, ax = plt.subplots(figsize=(5, 4.5))
@@ -133,8 +153,10 @@ def first_layer_weights(model: nn.Module, input_shape: Sequence[int]) -> np.ndar
     image; a convolution's ``(F, C, K, K)`` kernel gives one KxK image per filter and
     channel (RGB when C == 3); a 1-D convolution ``(F, C, K)`` gives 1xK strips.
     """
-    weight = next((m.weight for m in model.modules()
-                   if isinstance(getattr(m, "weight", None), Tensor) and m.weight.dim() >= 2), None)
+    weight = next(
+        (m.weight for m in model.modules() if isinstance(getattr(m, "weight", None), Tensor) and m.weight.dim() >= 2),
+        None,
+    )
     if weight is None:
         raise CapasError("the model has no layer with a weight matrix to show; 'weights' needs a dense or conv layer")
     w = weight.detach().float().cpu()
@@ -181,7 +203,7 @@ def plot_activation_histograms(activations: dict[str, np.ndarray], path: str | P
     cols = min(len(names), 4) or 1
     rows = max(math.ceil(len(names) / cols), 1)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
         ax.hist(activations[name], bins=50, color="tab:blue")

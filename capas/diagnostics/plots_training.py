@@ -53,8 +53,9 @@ def curve_series(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
 def plot_curves(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str, np.ndarray]:
     """Loss, metric and learning-rate panels per epoch, the best epoch marked; returns the series."""
     series = curve_series(history)
-    metrics = sorted({k.split("_", 1)[1] for k in series
-                      if k.startswith(("train_", "val_")) and not k.endswith("_loss")})
+    metrics = sorted(
+        {k.split("_", 1)[1] for k in series if k.startswith(("train_", "val_")) and not k.endswith("_loss")}
+    )
     panels = ["loss", *metrics] + (["lr"] if "lr" in series else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     epochs, best = series["epoch"], float(series["best_epoch"])
@@ -79,7 +80,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str
 
 def gradient_norm_series(history: Sequence[dict[str, Any]], prefix: str = GRAD_PREFIX) -> dict[str, np.ndarray]:
     """Per-layer ``<prefix><layer>`` column per epoch, keyed by layer name in network order.  Each (E,)."""
-    layers = [k[len(prefix):] for k in (history[0] if history else {}) if k.startswith(prefix)]
+    layers = [k[len(prefix) :] for k in (history[0] if history else {}) if k.startswith(prefix)]
     return {layer: _column(history, prefix + layer) for layer in layers}
 
 

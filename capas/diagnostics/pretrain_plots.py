@@ -29,8 +29,9 @@ def as_images(x: torch.Tensor, input_shape: Sequence[int]) -> np.ndarray:
     return x.reshape(x.shape[0], *image_shape(input_shape, x[0].numel())[:2]).numpy()
 
 
-def plot_filters(weight: torch.Tensor, input_shape: Sequence[int], path: str | Path,
-                 title: str = "first-layer filters") -> np.ndarray:
+def plot_filters(
+    weight: torch.Tensor, input_shape: Sequence[int], path: str | Path, title: str = "first-layer filters"
+) -> np.ndarray:
     """Each hidden unit's incoming weights W[j] (V,) as an image, from W (H, V); returns (H, h, w)."""
     return plot_weights(as_images(weight, input_shape), path, title)
 
@@ -43,7 +44,7 @@ def _image_grid(rows: Sequence[np.ndarray], labels: Sequence[str], path: str | P
     mosaic = np.full((len(rows) * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
     for r, images in enumerate(rows):
         for c, image in enumerate(images):
-            mosaic[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = image
+            mosaic[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = image
     inches_per_pixel = min(0.25, 14 / mosaic.shape[1])
     fig, ax = plt.subplots(figsize=(inches_per_pixel * mosaic.shape[1] + 1.5, inches_per_pixel * mosaic.shape[0] + 0.8))
     ax.imshow(np.clip(mosaic, 0, 1), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
@@ -53,16 +54,26 @@ def _image_grid(rows: Sequence[np.ndarray], labels: Sequence[str], path: str | P
     save_figure(fig, path)
 
 
-def plot_reconstructions(inputs: torch.Tensor, reconstructions: torch.Tensor, input_shape: Sequence[int],
-                         path: str | Path, title: str = "inputs and reconstructions") -> tuple[np.ndarray, np.ndarray]:
+def plot_reconstructions(
+    inputs: torch.Tensor,
+    reconstructions: torch.Tensor,
+    input_shape: Sequence[int],
+    path: str | Path,
+    title: str = "inputs and reconstructions",
+) -> tuple[np.ndarray, np.ndarray]:
     """Inputs (n, V) on the top row, their reconstructions (n, V) below; returns both as images."""
     rows = (as_images(inputs, input_shape), as_images(reconstructions, input_shape))
     _image_grid(rows, ("input", "recon."), path, title)
     return rows
 
 
-def plot_samples(snapshots: Sequence[torch.Tensor], steps: Sequence[int], input_shape: Sequence[int],
-                 path: str | Path, title: str = "Gibbs chains") -> list[np.ndarray]:
+def plot_samples(
+    snapshots: Sequence[torch.Tensor],
+    steps: Sequence[int],
+    input_shape: Sequence[int],
+    path: str | Path,
+    title: str = "Gibbs chains",
+) -> list[np.ndarray]:
     """Chains (columns) after each number of Gibbs ``steps`` (rows): snapshots[i] is (n, V)."""
     rows = [as_images(s, input_shape) for s in snapshots]
     _image_grid(rows, [f"{k} steps" for k in steps], path, title)
@@ -100,7 +111,7 @@ def plot_pretrain_run(run_dir: str | Path) -> list[Path]:
     settings = read_json(run_dir / "pretrain.json")
     network = load_model(run_dir)
     extras, _ = read_tensors(run_dir / "pretrain.safetensors")
-    hidden = dense_layers(network)[:len(settings["layers"])]
+    hidden = dense_layers(network)[: len(settings["layers"])]
     input_shape, out = settings["input_shape"], run_dir / "plots"
     paths = [out / "pretrain_curves.png", out / "filters.png", out / "reconstructions.png"]
     plot_pretrain_curves(settings["layers"], paths[0])
@@ -113,8 +124,13 @@ def plot_pretrain_run(run_dir: str | Path) -> list[Path]:
         for i, layer in reversed(list(enumerate(settings["layers"]))):
             code = F.linear(code, extras[f"decoder.{i}.weight"], extras[f"decoder.{i}.bias"])
             code = torch.sigmoid(code) if layer["decoder_act"] == "sigmoid" else code
-    plot_reconstructions(examples, code, input_shape, paths[2],
-                         f"inputs and their reconstructions through {len(hidden)} pre-trained layers")
+    plot_reconstructions(
+        examples,
+        code,
+        input_shape,
+        paths[2],
+        f"inputs and their reconstructions through {len(hidden)} pre-trained layers",
+    )
     if settings["method"] == "rbm":
         dbn = _dbn_from_run(settings, hidden, extras)
         generator = torch.Generator().manual_seed(settings["seed"])
@@ -127,8 +143,10 @@ def plot_pretrain_run(run_dir: str | Path) -> list[Path]:
 def _dbn_from_run(settings: dict, hidden: list, extras: dict[str, torch.Tensor]) -> DBN:
     """The DBN of an RBM pre-training run: Dense weights and biases + the saved visible biases."""
     first = settings["layers"][0]["kind"]
-    dbn = DBN([hidden[0].in_features, *(layer.out_features for layer in hidden)],
-              "gaussian" if first == "rbm-gaussian" else "bernoulli")
+    dbn = DBN(
+        [hidden[0].in_features, *(layer.out_features for layer in hidden)],
+        "gaussian" if first == "rbm-gaussian" else "bernoulli",
+    )
     with torch.no_grad():
         for i, (rbm, layer) in enumerate(zip(dbn.rbms, hidden)):
             rbm.weight.copy_(layer.weight)

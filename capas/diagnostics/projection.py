@@ -54,8 +54,14 @@ def axis_labels(layer: str, how: str, units: int) -> tuple[str, str]:
     return f"{layer} unit 1", f"{layer} unit 2" if units == 2 else "(one unit)"
 
 
-def plot_hidden(points: np.ndarray, labels: Tensor | np.ndarray, class_names: Sequence[str], path: str | Path,
-                title: str, axes: tuple[str, str] = ("", "")) -> np.ndarray:
+def plot_hidden(
+    points: np.ndarray,
+    labels: Tensor | np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+    title: str,
+    axes: tuple[str, str] = ("", ""),
+) -> np.ndarray:
     """Scatter of ``points (N, 2)`` coloured by class ``labels (N,)``, one legend entry per class;
     ``axes`` names the x and y axes (see :func:`axis_labels`)."""
     labels = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels)

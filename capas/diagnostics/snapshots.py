@@ -71,13 +71,22 @@ def load_snapshots(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays ``save_snapshots`` wrote; a missing file is a ``RunDirError`` with the fix."""
     path = Path(path)
     if not path.is_file():
-        raise RunDirError(f"no boundary snapshots at {path}; train with the BoundarySnapshots callback "
-                          "(a recipe with plots = ['boundary'] and animate = true adds it)")
+        raise RunDirError(
+            f"no boundary snapshots at {path}; train with the BoundarySnapshots callback "
+            "(a recipe with plots = ['boundary'] and animate = true adds it)"
+        )
     return {name: tensor.numpy() for name, tensor in load_file(str(path)).items()}
 
 
-def animate_boundary(snapshots: dict[str, np.ndarray], x: Tensor, y: Tensor, num_classes: int,
-                     path: str | Path, fps: int = 8, max_frames: int = MAX_FRAMES) -> list[int]:
+def animate_boundary(
+    snapshots: dict[str, np.ndarray],
+    x: Tensor,
+    y: Tensor,
+    num_classes: int,
+    path: str | Path,
+    fps: int = 8,
+    max_frames: int = MAX_FRAMES,
+) -> list[int]:
     """A GIF of the decision regions over epochs (evenly spaced, first and last included); returns the epochs shown."""
     epochs, classes = snapshots["epochs"], snapshots["classes"]
     frames = np.unique(np.linspace(0, len(epochs) - 1, min(max_frames, len(epochs))).round().astype(int))

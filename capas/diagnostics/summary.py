@@ -91,12 +91,20 @@ class Summary:
     def table(self) -> Table:
         """A rich table: one row per layer (block contents indented), totals in the caption."""
         per = "time step" if self.time == "T" else "sample"
-        table = Table(title=self.spec, caption=(
-            f"input {self.shape_text(self.input_shape)} -> output {self.shape_text(self.output_shape)}; "
-            f"{self.total_params:,} parameters ({self.trainable_params:,} trainable); {self.flops:,} FLOPs per {per}"
-        ))
-        for column, justify in (("layer", "left"), ("type", "left"), ("output shape", "right"),
-                                ("params", "right"), ("FLOPs", "right")):
+        table = Table(
+            title=self.spec,
+            caption=(
+                f"input {self.shape_text(self.input_shape)} -> output {self.shape_text(self.output_shape)}; "
+                f"{self.total_params:,} parameters ({self.trainable_params:,} trainable); {self.flops:,} FLOPs per {per}"
+            ),
+        )
+        for column, justify in (
+            ("layer", "left"),
+            ("type", "left"),
+            ("output shape", "right"),
+            ("params", "right"),
+            ("FLOPs", "right"),
+        ):
             table.add_column(column, justify=justify)
         for row in self.layers:
             params = f"{row.params:,}" + (" (shared)" if row.shared and row.params else "")

@@ -220,8 +220,7 @@ class SELU(Activation):
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {
-    cls.name: cls
-    for cls in (Identity, Step, Sgn, Sigmoid, Tanh, Softsign, Softmax, ReLU, LeakyReLU, ELU, SELU)
+    cls.name: cls for cls in (Identity, Step, Sgn, Sigmoid, Tanh, Softsign, Softmax, ReLU, LeakyReLU, ELU, SELU)
 }
 ALIASES: dict[str, str] = {
     "identity": "linear",

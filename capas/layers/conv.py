@@ -85,9 +85,7 @@ class _ConvBase(nn.Module):
         name = type(self).__name__
         if x.dim() != self.dims + 2 or x.shape[1] != self.in_channels:
             layout = "N x C x L" if self.dims == 1 else "N x C x H x W"
-            raise SpecError(
-                f"{name} expects {layout} inputs with C={self.in_channels}, got shape {tuple(x.shape)}"
-            )
+            raise SpecError(f"{name} expects {layout} inputs with C={self.in_channels}, got shape {tuple(x.shape)}")
         pads = self.padding if isinstance(self.padding, tuple) else (self.padding,) * self.dims
         per_axis = zip(x.shape[2:], self.kernel_size, self.stride, self.dilation, pads)
         for axis, (length, k, s, d, p) in enumerate(per_axis):

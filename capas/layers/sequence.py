@@ -25,7 +25,9 @@ from capas.layers.dense import ActivatedLayer
 def _fold(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """``function`` applied to every step of x (B, T, *F) -> (B, T, *F')."""
     if x.dim() < 3:
-        raise SpecError(f"a per-step layer expects sequences (B, T, features...), got a tensor of shape {tuple(x.shape)}")
+        raise SpecError(
+            f"a per-step layer expects sequences (B, T, features...), got a tensor of shape {tuple(x.shape)}"
+        )
     batch, steps = x.shape[:2]
     out = function(x.reshape(batch * steps, *x.shape[2:]))  # (B*T, *F')
     return out.reshape(batch, steps, *out.shape[1:])  # (B, T, *F')

@@ -299,8 +299,9 @@ def build(
     only on the seed (the global torch generator is left as it was).
     """
     text, table_options = spec_text(spec)
-    options = _resolve_options({"act": act, "loss": loss, "output_act": output_act, "init": init, "seed": seed,
-                                "task": task}, table_options)
+    options = _resolve_options(
+        {"act": act, "loss": loss, "output_act": output_act, "init": init, "seed": seed, "task": task}, table_options
+    )
     parsed = parse(text)
     seed = options.pop("seed")
     with torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext():
@@ -318,8 +319,16 @@ def build(
     config = {"spec": parsed.canonical(), **options}
     if parsed.sequence:  # shapes per sample, the time axis at its fixed length or 1
         steps = (parsed.length or 1,)
-        return Network(built.layers, built.names, built.sources, steps + parsed.input_shape,
-                       steps + built.output_shape, config, sequence=True, sequence_length=parsed.length)
+        return Network(
+            built.layers,
+            built.names,
+            built.sources,
+            steps + parsed.input_shape,
+            steps + built.output_shape,
+            config,
+            sequence=True,
+            sequence_length=parsed.length,
+        )
     return Network(built.layers, built.names, built.sources, parsed.input_shape, built.output_shape, config)
 
 
@@ -341,8 +350,9 @@ def _resolve_options(given: dict[str, Any], from_table: dict[str, Any]) -> dict[
     if options["task"] is not None and options["task"] not in TASKS:
         raise SpecError(f"'task' must be one of {', '.join(TASKS)} (or omitted), got {options['task']!r}")
     if options["task"] == "regression" and not LOSSES[options["loss"]].regression_ok:
-        raise SpecError(f"loss {options['loss']} needs class labels, not real-valued targets; for regression "
-                        "use mse, mae or huber")
+        raise SpecError(
+            f"loss {options['loss']} needs class labels, not real-valued targets; for regression use mse, mae or huber"
+        )
     for key in ("act", "output_act"):
         if not isinstance(options[key], str):
             raise SpecError(f"'{key}' must be an activation name like 'tanh', got {options[key]!r}")
@@ -377,5 +387,5 @@ def read_model_table(source: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{name} is not valid TOML: {err}") from None
     if not isinstance(recipe.get("model"), dict):
-        raise SpecError(f"{name} has no [model] table; add [model] with spec = \"784-30-10\" or [[model.layers]]")
+        raise SpecError(f'{name} has no [model] table; add [model] with spec = "784-30-10" or [[model.layers]]')
     return recipe["model"]

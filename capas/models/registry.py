@@ -52,7 +52,7 @@ def config_of(model: nn.Module) -> dict[str, Any] | None:
         return None
     config = model.config()
     if config.get("model") != kind:
-        raise SpecError(f"{type(model).__name__}.config() must say \"model\": \"{kind}\", got {config.get('model')!r}")
+        raise SpecError(f'{type(model).__name__}.config() must say "model": "{kind}", got {config.get("model")!r}')
     return config
 
 

@@ -142,8 +142,9 @@ LOSSES: dict[str, LossInfo] = {
         LossInfo("mae", mae, mean_abs, False, "linear", "identity", True),
         LossInfo("huber", huber, mean_huber, False, "linear", "identity", True),
         LossInfo("cross_entropy", cross_entropy, softmax_cross_entropy, True, "softmax", "argmax", False),
-        LossInfo("binary_cross_entropy", binary_cross_entropy, sigmoid_cross_entropy, True, "sigmoid", "threshold",
-                 True),
+        LossInfo(
+            "binary_cross_entropy", binary_cross_entropy, sigmoid_cross_entropy, True, "sigmoid", "threshold", True
+        ),
     )
 }
 ALIASES = {"sse": "mse_half_sum", "ce": "cross_entropy", "bce": "binary_cross_entropy"}

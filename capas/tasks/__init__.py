@@ -32,16 +32,20 @@ def for_model(model: nn.Module, **options: Any) -> Task:
     a DBN (trained greedily, one RBM per stage: ``capas.pretrain(x, dbn)``)."""
     kind = kind_of(model)
     if kind == "dbn":
-        raise TrainingError("a DBN is trained greedily, one RBM at a time: use capas.pretrain(x, dbn) "
-                            "(or capas.fit on each of dbn.rbms)")
+        raise TrainingError(
+            "a DBN is trained greedily, one RBM at a time: use capas.pretrain(x, dbn) "
+            "(or capas.fit on each of dbn.rbms)"
+        )
     task_class = TASKS.get(kind, SupervisedTask)
     given = {name: value for name, value in options.items() if value is not None}
     parameters = inspect.signature(task_class.__init__).parameters.values()
     accepted = [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(given) - set(accepted))
     if unknown:
-        raise TrainingError(f"{task_class.__name__} does not take {', '.join(unknown)}; its task options are "
-                            f"{', '.join(accepted) or 'none'}")
+        raise TrainingError(
+            f"{task_class.__name__} does not take {', '.join(unknown)}; its task options are "
+            f"{', '.join(accepted) or 'none'}"
+        )
     return task_class(model, **given)
 
 

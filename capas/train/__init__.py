@@ -12,10 +12,10 @@ from capas.train.callbacks import Callback, Convergence, EarlyStopping, Progress
 from capas.train.config import TrainConfig
 from capas.train.evaluation import evaluate_model
 from capas.train.history import History
+from capas.train.loop import Trainer
 from capas.train.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_schedule
 from capas.train.rundir import Run, load_model, load_run, save_model
 from capas.train.steppers import AutogradStepper
-from capas.train.loop import Trainer
 from capas.train.task import Task, TaskContext
 
 __all__ = [

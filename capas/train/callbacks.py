@@ -49,8 +49,14 @@ class EarlyStopping(Callback):
 
     name = "early_stopping"
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 restore_best: bool = True, mode: str | None = None) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+        mode: str | None = None,
+    ) -> None:
         self.monitor = monitor
         self.patience = patience
         self.min_delta = min_delta
@@ -157,12 +163,18 @@ class ProgressBar(Callback):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"), console=Console(stderr=True), transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True),
+            transient=False,
         )
         self.progress.start()
-        self.epochs = self.progress.add_task("epochs", total=trainer.config.epochs,
-                                             completed=trainer.start_epoch, info="")
+        self.epochs = self.progress.add_task(
+            "epochs", total=trainer.config.epochs, completed=trainer.start_epoch, info=""
+        )
         self.steps = self.progress.add_task("steps", total=trainer.steps_per_epoch, info="")
         self.every = max(1, trainer.steps_per_epoch // 50)
 
@@ -174,7 +186,9 @@ class ProgressBar(Callback):
             self.progress.update(self.steps, completed=step + 1)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
-        shown = [f"{k} {record[k]:.4f}" for k in ("train_loss", "val_loss", "val_accuracy") if record.get(k) is not None]
+        shown = [
+            f"{k} {record[k]:.4f}" for k in ("train_loss", "val_loss", "val_accuracy") if record.get(k) is not None
+        ]
         self.progress.update(self.steps, completed=trainer.steps_per_epoch)
         self.progress.update(self.epochs, completed=epoch, info="  ".join(shown))
 

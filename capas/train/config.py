@@ -26,14 +26,20 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     loss: str | None = Field(None, description="loss name; None: the model's own loss, else cross_entropy")
-    optimizer: str = Field(defaults.OPTIMIZER, description="torch.optim optimizer by name (capas.train.optim.OPTIMIZERS)")
-    lr: float | None = Field(None, gt=0, description="learning rate rho; None: the optimizer's default (capas.defaults)")
+    optimizer: str = Field(
+        defaults.OPTIMIZER, description="torch.optim optimizer by name (capas.train.optim.OPTIMIZERS)"
+    )
+    lr: float | None = Field(
+        None, gt=0, description="learning rate rho; None: the optimizer's default (capas.defaults)"
+    )
     momentum: float | None = Field(None, ge=0, lt=1, description="momentum nu for sgd/rmsprop")
     optimizer_options: dict[str, Any] = Field(default_factory=dict, description="extra optimizer keyword arguments")
     scheduler: str | None = Field(None, description="LR schedule by name (capas.train.optim.SCHEDULERS)")
     scheduler_options: dict[str, Any] = Field(default_factory=dict, description="schedule keyword arguments")
     epochs: int = Field(defaults.EPOCHS, ge=1, description="maximum number of epochs")
-    batch_size: int | Literal["full"] = Field(defaults.BATCH_SIZE, description="'full' = batch BackProp, 1 = incremental")
+    batch_size: int | Literal["full"] = Field(
+        defaults.BATCH_SIZE, description="'full' = batch BackProp, 1 = incremental"
+    )
     engine: Engine = Field(defaults.ENGINE, description="auto | backprop (explicit delta rule) | autograd")
     seed: int = Field(defaults.SEED, ge=0, description="fixes split, init, shuffling, dropout, noise, resampling")
     device: str = Field(defaults.DEVICE, description="auto (cuda, mps, cpu) or a torch device string")
@@ -90,8 +96,9 @@ class TrainConfig(BaseModel):
                 value = extra.pop(name)
                 given = values.get(name)
                 if given is not None and given != value:
-                    raise ValueError(f"{name} is given twice ({name}={given} and optimizer_options {name}={value}); "
-                                     "keep one of them")
+                    raise ValueError(
+                        f"{name} is given twice ({name}={given} and optimizer_options {name}={value}); keep one of them"
+                    )
                 values[name] = value
         values["optimizer_options"] = extra
         return values

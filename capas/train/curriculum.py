@@ -23,8 +23,12 @@ from capas.models.modes import eval_mode
 
 @torch.no_grad()
 def loss_difficulty(
-    model: nn.Module, forward: Callable[[Tensor], Tensor], per_sample_loss: Callable[[Tensor, Tensor], Tensor],
-    x: Tensor, y: Tensor, batch_size: int = 4096,
+    model: nn.Module,
+    forward: Callable[[Tensor], Tensor],
+    per_sample_loss: Callable[[Tensor, Tensor], Tensor],
+    x: Tensor,
+    y: Tensor,
+    batch_size: int = 4096,
 ) -> Tensor:
     """Per-sample loss (N,) of a reference model (eval mode): the difficulty of each sample."""
     with eval_mode(model):
@@ -51,7 +55,9 @@ class Curriculum:
 
     def __init__(self, scores: Tensor, pacing: str = "linear", start: float = 0.25, ramp: int = 10) -> None:
         if scores.ndim != 1:
-            raise TrainingError(f"curriculum scores must be one number per training sample, got shape {tuple(scores.shape)}")
+            raise TrainingError(
+                f"curriculum scores must be one number per training sample, got shape {tuple(scores.shape)}"
+            )
         self.order = torch.argsort(scores.detach().cpu(), stable=True)  # (N,) easiest first
         self.pacing = pacing
         self.start = start

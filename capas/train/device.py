@@ -22,9 +22,13 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise TrainingError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise TrainingError(f"device '{name}' was asked for but CUDA is not available here; use --device cpu or auto")
+            raise TrainingError(
+                f"device '{name}' was asked for but CUDA is not available here; use --device cpu or auto"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise TrainingError(f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise TrainingError(
+                f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise TrainingError(f"device '{name}' was asked for but MPS is not available here; use --device cpu or auto")
     elif device.type not in ("cpu", "cuda", "mps"):

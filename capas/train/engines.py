@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from capas.errors import TrainingError
-from capas.train.config import TrainConfig
 from capas.objectives import Loss
+from capas.train.config import TrainConfig
 from capas.train.steppers import AutogradStepper
 
 
@@ -33,8 +33,13 @@ def backprop_unsupported(model: nn.Module, config: TrainConfig, loss: Loss) -> s
 
 
 def make_stepper(
-    model: nn.Module, optimizer: torch.optim.Optimizer, loss: Loss, config: TrainConfig, *,
-    forward: nn.Module | None = None, generator: torch.Generator | None = None,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss: Loss,
+    config: TrainConfig,
+    *,
+    forward: nn.Module | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[Any, str]:
     """(stepper, engine name) for ``config.engine``.
 
@@ -43,8 +48,14 @@ def make_stepper(
     reason = None if config.engine == "autograd" else backprop_unsupported(model, config, loss)
     if config.engine == "backprop" and reason is not None:
         raise TrainingError(f"engine='backprop' cannot train this run: {reason}; use engine='autograd' or 'auto'")
-    options = dict(l1=config.l1, l2=config.l2, regularize_bias=config.regularize_bias, clip_norm=config.clip_norm,
-                   clip_value=config.clip_value, grad_norms=config.grad_norms)
+    options = dict(
+        l1=config.l1,
+        l2=config.l2,
+        regularize_bias=config.regularize_bias,
+        clip_norm=config.clip_norm,
+        clip_value=config.clip_value,
+        grad_norms=config.grad_norms,
+    )
     if config.engine != "autograd" and reason is None:
         from capas.backprop import BackpropStepper
 

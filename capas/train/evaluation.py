@@ -8,9 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from capas.models.modes import eval_mode
+from capas.models.protocol import training_forward
 from capas.objectives import Loss
 from capas.train.metrics import classification_metrics, regression_metrics
-from capas.models.protocol import training_forward
 
 
 @torch.no_grad()

@@ -53,8 +53,13 @@ class TrainingData:
 
     def describe(self) -> dict[str, Any]:
         """JSON-able record for config.json (enough to reload a registry dataset)."""
-        return {"name": self.name, "options": self.options, "task": self.task,
-                "num_classes": self.num_classes, "preprocessing": self.preprocessing}
+        return {
+            "name": self.name,
+            "options": self.options,
+            "task": self.task,
+            "num_classes": self.num_classes,
+            "preprocessing": self.preprocessing,
+        }
 
 
 def _tensor(value: Any, what: str) -> Tensor:
@@ -101,16 +106,23 @@ def as_training_data(data: Any, *, seed: int = 0) -> TrainingData:
     if hasattr(data, "x_train") and hasattr(data, "y_test"):
         empty_val = data.x_val is None or len(data.x_val) == 0
         return TrainingData(
-            data.x_train, data.y_train,
-            None if empty_val else data.x_val, None if empty_val else data.y_val,
-            data.x_test if len(data.x_test) else None, data.y_test if len(data.x_test) else None,
-            num_classes=data.num_classes, name=data.name, options=dict(data.options),
+            data.x_train,
+            data.y_train,
+            None if empty_val else data.x_val,
+            None if empty_val else data.y_val,
+            data.x_test if len(data.x_test) else None,
+            data.y_test if len(data.x_test) else None,
+            num_classes=data.num_classes,
+            name=data.name,
+            options=dict(data.options),
             preprocessing=dict(data.preprocessing),
         )
     if isinstance(data, (Tensor, np.ndarray)):  # inputs alone: unsupervised learning
         x = _tensor(data, "data")
         if x.dim() == 0 or len(x) == 0:
-            raise TrainingError(f"the training inputs have no samples (shape {tuple(x.shape)}); give x of shape (N, ...)")
+            raise TrainingError(
+                f"the training inputs have no samples (shape {tuple(x.shape)}); give x of shape (N, ...)"
+            )
         return TrainingData(x if x.dtype.is_floating_point else x.float(), None)
     if isinstance(data, (tuple, list)) and len(data) in (2, 4):
         tensors = [_tensor(v, f"data[{i}]") for i, v in enumerate(data)]

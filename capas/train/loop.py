@@ -34,7 +34,6 @@ from capas.train.history import History
 from capas.train.inputs import as_training_data
 from capas.train.task import Task, TaskContext
 
-
 #: checkpoint key of torch's global generator state inside the fit's ``fork_rng``
 GLOBAL_RNG = "rng/global"
 
@@ -51,8 +50,16 @@ class Trainer:
         command: the command line recorded in config.json (default ``sys.argv``).
     """
 
-    def __init__(self, task: Task, config: TrainConfig, *, callbacks: tuple[Callback, ...] | list = (),
-                 quiet: bool = False, out: str | Path | None = None, command: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        config: TrainConfig,
+        *,
+        callbacks: tuple[Callback, ...] | list = (),
+        quiet: bool = False,
+        out: str | Path | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.task = task
         self.config = config
         self.user_callbacks = list(callbacks)
@@ -238,10 +245,16 @@ class Trainer:
         """config.json and model.json, then a checkpoint of epoch 0 (a run killed during its
         first epoch resumes from the start)."""
         record = {
-            "format": rundir.FORMAT, "version": rundir.VERSION, "train": self.config.to_json(),
-            "data": self.data.describe(), "task": self.task.describe(), "engine": self.task.engine,
-            "device": str(self.device), "command": self.command if self.command is not None else sys.argv,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
+            "format": rundir.FORMAT,
+            "version": rundir.VERSION,
+            "train": self.config.to_json(),
+            "data": self.data.describe(),
+            "task": self.task.describe(),
+            "engine": self.task.engine,
+            "device": str(self.device),
+            "command": self.command if self.command is not None else sys.argv,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "torch": torch.__version__,
             "python": platform.python_version(),
         }
         rundir.write_json(self.run_dir / "config.json", record)
@@ -276,11 +289,16 @@ class Trainer:
                 tensors.update({f"callback/{callback.name}/{k}": v for k, v in cb_tensors.items()})
         tensor_file = f"state-{epoch:06d}.safetensors"
         state = {
-            "format": rundir.FORMAT, "epoch": epoch, "tensors": tensor_file,
+            "format": rundir.FORMAT,
+            "epoch": epoch,
+            "tensors": tensor_file,
             "finished": epoch > 0 and (self.stop_training or epoch == self.config.epochs),
-            "optimizers": optimizers_json, "callbacks": callbacks_json, "task": task_json,
+            "optimizers": optimizers_json,
+            "callbacks": callbacks_json,
+            "task": task_json,
             "schedules": {name: scheduler_state(s.scheduler) for name, s in self.schedules.items()},
-            "stop_reason": self.stop_reason, "history": self.history.to_json(),
+            "stop_reason": self.stop_reason,
+            "history": self.history.to_json(),
         }
         rundir.save_tensors(self.run_dir / tensor_file, tensors, {"format": rundir.FORMAT, "epoch": str(epoch)})
         rundir.write_json(self.run_dir / "state.json", state)
@@ -294,8 +312,10 @@ class Trainer:
         if state.get("finished"):
             raise RunDirError(f"the run in {run.path} already finished ({state['epoch']} epochs); nothing to resume")
         if "optimizers" not in state:
-            raise RunDirError(f"{run.path} was written by an older capas (no named optimizers in state.json); "
-                              "it can be evaluated but not resumed")
+            raise RunDirError(
+                f"{run.path} was written by an older capas (no named optimizers in state.json); "
+                "it can be evaluated but not resumed"
+            )
         rundir.load_weights(self.task.model, weights, run.path / "weights.safetensors")
         for name, optimizer in self.optimizers.items():
             prefix = f"{name}/"
@@ -325,8 +345,12 @@ class Trainer:
         last = self.history[-1]["epoch"] if self.history else 0
         rundir.save_weights(self.run_dir, self.task.model, last)
         rundir.write_history(self.run_dir, self.history)
-        metrics = {**self.test_metrics, "epochs": len(self.history), "engine": self.task.engine,
-                   "stop_reason": self.stop_reason}
+        metrics = {
+            **self.test_metrics,
+            "epochs": len(self.history),
+            "engine": self.task.engine,
+            "stop_reason": self.stop_reason,
+        }
         rundir.write_json(self.run_dir / "metrics.json", metrics)
 
 
@@ -337,5 +361,6 @@ def weighted_means(sums: dict[str, list[torch.Tensor]], sizes: list[int]) -> dic
         return {}
     weights = torch.tensor(sizes, dtype=torch.float64)  # (steps,)
     total = weights.sum()
-    return {name: (torch.stack(values).to("cpu", torch.float64) * weights).sum() / total
-            for name, values in sums.items()}
+    return {
+        name: (torch.stack(values).to("cpu", torch.float64) * weights).sum() / total for name, values in sums.items()
+    }

@@ -125,8 +125,13 @@ SCHEDULER_ALIASES = {"cyclic": "triangular", "onecycle": "one_cycle", "linear_wa
 
 
 def make_schedule(
-    name: str, optimizer: torch.optim.Optimizer, lr: float, epochs: int, steps_per_epoch: int,
-    total_steps: int | None = None, **options: Any
+    name: str,
+    optimizer: torch.optim.Optimizer,
+    lr: float,
+    epochs: int,
+    steps_per_epoch: int,
+    total_steps: int | None = None,
+    **options: Any,
 ) -> Schedule:
     """Scheduler ``name`` for ``optimizer``; ``steps_per_epoch`` sizes the per-batch policies,
     ``total_steps`` (default epochs x steps_per_epoch) the length of one_cycle."""

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -200,8 +199,10 @@ class Run:
         tensor_file = self.path / Path(state["tensors"]).name
         tensors, meta = read_tensors(tensor_file)
         if meta.get("epoch") != str(state.get("epoch")):
-            raise RunDirError(f"{tensor_file} holds epoch {meta.get('epoch')} but state.json epoch "
-                              f"{state.get('epoch')}; the run directory is damaged")
+            raise RunDirError(
+                f"{tensor_file} holds epoch {meta.get('epoch')} but state.json epoch "
+                f"{state.get('epoch')}; the run directory is damaged"
+            )
         weights = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
         rest = {k: v for k, v in tensors.items() if not k.startswith("model/")}
         return weights, state, rest
@@ -227,9 +228,11 @@ def load_run(path: Path | str) -> Run:
         raise RunDirError(f"{path} is not a capas run: missing {', '.join(missing)}")
     config = read_json(path / "config.json")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise RunDirError(f"{path / 'config.json'} is not a capas run config (expected \"format\": \"{FORMAT}\")")
+        raise RunDirError(f'{path / "config.json"} is not a capas run config (expected "format": "{FORMAT}")')
     if config.get("version") != VERSION:
-        raise RunDirError(f"{path} was written by run format version {config.get('version')}; this capas reads {VERSION}")
+        raise RunDirError(
+            f"{path} was written by run format version {config.get('version')}; this capas reads {VERSION}"
+        )
     model_cfg = read_json(path / "model.json")
     history_path = path / "history.json"
     history = History.from_json(read_json(history_path)) if history_path.is_file() else History()

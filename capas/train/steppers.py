@@ -15,8 +15,8 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
-from capas.objectives import Loss, add_penalty_gradients, penalized_parameters
 from capas.models.protocol import layer_names, training_forward
+from capas.objectives import Loss, add_penalty_gradients, penalized_parameters
 
 
 def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:

@@ -55,8 +55,9 @@ class TaskContext:
             return tensor.to(self.device, self.dtype)
         return tensor.to(self.device)
 
-    def make_adapter(self, inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...] = (),
-                     batch_size: int | str | None = None) -> InMemoryAdapter:
+    def make_adapter(
+        self, inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...] = (), batch_size: int | str | None = None
+    ) -> InMemoryAdapter:
         """An in-memory adapter over tensors already moved with :meth:`on_device`."""
         return InMemoryAdapter(inputs, targets, self.config.batch_size if batch_size is None else batch_size)
 
