@@ -13,10 +13,11 @@ from pathlib import Path
 import typer
 
 from capas.cli import app
-from capas.errors import RunDirError, SpecError, TrainingError
+from capas.cli.options import refuse_with_resume
+from capas.errors import RunDirError, SpecError
 
 #: the only options --resume combines with (the rest come from OUT/pretrain.json)
-_RESUME_OPTIONS = ("resume", "quiet", "as_json", "plots")
+_RESUME_OPTIONS = ("quiet", "as_json", "plots")
 
 
 def parse_list(text: str | None, kind: type, option: str) -> list | None:
@@ -75,12 +76,7 @@ def pretrain_command(
     """Pre-train the hidden layers of MODEL greedily (RBMs or autoencoders); fine-tune with
     `capas train --data DATA --init-from OUT`."""
     if resume is not None:
-        given = sorted(_flag(ctx, name) for name in _from_command_line(ctx) if name not in _RESUME_OPTIONS)
-        if given:
-            raise TrainingError(
-                f"--resume takes its options from the run's pretrain.json; drop {', '.join(given)} "
-                "(only --quiet, --json and --plots go with --resume)"
-            )
+        refuse_with_resume(ctx, _RESUME_OPTIONS, "pretrain.json")
         from capas.api.pretrain import resume_pretrain
 
         result = resume_pretrain(resume, quiet=quiet)
@@ -143,13 +139,3 @@ def pretrain_command(
             ],
         }
         typer.echo(json.dumps(summary))
-
-
-def _from_command_line(ctx: typer.Context) -> list[str]:
-    """Names of the parameters the user typed (not left at their defaults)."""
-    return [name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
-
-
-def _flag(ctx: typer.Context, name: str) -> str:
-    """The option as the user writes it (``--batch-size`` for ``batch_size``)."""
-    return next(p.opts[0] for p in ctx.command.params if p.name == name)

@@ -18,10 +18,11 @@ import typer
 
 from capas import defaults
 from capas.cli import app
+from capas.cli.options import flag, refuse_with_resume, typed_options
 from capas.errors import CapasError, TrainingError
 
 #: the only ``capas train`` options that --resume combines with (the rest come from config.json)
-_RESUME_OPTIONS = ("resume", "epochs", "quiet", "as_json")
+_RESUME_OPTIONS = ("epochs", "quiet", "as_json")
 #: ``capas train`` parameters that are not TrainConfig fields, and the flags whose field has another name
 _NOT_FIELDS = (
     "data",
@@ -62,16 +63,6 @@ def _class_weights(text: str | None) -> str | list[float] | None:
         raise TrainingError(f"--class-weights must be 'balanced' or comma-separated numbers, got '{text}'") from None
 
 
-def _from_command_line(ctx: typer.Context) -> list[str]:
-    """Names of the parameters the user typed (not left at their defaults)."""
-    return [name for name in ctx.params if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
-
-
-def _flag(ctx: typer.Context, name: str) -> str:
-    """The option as the user writes it (``--batch-size`` for ``batch_size``)."""
-    return next(p.opts[0] for p in ctx.command.params if p.name == name)
-
-
 def _set_options(ctx: typer.Context, pairs: list[str]) -> dict[str, Any]:
     """The ``--set key=value`` pairs, checked against the TrainConfig fields and against the
     flags given for the same field."""
@@ -84,10 +75,10 @@ def _set_options(ctx: typer.Context, pairs: list[str]) -> dict[str, Any]:
         raise TrainingError(
             f"unknown --set key '{unknown[0]}'; training options are: {', '.join(TrainConfig.model_fields)}"
         )
-    for name in _from_command_line(ctx):
+    for name in typed_options(ctx):
         field = _FIELD_OF.get(name, name)
         if name not in _NOT_FIELDS and field in overrides:
-            raise TrainingError(f"{field} is given twice ({_flag(ctx, name)} and --set {field}=...); keep one")
+            raise TrainingError(f"{field} is given twice ({flag(ctx, name)} and --set {field}=...); keep one")
     return overrides
 
 
@@ -171,12 +162,7 @@ def train(
     if resume is not None:
         from capas.api.fit import resume as resume_run
 
-        given = sorted(_flag(ctx, name) for name in _from_command_line(ctx) if name not in _RESUME_OPTIONS)
-        if given:
-            raise TrainingError(
-                f"--resume takes its options from the run's config.json; drop {', '.join(given)} "
-                "(only --epochs, --quiet and --json go with --resume)"
-            )
+        refuse_with_resume(ctx, _RESUME_OPTIONS, "config.json")
         result = resume_run(resume, epochs=epochs, quiet=quiet)
     else:
         options: dict[str, Any] = {

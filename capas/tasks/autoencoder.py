@@ -21,7 +21,7 @@ from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.models.autoencoder import Autoencoder
 from capas.tasks.options import refuse_unused
-from capas.train.optim import make_optimizer, make_schedule
+from capas.train.optim import make_optimizer, schedule_for
 from capas.train.task import Task, TaskContext
 
 #: TrainConfig fields of supervised learning an autoencoder has no use for
@@ -79,18 +79,7 @@ class AutoencoderTask(Task):
         self.optimizer = make_optimizer(
             config.optimizer, self._param_groups(), config.lr, config.momentum, **config.optimizer_options
         )
-        self.schedule = (
-            None
-            if config.scheduler is None
-            else make_schedule(
-                config.scheduler,
-                self.optimizer,
-                config.lr,
-                config.epochs,
-                self.train_adapter.steps_per_epoch,
-                **config.scheduler_options,
-            )
-        )
+        self.schedule = schedule_for(config, self.optimizer, self.train_adapter.steps_per_epoch)
 
     def _param_groups(self) -> list[dict[str, Any]]:
         """One group; with ``l2``, the weights (and with ``regularize_bias`` the biases) get

@@ -31,7 +31,7 @@ from capas.objectives import Loss, apply_max_norm, canonical_loss, penalized_par
 from capas.train.curriculum import Curriculum, loss_difficulty
 from capas.train.engines import make_stepper
 from capas.train.imbalance import class_weights, resample
-from capas.train.optim import make_optimizer, make_schedule
+from capas.train.optim import make_optimizer, schedule_for
 from capas.train.regularization import add_input_noise
 from capas.train.task import Task, TaskContext
 
@@ -102,19 +102,7 @@ class SupervisedTask(Task):
         self.constrained = penalized_parameters(self.model, include_bias=False)
         self.curriculum = self._make_curriculum()
         steps = self.train_adapter.steps_per_epoch
-        self.schedule = (
-            None
-            if config.scheduler is None
-            else make_schedule(
-                config.scheduler,
-                self.optimizer,
-                config.lr,
-                config.epochs,
-                steps,
-                total_steps=self._total_steps(),
-                **config.scheduler_options,
-            )
-        )
+        self.schedule = schedule_for(config, self.optimizer, steps, total_steps=self._total_steps())
         self.stride = max(1, steps // GRAD_NORM_SAMPLES)
         if ctx.data.loader is None:  # a model that does not fit the inputs fails before a run directory exists
             with torch.no_grad(), eval_mode(self.model):

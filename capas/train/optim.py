@@ -10,7 +10,6 @@ one-cycle policies whose period is counted in iterations.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,8 +148,19 @@ def make_schedule(
     return Schedule(scheduler, per_batch=per_batch, needs_metric=key == "plateau")
 
 
-def steps_per_epoch(n_samples: int, batch_size: int | str) -> int:
-    """Updates per epoch: 1 for 'full', else ceil(N / B)."""
-    if batch_size == "full":
-        return 1
-    return math.ceil(n_samples / int(batch_size))
+def schedule_for(
+    config: Any, optimizer: torch.optim.Optimizer, steps_per_epoch: int, total_steps: int | None = None
+) -> Schedule | None:
+    """The schedule a ``TrainConfig`` asks for (``config.scheduler`` and its options) over
+    ``optimizer``; None without one. What every task with a torch optimizer calls."""
+    if config.scheduler is None:
+        return None
+    return make_schedule(
+        config.scheduler,
+        optimizer,
+        config.lr,
+        config.epochs,
+        steps_per_epoch,
+        total_steps=total_steps,
+        **config.scheduler_options,
+    )
