@@ -1,9 +1,10 @@
 """Named random generators: every random draw of a run comes from one of these.
 
-A run owns one :class:`Generators`: ``split`` (train/validation split), ``init`` (initial
-weights), ``shuffle`` (sample order), ``dropout`` (dropout masks), ``noise`` (input noise,
-denoising corruption), ``augment`` (data augmentation), ``sample`` (Gibbs sampling, noise
-for generators). Keeping them apart means that turning on one feature (say, input noise)
+A run owns one :class:`Generators`: ``shuffle`` (sample order), ``dropout`` (dropout
+masks), ``noise`` (input noise, denoising corruption), ``sample`` (Gibbs sampling; a
+generator's noise), ``augment`` (data augmentation, issue 14), and ``split`` / ``init`` for
+tasks that split or initialise within a run (``capas.data.load`` and ``capas.build`` draw
+theirs from the seed before a run exists). Keeping them apart means that turning on one feature (say, input noise)
 does not change the draws of another (the sample order), and that a checkpoint can save
 and restore each exactly. capas never reads or reseeds torch's global generator, so a
 caller's ``torch.manual_seed`` stream is untouched by a fit.

@@ -167,3 +167,26 @@ def test_an_rbm_trains_with_the_contrastive_divergence_step_by_default():
     x = (torch.rand(64, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
     result = capas.fit(RBM(6, 3, seed=0), x, epochs=1, quiet=True)
     assert result.history[0]["lr"] == 0.1 == capas.defaults.LR_FOR_MODEL["rbm"]
+
+
+def test_the_engines_whole_epoch_trains_exactly_as_the_per_step_loop():
+    """With nothing but the engine's update in a step, the explicit engine runs the epoch
+    itself; a per-batch callback forces the generic loop. Same order, same weights."""
+
+    class EveryBatch(capas.Callback):
+        def on_batch_end(self, trainer, step, loss):
+            self.steps = getattr(self, "steps", 0) + 1
+
+    x, y = _data(n=205, features=6)
+    options = dict(optimizer="momentum", lr=0.2, epochs=3, batch_size=10, quiet=True, seed=3)
+    fast = capas.build("6-9-3", act="tanh", seed=0)
+    slow = capas.build("6-9-3", act="tanh", seed=0)
+    watch = EveryBatch()
+    a = capas.fit(fast, (x, y), **options)
+    b = capas.fit(slow, (x, y), callbacks=[watch], **options)
+    assert a.engine == b.engine == "backprop" and watch.steps == 3 * 21
+    for p, q in zip(fast.state_dict().values(), slow.state_dict().values()):
+        assert torch.equal(p, q)
+    for ra, rb in zip(a.history, b.history):
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-6)
+        assert ra["train_accuracy"] == pytest.approx(rb["train_accuracy"], abs=1e-6)  # float32 batch means

@@ -260,28 +260,60 @@ class BackpropStepper:
 
     def run_epoch(self, x: Tensor, y: Tensor, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """One epoch over ``x (N, *)``, ``y (N,)`` or ``(N, K)`` in a random order drawn from
-        ``generator`` (``batch_size`` N: batch BackProp, 1: incremental). Samples are
-        gathered in shuffled chunks of a few thousand rows and each batch is a view of its
-        chunk (one gather per chunk, not per step). Returns the mean loss (0-dim)."""
+        ``generator`` (``batch_size`` N: batch BackProp, 1: incremental). Returns the mean
+        loss (0-dim); see :meth:`steps`."""
+        n = x.shape[0]
+        if x.dtype != self._dtype or x.device != self._device:
+            raise TrainingError(f"inputs are {x.dtype} on {x.device} but the model is {self._dtype} on {self._device}")
+        with torch.no_grad():
+            targets = self.net.rule.encode(y)  # (N, K), coded once for the epoch
+        where = "cpu" if generator is None else generator.device  # the generator's device draws
+        order = torch.randperm(n, generator=generator, device=where).to(x.device)  # (N,)
+        losses, _ = self.steps(x, targets, batch_size, order)
+        return epoch_mean(losses, n, batch_size)
+
+    def steps(
+        self,
+        x: Tensor,
+        targets: Tensor,
+        batch_size: int,
+        order: Tensor,
+        *,
+        labels: Tensor | None = None,
+        measure_every: int | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Update on the samples of ``x (N, *)`` in ``order (N,)``, ``batch_size`` at a time,
+        against coded ``targets (N, K)`` (:meth:`encode`). Samples are gathered in shuffled
+        chunks of a few thousand rows and each batch is a view of its chunk (one gather per
+        chunk, not per step); nothing waits for the device.
+
+        Returns the per-step losses ``(S,)`` and, given class ``labels (N,)``, the number of
+        samples whose output's argmax was their label when they were trained on (0-dim; one
+        argmax per step, one comparison per chunk). ``measure_every``:
+        record gradient norms on every k-th step only (None: on every step the
+        ``measure_norms`` flag allows)."""
         n = x.shape[0]
         if batch_size < 1:
             raise TrainingError(f"batch_size must be a positive integer, got {batch_size}")
-        if x.dtype != self._dtype or x.device != self._device:
-            raise TrainingError(f"inputs are {x.dtype} on {x.device} but the model is {self._dtype} on {self._device}")
         x = x.reshape(n, -1)  # (N, M_0)
         chunk = batch_size * max(1, _CHUNK_ROWS // batch_size)
+        losses: list[Tensor] = []
+        correct = None if labels is None else torch.zeros((), dtype=torch.long, device=x.device)
         with torch.no_grad():
-            targets = self.net.rule.encode(y)  # (N, K), coded once for the epoch
-            total = torch.zeros((), dtype=targets.dtype, device=x.device)
-            where = "cpu" if generator is None else generator.device  # the generator's device draws
-            order = torch.randperm(n, generator=generator, device=where).to(x.device)  # (N,)
             for start in range(0, n, chunk):
                 index = order[start : start + chunk]  # (C,)
                 xs, ts = x.index_select(0, index), targets.index_select(0, index)  # (C, M_0), (C, K)
+                predicted: list[Tensor] = []
                 for first in range(0, index.shape[0], batch_size):
-                    xb, tb = xs[first : first + batch_size], ts[first : first + batch_size]  # (B, *) views
-                    total.add_(self._update(xb, tb), alpha=xb.shape[0])
-        return total / n
+                    if measure_every is not None:
+                        self.measure_norms = len(losses) % measure_every == 0
+                    last = first + batch_size
+                    losses.append(self._update(xs[first:last], ts[first:last]))  # (B, *) views
+                    if correct is not None:
+                        predicted.append(self.last_output.argmax(dim=1))  # (B,)
+                if correct is not None:
+                    correct += (torch.cat(predicted) == labels.index_select(0, index)).sum()
+        return torch.stack(losses), correct
 
     def layer_grad_norms(self) -> dict[str, Tensor]:
         """Mean ``||dE/dW^l||`` per layer over the steps since the last call (then reset):
@@ -309,3 +341,11 @@ class BackpropStepper:
         if self.net.last is None:
             return {}
         return dict(zip(self._names, self.net.last.delta))
+
+
+def epoch_mean(losses: Tensor, n: int, batch_size: int) -> Tensor:
+    """The mean loss over ``n`` samples from per-step batch means ``losses (S,)``: every step
+    holds ``batch_size`` samples but the last, which holds the rest."""
+    sizes = torch.full_like(losses, batch_size)  # (S,)
+    sizes[-1] = n - batch_size * (len(losses) - 1)
+    return (losses * sizes).sum() / n

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from capas.backprop.stepper import epoch_mean
 from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.layers.norm import Dropout
@@ -67,7 +68,8 @@ class SupervisedTask(Task):
         self.curriculum_scores = curriculum_scores
         self.curriculum_reference = curriculum_reference
         self.curriculum: Curriculum | None = None
-        self._losses: list[Tensor] = []
+        self._losses: list[Tensor] = []  # the epoch's step losses (per-step loop)
+        self._epoch_losses: Tensor | None = None  # the same, when the engine ran the epoch
         self._steps = 0
 
     # ---- setup -----------------------------------------------------------------------------
@@ -95,9 +97,11 @@ class SupervisedTask(Task):
         )
         self._set_dropout_generator(ctx.generators.dropout)
         self._target = 0  # which of a batch's targets the engine steps on
-        if self.engine == "backprop" and self.classification and self.x_train is not None:
+        self._codes: Tensor | None = None
+        if self.engine == "backprop" and self.x_train is not None:
             # the explicit engine's targets, coded once: the adapter carries (labels, codes)
-            self.train_adapter = ctx.make_adapter((self.x_train,), (self.y_train, self.stepper.encode(self.y_train)))
+            self._codes = self.stepper.encode(self.y_train)  # (N, K)
+            self.train_adapter = ctx.make_adapter((self.x_train,), (self.y_train, self._codes))
             self._target = 1
         self.constrained = penalized_parameters(self.model, include_bias=False)
         self.curriculum = self._make_curriculum()
@@ -272,16 +276,21 @@ class SupervisedTask(Task):
         correct = self.loss.predictions(self.stepper.last_output) == batch.y
         return {"loss": loss, "accuracy": correct.float().mean()}
 
-    def run_epoch(self, epoch: int, batches: Any, after_step: Callable[[], None]) -> dict[str, Tensor]:
+    def run_epoch(self, epoch: int, batches: Any, after_step: Callable[[], None] | None) -> dict[str, Tensor]:
         """The per-step loop without per-step metrics: the losses are kept as a list of
-        0-dim tensors and the predictions as one argmax per step; both are reduced once."""
+        0-dim tensors and the predictions as one argmax per step; both are reduced once.
+        When nothing but the explicit engine's update happens in a step, the engine runs
+        the whole epoch itself (:meth:`_engine_epoch`)."""
+        if self._engine_runs_epochs(after_step):
+            return self._engine_epoch()
         sizes, predicted, labels = [], [], []
         first = len(self._losses)
         # the explicit engine needs no autograd graph: one no_grad for the epoch, not one a step
         with torch.no_grad() if self.engine == "backprop" else contextlib.nullcontext():
             for batch in batches:
                 self._update(batch)
-                after_step()
+                if after_step is not None:
+                    after_step()
                 sizes.append(batch.size)
                 if self.classification:
                     predicted.append(self.loss.predictions(self.stepper.last_output))
@@ -293,6 +302,38 @@ class SupervisedTask(Task):
         means = {"loss": (losses * weights).sum() / weights.sum()}
         if self.classification:
             means["accuracy"] = (torch.cat(predicted) == torch.cat(labels)).double().mean()
+        return means
+
+    def _engine_runs_epochs(self, after_step: Callable[[], None] | None) -> bool:
+        """True when a step is the explicit engine's update and nothing else: in-memory data
+        in shuffled order, no input noise, max-norm, per-batch schedule or curriculum, and
+        (for classes) an argmax decision."""
+        config = self.ctx.config
+        return (
+            self._codes is not None
+            and after_step is None
+            and self.curriculum is None
+            and not config.input_noise
+            and config.max_norm is None
+            and (not self.classification or self._codes.shape[1] > 1)
+        )
+
+    def _engine_epoch(self) -> dict[str, Tensor]:
+        """One epoch run by ``BackpropStepper.steps`` in the order the adapter would draw
+        (the same ``randperm`` of the shuffle generator; ``"full"``: the data as they are), so
+        it trains exactly as the per-step loop does, without the loop's per-step work."""
+        n = len(self.x_train)
+        full = self.ctx.config.batch_size == "full"
+        size = n if full else int(self.ctx.config.batch_size)
+        order = torch.arange(n) if full else torch.randperm(n, generator=self.ctx.generators.shuffle)
+        labels = self.y_train if self.classification else None
+        losses, correct = self.stepper.steps(
+            self.x_train, self._codes, size, order.to(self.x_train.device), labels=labels, measure_every=self.stride
+        )
+        self._epoch_losses = losses
+        means = {"loss": epoch_mean(losses.double(), n, size)}
+        if correct is not None:
+            means["accuracy"] = correct.double() / n
         return means
 
     def eval_step(self, batch: Batch) -> dict[str, Tensor]:
@@ -309,14 +350,15 @@ class SupervisedTask(Task):
         return Batch((batch.x[:n],), (batch.y[:n],))
 
     def first_non_finite_step(self) -> int | None:
-        finite = torch.isfinite(torch.stack(self._losses)) if self._losses else None
+        losses = self._epoch_losses if self._epoch_losses is not None else torch.stack(self._losses)
+        finite = torch.isfinite(losses) if len(losses) else None
         if finite is None or bool(finite.all()):
             return None
         return int((~finite).nonzero()[0, 0]) + 1
 
     def epoch_metrics(self) -> dict[str, float]:
         """The epoch's mean per-layer gradient norms; resets the per-epoch step counters."""
-        self._losses, self._steps = [], 0
+        self._losses, self._steps, self._epoch_losses = [], 0, None
         norms = self.stepper.layer_grad_norms() if self.ctx.config.grad_norms else {}
         if not norms:
             return {}

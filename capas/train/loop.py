@@ -170,7 +170,8 @@ class Trainer:
         task = self.task
         task.model.train()
         batches = task.train_adapter.epoch(epoch, self.generators.shuffle, task.epoch_subset(epoch))
-        means = None if self.batch_callbacks else task.run_epoch(epoch, batches, self.after_step)
+        after_step = self.after_step if self.per_batch_schedules else None
+        means = None if self.batch_callbacks else task.run_epoch(epoch, batches, after_step)
         if means is None:
             means = self._generic_epoch(batches)
         values = {name: float(value) for name, value in means.items()}

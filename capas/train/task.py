@@ -101,10 +101,12 @@ class Task:
         """Metrics of ``batch`` in eval mode, without gradients (the loop sets both)."""
         raise NotImplementedError
 
-    def run_epoch(self, epoch: int, batches: Any, after_step: Callable[[], None]) -> dict[str, Tensor] | None:
+    def run_epoch(self, epoch: int, batches: Any, after_step: Callable[[], None] | None) -> dict[str, Tensor] | None:
         """Optional whole-epoch fast path, used when no callback wants per-batch calls:
-        train on every batch of ``batches`` (calling ``after_step()`` after each update) and
-        return the epoch's mean metrics; None means "use the generic per-step loop"."""
+        train on every batch of ``batches`` (calling ``after_step()`` after each update; None
+        when nothing follows an update, e.g. no per-batch LR schedule) and return the epoch's
+        mean metrics; None means "use the generic per-step loop". ``batches`` draws its order
+        lazily, so a task may also run the epoch its own way from the same generator."""
         return None
 
     def probe(self, n: int) -> Batch:
