@@ -81,9 +81,11 @@ def test_the_penalty_still_shapes_the_update():
 
 
 def test_long_epochs_sample_evenly_spaced_steps_and_engines_still_agree():
-    from capas.tasks.supervised import GRAD_NORM_SAMPLES
+    from capas.tasks.supervised import GRAD_NORM_SAMPLES, grad_norm_stride
 
-    x, y = _data(n=10 * 2 * GRAD_NORM_SAMPLES + 30)  # 2*64+3 steps of 10: every 2nd step is measured
+    x, y = _data(n=10 * 2 * GRAD_NORM_SAMPLES + 30)  # 131 steps of 10: every 16th step is measured
+    stride = grad_norm_stride(131)
+    assert stride == 16 and 131 // stride + 1 <= GRAD_NORM_SAMPLES
     results = {}
     for engine in ("autograd", "backprop"):
         model = build("8-6-3", act="tanh", seed=2).double()
@@ -104,7 +106,7 @@ def test_long_epochs_sample_evenly_spaced_steps_and_engines_still_agree():
     for ra, rb in zip(results["autograd"].history, results["backprop"].history):
         assert ra["grad_norm/dense1"] == pytest.approx(rb["grad_norm/dense1"], rel=1e-6)
 
-    # the recorded mean is over steps 0, 2, 4, ...: recompute it by hand for epoch 1
+    # the recorded mean is over steps 0, 16, 32, ...: recompute it by hand for epoch 1
     model = build("8-6-3", act="tanh", seed=2).double()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
@@ -113,8 +115,20 @@ def test_long_epochs_sample_evenly_spaced_steps_and_engines_still_agree():
         index = order[start : start + 10]
         optimizer.zero_grad()
         Loss("cross_entropy")(model.logits(x[index]), y[index]).backward()
-        if step % 2 == 0:
+        if step % stride == 0:
             norms.append(model.layers[0].weight.grad.norm().item())
         optimizer.step()
     expected = sum(norms) / len(norms)
     assert results["autograd"].history[0]["grad_norm/dense1"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_sampling_stride_bounds_the_measured_share_of_an_epoch():
+    from capas.tasks.supervised import GRAD_NORM_EVERY, GRAD_NORM_SAMPLES, grad_norm_stride
+
+    assert [grad_norm_stride(s) for s in (1, 7, 45, 131, 469, 6000)] == [1, 1, 5, 16, 32, 94]
+    for steps in range(1, 20000, 37):
+        measured = len(range(0, steps, grad_norm_stride(steps)))
+        assert measured <= GRAD_NORM_SAMPLES
+        assert measured >= min(steps, 8)  # enough steps for a mean
+        if steps >= 8 * GRAD_NORM_EVERY:
+            assert measured <= steps / GRAD_NORM_EVERY + 1
