@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from capas.errors import CapasError, DataError, RunDirError, SpecError, TrainingError
+from capas.errors import CapasError, DataError, RunDirError, SpecError, TrainingError, TrainingInterrupted
 
 if TYPE_CHECKING:
     from capas import data
@@ -100,6 +100,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingError",
+    "TrainingInterrupted",
     "build",
     "build_from_toml",
     "data",

@@ -18,7 +18,8 @@ DATASET = "digits"
 HIDDEN_UNITS = 64  # the default spec is <inputs>-64-<outputs>
 
 #: learning rate when none is given: what each optimizer family is usually run with;
-#: the adaptive ones (adam, adamw, nadam, radam, adamax...) take ``ADAPTIVE_LR``.
+#: the adaptive ones (adam, adamw, nadam, radam, adamax...) take ``ADAPTIVE_LR``; rprop, asgd,
+#: lbfgs and adafactor start from torch's own defaults.
 LR_FOR_OPTIMIZER = {
     "sgd": 0.1,
     "momentum": 0.05,
@@ -26,6 +27,10 @@ LR_FOR_OPTIMIZER = {
     "adagrad": 0.01,
     "adadelta": 1.0,
     "rmsprop": 0.001,
+    "rprop": 0.01,
+    "asgd": 0.01,
+    "lbfgs": 1.0,
+    "adafactor": 0.01,
 }
 ADAPTIVE_LR = 0.003
 
@@ -75,6 +80,10 @@ OPTIMIZERS = (
     "adamax",
     "nadam",
     "radam",
+    "rprop",
+    "asgd",
+    "lbfgs",
+    "adafactor",
 )  # capas.train.optim.OPTIMIZERS
 LOSSES = ("mse_half_sum", "mse", "mae", "huber", "cross_entropy", "binary_cross_entropy")  # the loss registry
 SCHEDULES = (

@@ -30,5 +30,21 @@ class RunDirError(CapasError):
     """A run directory that is missing, incomplete or not a capas run."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (KeyboardInterrupt) during training, with where it stopped and how to resume.
+
+    The message says the epoch that was running, where the last checkpoint is and the
+    command that continues the run; the command line prints it and exits with 130 (the
+    shell's code for SIGINT), so ``capas train ... && capas evaluate ...`` stops there.
+
+    It is a ``KeyboardInterrupt``, not a :class:`CapasError`: Ctrl-C is not a mistake to fix
+    (exit 130, not 2), and it must pass through every ``except Exception`` on its way out
+    (a notebook's, a recipe's, a user's retry loop) exactly as a plain Ctrl-C would; code
+    that catches ``KeyboardInterrupt`` keeps working unchanged.
+    """
+
+    exit_code = 130
+
+
 class CapasWarning(UserWarning):
     """A training problem capas noticed that does not stop the run (e.g. vanishing gradients)."""

@@ -51,6 +51,9 @@ _LEX = re.compile(r"(?P<space>[\s\-]+)|(?P<open>\()|(?P<close>\))|(?P<comma>,)|(
 _INPUT_RE = re.compile(r"(T(\d*)x)?(\d+(?:x\d+){0,2})")  # [T or TL x] N, CxL or CxHxW
 _MAX_INT = 999_999_999
 _BIG_NUMBER_RE = re.compile(r"(?<![.\d])\d{10,}")  # an integer above _MAX_INT (not decimals)
+#: blocks nested deeper than this are refused: no real network needs more, and every later
+#: stage (canonical text, builder, summary) walks the tree recursively
+MAX_DEPTH = 32
 
 
 def _of_form(form: str) -> list[LayerKind]:
@@ -208,6 +211,7 @@ class _Parser:
 
     def __init__(self, text: str, tokens: list[tuple[str, str, int, int]], pos: int) -> None:
         self.text, self.tokens, self.pos = text, tokens, pos
+        self.depth = 0  # blocks open around the current token
 
     def sequence(self, top_level: bool) -> list[LayerSpec]:
         layers = []
@@ -238,11 +242,16 @@ class _Parser:
         if bool(kind.counts) != bool(count) or (count and int(count) < 1):
             expected = kind.syntax if kind.counts else f"'{name}(' with no number"
             raise spec_error(self.text, (start, match.end() + start), f"expected {expected}")
+        if self.depth >= MAX_DEPTH:
+            message = f"blocks nested more than {MAX_DEPTH} deep; flatten the spec (use repN(...) for repeats)"
+            raise spec_error(self.text, (start, match.end() + start + 1), message)
         self.pos += 1  # the '('
+        self.depth += 1
         branches = [self.sequence(top_level=False)]
         while self._peek("comma"):
             self.pos += 1
             branches.append(self.sequence(top_level=False))
+        self.depth -= 1
         if not self._peek("close"):
             where = self.tokens[self.pos][2:] if self.pos < len(self.tokens) else (len(self.text), len(self.text) + 1)
             raise spec_error(self.text, where, f"expected ')' to close the '{name}(' opened here at column {start + 1}")

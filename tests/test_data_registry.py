@@ -163,7 +163,7 @@ def test_cli_lists_the_registry_as_a_table_and_as_json(tmp_path, monkeypatch):
     assert "fashion-mnist" in table.output and "1x28x28" in table.output and str(tmp_path) in table.output
     result = runner.invoke(app, ["datasets", "--json"])
     assert result.exit_code == 0
-    listing = json.loads(result.output.strip().splitlines()[-1])
+    listing = json.loads(result.output.strip().splitlines()[-1])["datasets"]
     assert listing[0] == {
         "name": "digits", "task": "classification", "input_shape": [1, 8, 8], "num_classes": 10, "n_train": 1437,
         "n_test": 360, "local": True, "source": "bundled",

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent / "capas"
 #: bottom to top, as in docs/CORE.md; packages on one line share a rank and import neither each other
 LAYERS = [
     ("errors", "defaults"),
+    ("limits",),
     ("rng",),
     ("objectives",),
     ("data",),

@@ -107,7 +107,7 @@ def test_cli_plot_prints_paths_and_json(xor_run):
     assert result.exit_code == 0, result.output
     assert result.output.strip() == str(out / "plots" / "hidden-dense1.png")
     result = runner.invoke(capas.cli.app, ["plot", str(out), "--what", "curves", "--json"])
-    assert json.loads(result.output.strip().splitlines()[-1]) == [str(out / "plots" / "curves.png")]
+    assert json.loads(result.output.strip().splitlines()[-1])["plots"] == [str(out / "plots" / "curves.png")]
 
 
 def test_cli_plot_error_is_one_line_exit_2(tmp_path, capsys):

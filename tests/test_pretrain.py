@@ -193,7 +193,7 @@ def test_cli_writes_the_run_and_prints_a_json_summary(tmp_path, capsys):
     ]
     assert (out / "weights.safetensors").is_file()
     main(["plot", str(out), "--json"])  # `capas plot` recognises a pre-training directory
-    plotted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    plotted = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["plots"]
     assert sorted(p.rsplit("/", 1)[-1] for p in plotted) == sorted(p.rsplit("/", 1)[-1] for p in summary["plots"])
     tuned = tmp_path / "tuned"  # the trainer starts from the pre-trained weights (a tiny lr keeps them)
     main(

@@ -47,7 +47,8 @@ def evaluate(
     """
     if isinstance(run_or_model, (str, Path)):
         run = load_run(run_or_model)
-        model = run.build_model()
+        model = run.build_model()  # refuses weights whose names or shapes do not fit model.json
+        check_one_run(run)
         dataset = run_dataset(run, data)
         bound = run_loss(run, dataset.num_classes, loss)
     else:
@@ -62,6 +63,32 @@ def evaluate(
     metrics = evaluate_model(model, dataset.x_test, dataset.y_test, bound)
     classes = list(dataset.class_names) if "test_accuracy" in metrics else None
     return Evaluation(dataset.name, len(dataset.x_test), classes, metrics)
+
+
+def check_one_run(run: Run) -> None:
+    """Refuse a run directory whose files belong to different runs: a finished run's
+    metrics.json must describe the epochs of its history, and its weights must be those of
+    the last of them (a second run written over a first leaves the first one's metrics next
+    to its own weights and history, and evaluating that would report a run that never was)."""
+    if run.metrics is None or not isinstance(run.metrics.get("epochs"), int):
+        return  # unfinished (evaluated as its last checkpoint) or not recorded
+    tag = _weights_epoch(run.path / "weights.safetensors")
+    last = run.history[-1].get("epoch") if len(run.history) else 0
+    if run.metrics["epochs"] != len(run.history) or (tag is not None and tag != last):
+        raise RunDirError(
+            f"{run.path} mixes files of different runs: metrics.json reports {run.metrics['epochs']} epochs, "
+            f"history.json has {len(run.history)} and the weights are from epoch {tag}; "
+            "evaluate an intact run or train again into a new directory"
+        )
+
+
+def _weights_epoch(path: Path) -> int | None:
+    """The epoch a run's weights file is tagged with (None when untagged)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        epoch = (handle.metadata() or {}).get("epoch")
+    return int(epoch) if epoch is not None and epoch.isdigit() else None
 
 
 def _load(data: str | Any, seed: int, validation: float) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from capas import defaults
+from capas.api import outputs
 from capas.diagnostics.gradients import GradientMonitor
 from capas.errors import RunDirError, TrainingError
 from capas.models.registry import kind_of
@@ -26,6 +27,9 @@ from capas.train.config import TrainConfig
 from capas.train.history import History
 from capas.train.inputs import as_training_data
 from capas.train.loop import Trainer
+
+#: what a new run directory may already hold: the record of the recipe whose one model trains in it
+KEEP = (outputs.RECIPE_RECORD,)
 
 
 @dataclass
@@ -98,7 +102,9 @@ def fit(
         seed, device: default 0 and ``auto``. Every option left None takes its value from
             :mod:`capas.defaults` (the table ``capas train`` uses); with ``resume``, any
             option given other than ``epochs`` is an error (config.json decides them).
-        out: run directory (None: nothing written).
+        out: a new run directory (None: nothing written); one that exists and is not empty
+            is refused (nothing is overwritten), and so is one that cannot be written, both
+            before the data are loaded.
         resume: a run directory to continue from its last checkpoint; its config.json's
             options are used (``epochs`` may be raised to train longer).
         curriculum_scores: one difficulty per training sample for ``curriculum="scores"``.
@@ -131,7 +137,10 @@ def fit(
             },
         )
         out = run.path
+        callbacks = [*callbacks, *_record_new_length(run, config)]
     else:
+        if out is not None:  # before the data load: a bad or used output costs nothing
+            outputs.claim_output_dir(out, hint="choose another output directory, or resume that run", keep=KEEP)
         run = None
         config = train_config(
             loss=loss,
@@ -186,15 +195,41 @@ def _resumed_config(resume: str | Path, epochs: int | None, given: dict[str, Any
             "(only epochs may be changed)"
         )
     run = rundir.load_run(resume)
+    state = rundir.read_json(run.path / "state.json")
+    if not isinstance(state, dict):
+        raise RunDirError(f"{run.path / 'state.json'} is not a capas checkpoint; the run directory is damaged")
+    done = state.get("epoch") if isinstance(state.get("epoch"), int) else 0
+    if state.get("finished"):
+        raise RunDirError(f"the run in {run.path} already finished ({done} epochs); nothing to resume")
     saved = dict(run.config["train"])
-    changed_epochs = epochs is not None and epochs != saved.get("epochs")
-    if changed_epochs:  # train a resumed run for longer (or shorter)
+    if epochs is not None and epochs != saved.get("epochs"):  # train a resumed run for longer (or shorter)
+        if epochs <= done:
+            raise TrainingError(
+                f"the run in {run.path} has already trained {done} epochs; give epochs above {done} "
+                f"(or leave them out to finish its {saved.get('epochs')})"
+            )
         _check_schedule_allows_new_epochs(saved)
         saved["epochs"] = epochs
-    config = TrainConfig.from_options(**saved)
-    if changed_epochs:  # a later resume of this run must see the new length
-        rundir.write_json(run.path / "config.json", {**run.config, "train": config.to_json()})
-    return run, config
+    return run, TrainConfig.from_options(**saved)
+
+
+class _RecordNewLength(Callback):
+    """Writes a resumed run's new length into its config.json once training really starts
+    (after the data loaded and the checkpoint was restored), so that a resume refused or
+    failing on the way leaves config.json as it was, and a later resume sees the new length."""
+
+    name = "record_new_length"
+
+    def __init__(self, run: rundir.Run, config: TrainConfig) -> None:
+        self.run, self.config = run, config
+
+    def on_fit_begin(self, trainer: Trainer) -> None:
+        rundir.write_json(self.run.path / "config.json", {**self.run.config, "train": self.config.to_json()})
+
+
+def _record_new_length(run: rundir.Run, config: TrainConfig) -> list[Callback]:
+    """The callback that records ``config``'s epochs in config.json, if they changed."""
+    return [_RecordNewLength(run, config)] if config.epochs != run.config["train"].get("epochs") else []
 
 
 def resume(run_dir: str | Path, *, epochs: int | None = None, quiet: bool = False) -> FitResult:

@@ -21,12 +21,16 @@ state, history), and DIR holds:
 
 :func:`resume_pretrain` continues a killed pre-training: finished stages are loaded, the
 interrupted one resumes from its last checkpoint, the later ones run; the weights are
-bit-identical to those of an uninterrupted run.
+bit-identical to those of an uninterrupted run. DIR's lock (``capas.train.rundir.lock``) is
+held for the whole pre-training, so a second writer is refused; Ctrl-C raises
+``TrainingInterrupted`` and a full disk a ``RunDirError``, both naming
+``capas pretrain --resume DIR``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,8 @@ import torch
 from torch import nn
 
 from capas import defaults
-from capas.errors import DataError, RunDirError, SpecError
+from capas.api.outputs import claim_output_dir
+from capas.errors import DataError, RunDirError, SpecError, TrainingInterrupted
 from capas.models.autoencoder import Autoencoder
 from capas.models.dbn import DBN, dense_layers
 from capas.models.freezing import freeze, unfreeze
@@ -127,8 +132,8 @@ def pretrain(
     """
     if method not in METHODS:
         raise SpecError(f"unknown pre-training method {method!r}; use one of {', '.join(METHODS)}")
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise RunDirError(f"the output path {out} is a file; give a directory to write the pre-trained run into")
+    if out is not None:  # before the data load: a bad or used output costs nothing
+        claim_output_dir(out, hint="choose another output directory, or resume that pre-training")
     dataset = _load(data, seed)
     if isinstance(model, DBN):
         if method != "rbm":
@@ -178,9 +183,14 @@ def pretrain(
             else {"noise": noise, "sparsity_target": sparsity_target, "sparsity_weight": sparsity_weight}
         ),
     }
-    if out is not None:
-        rundir.write_json(Path(out) / "pretrain.json", {**settings, "finished": False, "layers": []})
-    return _run(network, hidden, x, settings, out, resume=False, quiet=quiet, callbacks=callbacks)
+    if out is None:
+        return _run(network, hidden, x, settings, out, resume=False, quiet=quiet, callbacks=callbacks)
+    with rundir.lock(out):
+        if (Path(out) / "pretrain.json").exists():  # checked under the lock: another one started meanwhile
+            raise RunDirError(f"{out} already holds a pre-training; write to another directory or resume it")
+        with _writing(out):
+            rundir.write_json(Path(out) / "pretrain.json", {**settings, "finished": False, "layers": []})
+        return _run(network, hidden, x, settings, out, resume=False, quiet=quiet, callbacks=callbacks)
 
 
 def resume_pretrain(
@@ -198,6 +208,13 @@ def resume_pretrain(
     run_dir = Path(run_dir)
     if not (run_dir / "pretrain.json").is_file():
         raise RunDirError(f"{run_dir} has no pretrain.json; resume a directory written by `capas pretrain --out`")
+    with rundir.lock(run_dir):  # read under the lock: a pre-training running there now is refused
+        return _resume(run_dir, data, unlabelled_extra, quiet, callbacks)
+
+
+def _resume(
+    run_dir: Path, data: Any, unlabelled_extra: Any, quiet: bool, callbacks: Sequence[Callback]
+) -> PretrainResult:
     settings = rundir.read_json(run_dir / "pretrain.json")
     if settings.get("finished"):
         raise RunDirError(f"the pre-training in {run_dir} already finished; nothing to resume")
@@ -245,7 +262,50 @@ def _run(
     quiet: bool,
     callbacks: Sequence[Callback],
 ) -> PretrainResult:
-    """Train the stages bottom-up (each on the previous one's outputs), then write DIR."""
+    """Train the stages bottom-up (each on the previous one's outputs), then write DIR;
+    Ctrl-C between stages is a TrainingInterrupted naming the resume command too."""
+    try:
+        return _stages(network, hidden, x, settings, out, resume=resume, quiet=quiet, callbacks=callbacks)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:
+        if out is None:
+            raise TrainingInterrupted(
+                "pre-training interrupted; nothing was saved (no output directory was given)"
+            ) from None
+        raise TrainingInterrupted(
+            f"pre-training interrupted; the finished stages are kept in {out}; continue with: {_resume_command(out)}"
+        ) from None
+
+
+def _resume_command(out: str | Path) -> str:
+    return f"capas pretrain --resume {out}"
+
+
+@contextmanager
+def _writing(out: str | Path) -> Iterator[None]:
+    """DIR's own files: an OSError (full disk...) is a one-line RunDirError naming the resume."""
+    try:
+        yield
+    except OSError as err:
+        fix = "free some space" if rundir.is_disk_full(err) else "fix that"
+        raise RunDirError(
+            f"{rundir.os_error_reason(err)} while writing {err.filename or out}; the finished stages are kept; "
+            f"{fix} and resume with: {_resume_command(out)}"
+        ) from None
+
+
+def _stages(
+    network: nn.Module,
+    hidden: list[nn.Module] | None,
+    x: torch.Tensor,
+    settings: dict[str, Any],
+    out: str | Path | None,
+    *,
+    resume: bool,
+    quiet: bool,
+    callbacks: Sequence[Callback],
+) -> PretrainResult:
     dbn = _stage_dbn(network, hidden, x, settings)
     records, decoders, inputs = [], {}, x
     for index in range(len(settings["layer_epochs"])):
@@ -272,9 +332,10 @@ def _run(
         record["name"] = name
     result = PretrainResult(network, records, x.shape[0], settings=settings)
     if out is not None:
-        result.run_dir = write_pretrained(
-            out, network, {**settings, "finished": True, "layers": records}, decoders, x[:N_EXAMPLES]
-        )
+        with _writing(out):
+            result.run_dir = write_pretrained(
+                out, network, {**settings, "finished": True, "layers": records}, decoders, x[:N_EXAMPLES]
+            )
     return result
 
 
@@ -357,16 +418,18 @@ def _train_stage(
 ) -> list[dict[str, Any]]:
     """Train one stage (fresh, resumed from its checkpoint, or loaded when it had finished);
     its history records."""
-    if resume and stage_dir is not None and (stage_dir / "state.json").is_file():
+    hint = None if stage_dir is None else _resume_command(stage_dir.parent)
+    if resume and stage_dir is not None and (stage_dir / "config.json").is_file():
         run = rundir.load_run(stage_dir)
         state = rundir.read_json(stage_dir / "state.json")
-        if state.get("finished"):
+        if state.get("finished"):  # set after the stage's weights and metrics were written
             rundir.load_weights(stage.task.model, run.weights(), stage_dir / "weights.safetensors")
             return list(run.history)
         config = TrainConfig.from_options(**run.config["train"])
-        trainer = Trainer(stage.task, config, callbacks=callbacks, quiet=quiet, out=stage_dir)
+        trainer = Trainer(stage.task, config, callbacks=callbacks, quiet=quiet, out=stage_dir, resume_command=hint)
         return list(trainer.fit(inputs, resume=run).history)
-    trainer = Trainer(stage.task, stage.config, callbacks=callbacks, quiet=quiet, out=stage_dir)
+    # new, or killed before its config.json (no run yet): the stage starts (again), overwriting leftovers
+    trainer = Trainer(stage.task, stage.config, callbacks=callbacks, quiet=quiet, out=stage_dir, resume_command=hint)
     return list(trainer.fit(inputs).history)
 
 

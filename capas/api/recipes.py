@@ -3,7 +3,7 @@
 A recipe (``recipes/*.toml``; ``capas run RECIPE``) has these tables; any other key is an
 error naming it::
 
-    name = "xor-boundary"           # the default run dir is runs/<name>
+    name = "xor-boundary"           # the default run dir is runs/<name>: a plain folder name
     description = "..."             # first line of the report
     seed = 0                        # data split, init, shuffling
 
@@ -32,11 +32,14 @@ error naming it::
 Spec placeholders: ``{input}`` is the data's input shape in the notation (``2``,
 ``1x28x28``), ``{classes}`` its number of classes (outputs for regression), ``{width}``
 the swept width. ``run_recipe`` trains every model, draws its plots into
-``<run dir>/plots/`` and writes ``report.md`` (settings, metrics table, plot links).
+``<run dir>/plots/`` and writes ``report.md`` (settings, metrics table, plot links). Its
+output folder must be new; ``recipe.json`` there records the recipe and each finished model,
+so that ``resume_recipe`` (``capas run --resume OUT``) continues an interrupted run.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,10 +56,17 @@ from pydantic import (
 )
 
 from capas import defaults
+from capas.api.outputs import RECIPE_RECORD, claim_output_dir
 from capas.data.subsets import adjust_training_split
-from capas.errors import CapasError, CapasWarning, DataError
+from capas.errors import CapasError, CapasWarning, DataError, RunDirError, TrainingInterrupted
+from capas.train import rundir
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+MAX_NAME = 100
+SAFE_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
+#: the record in a recipe's output folder that ``capas run --resume`` continues from
+RECORD = RECIPE_RECORD
+RECORD_FORMAT = "capas-recipe"
 SPEED_PROBE = 1000  # training samples for the gradient norms at initialisation (Nielsen used 1,000)
 
 
@@ -115,6 +125,18 @@ class Recipe(BaseModel):
     model: ModelSection
     train: dict[str, Any] = {}
     plots: PlotsSection = PlotsSection()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        """The name is the default output folder (runs/<name>): one plain file name, so that no
+        recipe writes outside runs/ or straight into it."""
+        if not SAFE_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a plain folder name; use letters, digits, '.', '_' and '-' "
+                f"(at most {MAX_NAME} characters, starting with a letter or digit), e.g. 'xor-boundary'"
+            )
+        return name
 
 
 @dataclass
@@ -202,7 +224,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         if first["type"] == "extra_forbidden":
             raise CapasError(f"{path}: unknown key {key!r}; see the recipe format in capas/api/recipes.py") from None
-        raise CapasError(f"{path}: {key}: {first['msg']}") from None
+        raise CapasError(f"{path}: {key}: {first['msg'].removeprefix('Value error, ')}") from None
     _check_train_keys(recipe.train, path)
     return recipe
 
@@ -227,14 +249,17 @@ def _check_train_keys(train: dict[str, Any], path: Path) -> None:
         raise CapasError(f"{path}: [train]: {err}") from None
 
 
-def load_recipe_data(section: DataSection, seed: int) -> tuple[Any, str | None]:
-    """The recipe's dataset (or its fallback, with a note saying why) and the note."""
+def load_recipe_data(section: DataSection, seed: int, *, fallback_note: str | None = None) -> tuple[Any, str | None]:
+    """The recipe's dataset (or its fallback, with a note saying why) and the note; with
+    ``fallback_note`` (a resumed run that used the fallback) the fallback, whatever is online now."""
     from capas.data import load
 
     def load_one(name: str) -> Any:
         data = load(name, seed=seed, validation=section.validation, standardize=section.standardize, **section.options)
         return adjust_training_split(data, section.train_size, section.label_noise)
 
+    if fallback_note is not None and section.fallback is not None:
+        return load_one(section.fallback), fallback_note
     try:
         return load_one(section.name), None
     except DataError as err:
@@ -273,90 +298,260 @@ def run_recipe(
 ) -> RecipeResult:
     """Train every model of the recipe at ``path``, plot, and write ``report.md``.
 
-    ``out`` defaults to ``runs/<recipe name>``; one model trains in it directly, a sweep
-    in ``out/<label>/`` with the report and ``sweep.png`` at ``out``.
+    ``out`` defaults to ``runs/<recipe name>`` and must be new (absent or empty: nothing is
+    overwritten); one model trains in it directly, a sweep in ``out/<label>/`` with the
+    report and ``sweep.png`` at ``out``. ``out/recipe.json`` records the recipe and each model
+    once it is done, so that an interrupted run continues with :func:`resume_recipe`.
     """
-    from capas.api.recipe_report import plot_sweep, write_report
-
     recipe = load_recipe(path, overrides)
     out_dir = Path(out) if out is not None else Path("runs") / recipe.name
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CapasError(f"the output path {out_dir} is a file; give a directory for the recipe's runs and report")
-    data, note = load_recipe_data(recipe.data, recipe.seed)
+    hint = (
+        f"continue it with: capas run --resume {out_dir}, or choose another --out"
+        if (out_dir / RECORD).is_file()
+        else "choose another --out"
+    )
+    claim_output_dir(out_dir, hint=hint)  # before the data load: a used or unwritable folder costs nothing
+    return _run(recipe, Path(path), out_dir, None, quiet)
+
+
+def resume_recipe(out: str | Path, *, quiet: bool = False) -> RecipeResult:
+    """Continue the interrupted recipe run in ``out`` (``capas run --resume OUT``): models that
+    finished are kept, the interrupted one resumes from its last checkpoint (``capas.fit(...,
+    resume=...)``, so its weights are those of an uninterrupted run), the others train, then
+    the report is written, with the numbers an uninterrupted run reports."""
+    out_dir = Path(out)
+    record = read_record(out_dir)
+    if record.get("finished"):
+        raise RunDirError(
+            f"the recipe run in {out_dir} already finished (see {out_dir / 'report.md'}); nothing to resume"
+        )
+    try:
+        recipe = Recipe.model_validate(record["recipe"])
+        recipe_path = Path(record["recipe_path"])
+        if not isinstance(record.get("done"), dict):
+            raise TypeError("'done' is not a table")
+    except (ValidationError, KeyError, TypeError) as err:
+        raise RunDirError(f"{out_dir / RECORD} is not a valid recipe record ({err}); the folder is damaged") from None
+    return _run(recipe, recipe_path, out_dir, record, quiet)
+
+
+def read_record(out_dir: Path) -> dict[str, Any]:
+    """``out_dir/recipe.json``, or a RunDirError saying what ``--resume`` expects."""
+    if not (out_dir / RECORD).is_file():
+        raise RunDirError(f"{out_dir} has no {RECORD}; --resume takes the --out folder of an interrupted `capas run`")
+    record = rundir.read_json(out_dir / RECORD)
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        raise RunDirError(f'{out_dir / RECORD} is not a capas recipe record (expected "format": "{RECORD_FORMAT}")')
+    return record
+
+
+@dataclass
+class _Plan:
+    """One model of a recipe, built and checked before anything trains."""
+
+    label: str
+    spec: str
+    width: int | None
+    run_dir: Path
+    model: Any
+    kinds: list[str]
+
+
+def _run(recipe: Recipe, recipe_path: Path, out_dir: Path, record: dict[str, Any] | None, quiet: bool) -> RecipeResult:
+    """Load the data, build and check every model, then train (or keep) each and write the report;
+    ``record`` is the recipe.json of a run being resumed (None: a new run)."""
+    from capas.api.recipe_report import plot_sweep, write_report
+
+    fallback_note = None if record is None else record.get("data_note")
+    data, note = load_recipe_data(recipe.data, recipe.seed, fallback_note=fallback_note)
     if note and not quiet:
         _say("[yellow]note:[/]", note)
     variants = spec_variants(recipe.model, data)
     loss = recipe.model.loss or defaults.default_loss(data.task)
-    results = [
-        _train_variant(
-            recipe, data, loss, label, spec, width, out_dir if len(variants) == 1 else out_dir / label, quiet
-        )
+    plans = [
+        _plan_variant(recipe, data, loss, label, spec, width, out_dir if len(variants) == 1 else out_dir / label)
         for label, spec, width in variants
     ]
-    extra = [plot_sweep(results, out_dir / "sweep.png")] if len(results) > 1 else []
-    result = RecipeResult(recipe, out_dir, data.name, note, results, out_dir / "report.md", loss, extra)
-    write_report(result, Path(path))
+    if record is None:  # every model checked: now the folder becomes the recipe's
+        record = {
+            "format": RECORD_FORMAT,
+            "recipe_path": str(recipe_path),
+            "recipe": recipe.model_dump(mode="json"),
+            "data_note": note,
+            "finished": False,
+            "done": {},
+        }
+        rundir.write_json(out_dir / RECORD, record)
+    results: list[VariantResult] = []
+    try:
+        for plan in plans:
+            done = record["done"].get(plan.label)
+            if done is not None:
+                if not quiet:
+                    _say(f"[bold]kept {plan.label}:[/]", f"{plan.spec} (finished before)")
+                results.append(_kept_variant(plan, done, out_dir))
+                continue
+            results.append(_train_variant(recipe, data, loss, plan, quiet))
+            record["done"][plan.label] = _variant_record(results[-1], out_dir)
+            rundir.write_json(out_dir / RECORD, record)
+        extra = [plot_sweep(results, out_dir / "sweep.png")] if len(results) > 1 else []
+        result = RecipeResult(recipe, out_dir, data.name, note, results, out_dir / "report.md", loss, extra)
+        write_report(result, recipe_path)
+    except KeyboardInterrupt:  # Ctrl-C, in training (TrainingInterrupted) or between models
+        raise TrainingInterrupted(
+            f"interrupted after {len(results)} of {len(plans)} models of the recipe in {out_dir}; finished models "
+            f"and the last checkpoint are kept; continue with: capas run --resume {out_dir}"
+        ) from None
+    rundir.write_json(out_dir / RECORD, {**record, "finished": True})
     return result
 
 
-def _train_variant(
-    recipe: Recipe, data: Any, loss: str, label: str, spec: str, width: int | None, run_dir: Path, quiet: bool
-) -> VariantResult:
-    from capas.api.fit import fit
-    from capas.diagnostics.gradients import SpeedOfLearning, loss_gradient_norms
-    from capas.diagnostics.plots import applicable_kinds, make_plots
-    from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
+def _plan_variant(
+    recipe: Recipe, data: Any, loss: str, label: str, spec: str, width: int | None, run_dir: Path
+) -> _Plan:
+    """Build the model and refuse, before any training, plots that cannot apply to it."""
+    from capas.diagnostics.plots import applicable_kinds
     from capas.models import build
 
     section = recipe.model
     model = build(spec, act=section.act, loss=loss, output_act=section.output_act, init=section.init, seed=recipe.seed)
-    probe = slice(0, SPEED_PROBE)
     kinds = applicable_kinds(recipe.plots.what, model, data)  # refuses a named plot that cannot apply
     if "hidden" in kinds and recipe.plots.layer is not None and recipe.plots.layer not in model.layer_names():
         raise CapasError(
             f"plots.layer: unknown layer {recipe.plots.layer!r}; the model's layers are: "
             f"{', '.join(model.layer_names())}"
         )
-    initial = loss_gradient_norms(model, data.x_train[probe], data.y_train[probe])
-    animate = recipe.plots.animate and "boundary" in kinds
+    return _Plan(label, spec, width, run_dir, model, kinds)
+
+
+def _train_variant(recipe: Recipe, data: Any, loss: str, plan: _Plan, quiet: bool) -> VariantResult:
+    """Train one model (or resume it from its checkpoint, or take it as it finished), then plot."""
+    from capas.api.fit import fit
+    from capas.diagnostics.gradients import SpeedOfLearning, loss_gradient_norms
+    from capas.diagnostics.plots import make_plots
+    from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
+
+    run_dir, probe = plan.run_dir, slice(0, SPEED_PROBE)
+    initial = loss_gradient_norms(plan.model, data.x_train[probe], data.y_train[probe])  # the fresh model's
+    animate = recipe.plots.animate and "boundary" in plan.kinds
     callbacks: list = []  # fit adds the GradientMonitor itself (warn_gradients)
-    if "gradients" in kinds:
+    if "gradients" in plan.kinds:
         callbacks.append(SpeedOfLearning(SPEED_PROBE))
     if animate:
         callbacks.append(BoundarySnapshots(data.x_train, path=run_dir / SNAPSHOT_FILE))
-    if not quiet:
-        _say(f"[bold]training {label}:[/]", spec)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit_result = fit(model, data, seed=recipe.seed, out=run_dir, quiet=quiet, callbacks=callbacks, **recipe.train)
-    messages = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CapasWarning)))
-    for w in caught:
-        if not issubclass(w.category, CapasWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    for message in messages if not quiet else ():
-        _say("[red]warning:[/]", message)
+    state = _checkpoint_state(run_dir)
+    messages: list[str] = []
+    if state is not None and state.get("finished"):  # trained before the interruption, not yet plotted
+        if not quiet:
+            _say(f"[bold]kept {plan.label}:[/]", f"{plan.spec} (trained before; plotting)")
+        model, history, test_metrics = _finished_run(run_dir, data)
+    else:
+        if state is None:
+            _clear_unstarted(run_dir)
+            options: dict[str, Any] = {"seed": recipe.seed, "out": run_dir, **recipe.train}
+        else:
+            options = {"resume": run_dir}
+        if not quiet:
+            verb = "training" if state is None else f"resuming (from epoch {state.get('epoch')})"
+            _say(f"[bold]{verb} {plan.label}:[/]", plan.spec)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit_result = fit(plan.model, data, quiet=quiet, callbacks=callbacks, **options)
+        messages = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CapasWarning)))
+        for w in caught:
+            if not issubclass(w.category, CapasWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for message in messages if not quiet else ():
+            _say("[red]warning:[/]", message)
+        model, history, test_metrics = fit_result.model, list(fit_result.history), dict(fit_result.test_metrics)
+    snapshots = run_dir / SNAPSHOT_FILE
     plots = make_plots(
-        fit_result.model,
-        list(fit_result.history),
+        model,
+        history,
         data,
         run_dir / "plots",
         recipe.plots.what,
         recipe.plots.layer,
-        run_dir / SNAPSHOT_FILE if animate else None,
+        snapshots if animate and snapshots.is_file() else None,
     )
-    params = sum(p.numel() for p in fit_result.model.parameters())
+    params = sum(p.numel() for p in model.parameters())
     return VariantResult(
-        label,
-        spec,
-        width,
-        params,
-        run_dir,
-        list(fit_result.history),
-        dict(fit_result.test_metrics),
-        plots,
-        messages,
-        initial,
+        plan.label, plan.spec, plan.width, params, run_dir, history, test_metrics, plots, messages, initial
     )
+
+
+def _checkpoint_state(run_dir: Path) -> dict[str, Any] | None:
+    """The run's state.json (its last checkpoint), None before the first one."""
+    if not (run_dir / "state.json").is_file():
+        return None
+    state = rundir.read_json(run_dir / "state.json")
+    if not isinstance(state, dict):
+        raise RunDirError(f"{run_dir / 'state.json'} is not a capas checkpoint; the folder is damaged")
+    return state
+
+
+#: what a run writes before its first checkpoint (config, model, then the epoch-0 checkpoint)
+_UNSTARTED = ("config.json", "model.json", "weights.safetensors", "history.json", "history.csv")
+
+
+def _clear_unstarted(run_dir: Path) -> None:
+    """Remove the files of a run interrupted before its first checkpoint (nothing trained), so
+    that it starts afresh; anything else in the folder makes the fresh start refuse it."""
+    if not run_dir.is_dir():
+        return
+    for name in _UNSTARTED:
+        (run_dir / name).unlink(missing_ok=True)
+    for path in (*run_dir.glob("state-*.safetensors"), *run_dir.glob(".*.tmp")):
+        path.unlink(missing_ok=True)
+
+
+#: metrics.json's entries that are not test metrics (the loop adds them)
+_RUN_ENTRIES = ("epochs", "engine", "stop_reason")
+
+
+def _finished_run(run_dir: Path, data: Any) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """Model, history and test metrics of a run that finished training (metrics.json; if the
+    interruption came before it was written, the run's test metrics are computed again)."""
+    from capas.api.evaluate import run_loss
+    from capas.train.evaluation import evaluate_model
+
+    run = rundir.load_run(run_dir)
+    model = run.build_model()
+    if run.metrics is not None:
+        metrics = {k: v for k, v in run.metrics.items() if k not in _RUN_ENTRIES}
+    else:
+        metrics = evaluate_model(model, data.x_test, data.y_test, run_loss(run, data.num_classes))
+    return model, list(run.history), metrics
+
+
+def _variant_record(variant: VariantResult, out_dir: Path) -> dict[str, Any]:
+    """What recipe.json keeps of a finished model (its run directory keeps the rest)."""
+    return {
+        "params": variant.params,
+        "test_metrics": variant.test_metrics,
+        "plots": [p.relative_to(out_dir).as_posix() for p in variant.plots],
+        "warnings": variant.warnings,
+        "initial_grad_norms": {k: list(v) for k, v in variant.initial_grad_norms.items()},
+    }
+
+
+def _kept_variant(plan: _Plan, done: dict[str, Any], out_dir: Path) -> VariantResult:
+    """A model that finished before the interruption, read back from recipe.json and its run."""
+    try:
+        return VariantResult(
+            plan.label,
+            plan.spec,
+            plan.width,
+            int(done["params"]),
+            plan.run_dir,
+            list(rundir.load_run(plan.run_dir).history),
+            dict(done["test_metrics"]),
+            [out_dir / p for p in done["plots"]],
+            list(done["warnings"]),
+            {k: (float(w), float(b)) for k, (w, b) in done["initial_grad_norms"].items()},
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunDirError(f"{out_dir / RECORD}: the record of {plan.label} is damaged ({err})") from None
 
 
 def _say(label: str, text: str) -> None:

@@ -11,7 +11,9 @@ from capas.cli import app
 
 @app.command()
 def datasets(
-    as_json: bool = typer.Option(False, "--json", help="Print the registry as one JSON list (last stdout line)."),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print the registry as one JSON object {"datasets": [...]} (last stdout line).'
+    ),
 ) -> None:
     """List the registered datasets: task, input shape, classes, sizes, and whether they are local."""
     from rich.console import Console
@@ -21,7 +23,7 @@ def datasets(
 
     infos = available()
     if as_json:
-        typer.echo(json.dumps([info.to_json() for info in infos]))
+        typer.echo(json.dumps({"datasets": [info.to_json() for info in infos], "data_dir": str(data_dir())}))
         return
     table = Table(title="capas datasets")
     for column in ("name", "task", "input shape", "classes", "train", "test", "local"):

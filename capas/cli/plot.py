@@ -11,18 +11,20 @@ from capas import defaults
 from capas.cli import app
 from capas.errors import CapasError
 
-KINDS = "|".join((*defaults.PLOTS, "all"))
+KINDS = ", ".join(defaults.PLOTS)
 
 
 @app.command()
 def plot(
     run_dir: Path = typer.Argument(
-        ..., help="A run directory written by `capas train`, `capas run` or `capas pretrain`."
+        ..., metavar="RUN_DIR", help="A run directory written by `capas train`, `capas run` or `capas pretrain`."
     ),
-    what: str = typer.Option("all", "--what", help=f"Which plot: {KINDS}."),
+    what: str = typer.Option("all", "--what", help=f"Which plot: {KINDS}, or all (each that applies)."),
     layer: str = typer.Option(None, "--layer", help="Layer for --what hidden (default: the last hidden layer)."),
     animate: bool = typer.Option(False, "--animate", help="Also a GIF of the decision boundary over epochs."),
-    as_json: bool = typer.Option(False, "--json", help="Print the written paths as one JSON list (last line)."),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print the written paths as one JSON object {"plots": [...]} (last stdout line).'
+    ),
 ) -> None:
     """Draw learning curves, per-layer gradient norms, confusion matrix, decision regions,
     hidden representations, first-layer weights and activation histograms of a run; for a
@@ -41,7 +43,7 @@ def plot(
     else:
         paths = plot_run(run_dir, what, layer, animate)
     if as_json:
-        typer.echo(json.dumps([str(p) for p in paths]))
+        typer.echo(json.dumps({"run_dir": str(run_dir), "plots": [str(p) for p in paths]}))
         return
     for path in paths:
         typer.echo(str(path))

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import typer
 
+from capas import defaults
 from capas.cli import app
 from capas.cli.options import refuse_with_resume
-from capas.errors import RunDirError, SpecError
+from capas.errors import SpecError
 
 #: the only options --resume combines with (the rest come from OUT/pretrain.json)
 _RESUME_OPTIONS = ("quiet", "as_json", "plots")
@@ -51,9 +52,16 @@ def pretrain_command(
     k: int = typer.Option(1, "--k", help="Gibbs steps of CD-k (rbm)."),
     persistent: bool = typer.Option(False, "--persistent", help="Persistent CD (PCD-k) instead of CD-k (rbm)."),
     momentum: float = typer.Option(0.5, "--momentum", help="CD momentum (rbm)."),
-    act: str = typer.Option("sigmoid", "--act", help="Hidden activation of the network (rbm needs sigmoid)."),
+    act: str = typer.Option(
+        "sigmoid",
+        "--act",
+        help=f"Hidden activation of the network (rbm needs sigmoid): {', '.join(defaults.ACTIVATIONS)}.",
+    ),
     loss: str | None = typer.Option(
-        None, "--loss", help="Loss for fine-tuning (default: mse on regression data, else cross_entropy)."
+        None,
+        "--loss",
+        help=f"Loss for fine-tuning, {', '.join(defaults.LOSSES)} (default: mse on regression data, "
+        "else cross_entropy).",
     ),
     noise: float = typer.Option(0.3, "--noise", help="Masking probability of the denoising autoencoder (dae)."),
     sparsity_target: float = typer.Option(0.05, "--sparsity-target", help="Target mean activation (sparse-ae)."),
@@ -86,9 +94,10 @@ def pretrain_command(
             raise SpecError(
                 "capas pretrain needs --model (an MLP spec, e.g. 64-100-100-10) and --out DIR, or --resume DIR"
             )
-        if out.exists() and out.is_dir() and any(out.iterdir()):
-            raise RunDirError(f"{out} already exists and is not empty; choose another --out or --resume it")
+        from capas.api.outputs import claim_output_dir
         from capas.api.pretrain import pretrain
+
+        claim_output_dir(out, hint="choose another --out or --resume it")
 
         result = pretrain(
             data,

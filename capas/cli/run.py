@@ -8,12 +8,17 @@ from pathlib import Path
 import typer
 
 from capas.cli import app
+from capas.cli.options import refuse_with_resume
+
+#: the only options --resume combines with (the rest come from OUT/recipe.json)
+_RESUME_OPTIONS = ("quiet", "as_json")
 
 
 @app.command()
 def run(
-    recipe: Path = typer.Argument(..., help="A recipe TOML file, e.g. recipes/xor-boundary.toml."),
-    out: Path = typer.Option(None, "--out", help="Output folder (default: runs/<recipe name>)."),
+    ctx: typer.Context,
+    recipe: Path = typer.Argument(None, help="A recipe TOML file, e.g. recipes/xor-boundary.toml."),
+    out: Path = typer.Option(None, "--out", help="Output folder, new or empty (default: runs/<recipe name>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe key: --set train.epochs=5 (repeatable)."),
     seed: int = typer.Option(
         None,
@@ -22,17 +27,26 @@ def run(
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or notes."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary as the last stdout line."),
+    resume: Path = typer.Option(
+        None, "--resume", help="Continue the interrupted run in this --out folder (finished models are kept)."
+    ),
 ) -> None:
     """Train the recipe's model(s), draw its plots and write report.md."""
-    from capas.api.recipes import parse_overrides, run_recipe
+    from capas.api.recipes import parse_overrides, resume_recipe, run_recipe
     from capas.errors import CapasError
 
-    overrides = parse_overrides(set_)
-    if seed is not None:
-        if "seed" in overrides:
-            raise CapasError("the seed is given twice (--seed and --set seed=...); keep one")
-        overrides["seed"] = seed
-    result = run_recipe(recipe, out=out, overrides=overrides, quiet=quiet)
+    if resume is not None:
+        refuse_with_resume(ctx, _RESUME_OPTIONS, "recipe.json")
+        result = resume_recipe(resume, quiet=quiet)
+    else:
+        if recipe is None:
+            raise CapasError("capas run needs a recipe file (e.g. recipes/xor-boundary.toml), or --resume OUT")
+        overrides = parse_overrides(set_)
+        if seed is not None:
+            if "seed" in overrides:
+                raise CapasError("the seed is given twice (--seed and --set seed=...); keep one")
+            overrides["seed"] = seed
+        result = run_recipe(recipe, out=out, overrides=overrides, quiet=quiet)
     if as_json:
         summary = {
             "report": str(result.report),

@@ -17,6 +17,7 @@ from capas.errors import SpecError
 def summary(
     spec: str = typer.Argument(
         ...,
+        metavar="SPEC",
         help="A model spec like '784-30-10' or '1x28x28 c5x5x6 mp2 d10', a TOML recipe with a [model] "
         "table, or a run directory (its model.json).",
     ),
@@ -32,7 +33,9 @@ def summary(
         "sets the output activation (cross_entropy -> softmax, binary_cross_entropy -> "
         "sigmoid, mse -> linear).",
     ),
-    output_act: str = typer.Option(None, "--output-act", help="Output activation, overriding the loss's."),
+    output_act: str = typer.Option(
+        None, "--output-act", help=f"Output activation, overriding the loss's: {', '.join(defaults.ACTIVATIONS)}."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object (last stdout line)."),
 ) -> None:
     """Show each layer's output shape and parameter count, the totals and the forward FLOPs."""
@@ -40,13 +43,14 @@ def summary(
 
     from capas.diagnostics import summarize
     from capas.models.network import read_model_table
+    from capas.models.spec_input import existing_path
 
     options = {k: v for k, v in {"act": act, "loss": loss, "output_act": output_act}.items() if v is not None}
-    path = Path(spec)
-    if path.is_dir():
+    path = existing_path(spec)  # None for a spec too long or odd to be a path
+    if path is not None and path.is_dir():
         result = _summarize_run_dir(path, options)
     elif spec.endswith(".toml"):
-        result = summarize(read_model_table(path), **options)
+        result = summarize(read_model_table(spec), **options)
     else:
         result = summarize(spec, **options)
     if as_json:
@@ -62,14 +66,12 @@ def _summarize_run_dir(path: Path, options: dict[str, Any]):
 
     from capas.diagnostics import summarize
     from capas.models import Network
+    from capas.train.rundir import read_json
 
     model_file = path / "model.json"
     if not model_file.is_file():
         raise SpecError(f"{path} is a directory without model.json; give a spec, a .toml recipe or a run directory")
-    try:
-        config = json.loads(model_file.read_text())
-    except json.JSONDecodeError as err:
-        raise SpecError(f"{model_file} is not valid JSON ({err}); is this a capas run directory?") from None
+    config = read_json(model_file)  # RunDirError when damaged or nested too deep
     if not isinstance(config, dict):
         raise SpecError(
             f"{model_file} holds a {type(config).__name__}, not a model config; is this a capas run directory?"

@@ -8,6 +8,7 @@ runs, so ``capas train --help`` answers at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -19,7 +20,7 @@ import typer
 from capas import defaults
 from capas.cli import app
 from capas.cli.options import flag, refuse_with_resume, typed_options
-from capas.errors import CapasError, TrainingError
+from capas.errors import TrainingError
 
 #: the only ``capas train`` options that --resume combines with (the rest come from config.json)
 _RESUME_OPTIONS = ("epochs", "quiet", "as_json")
@@ -153,9 +154,9 @@ def train(
 ) -> None:
     """Train a network and print its test accuracy and run directory."""
     from capas.api.fit import build_for, default_spec, fit
+    from capas.api.outputs import claim_output_dir
     from capas.data import load
-    from capas.errors import RunDirError
-    from capas.train.rundir import load_model
+    from capas.train.rundir import load_model, new_run_dir, remove_if_empty
 
     started = time.perf_counter()
     command = ["capas", "train", *sys.argv[2:]] if len(sys.argv) > 1 and sys.argv[1] == "train" else None
@@ -192,10 +193,10 @@ def train(
         options.update(_set_options(ctx, set_))
         if weight_decay is not None:
             options["optimizer_options"] = {**options.get("optimizer_options", {}), "weight_decay": weight_decay}
-        if out is None:
-            out = Path("runs") / f"{data}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if out.exists() and any(out.iterdir()):
-            raise RunDirError(f"{out} already exists and is not empty; choose another --out or --resume it")
+        if out is None:  # made now (atomically, -2, -3... when taken): two runs never share one
+            out = new_run_dir("runs", f"{data}-{time.strftime('%Y%m%d-%H%M%S')}")
+            ctx.call_on_close(functools.partial(remove_if_empty, out))  # a run that failed to start
+        claim_output_dir(out, hint="choose another --out or --resume it")  # before the data load
         dataset = load(data, seed=options["seed"], validation=validation)
         if init_from is not None:
             if model is not None:
@@ -220,16 +221,18 @@ def train(
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory written by 'capas train'."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by 'capas train'."),
     data: str = typer.Option(None, "--data", help="Evaluate on this dataset's test split instead."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON line."),
-    out: Path = typer.Option(None, "--out", help="Also write the metrics to this JSON file."),
+    out: Path = typer.Option(None, "--out", help="Also write the metrics to this new JSON file."),
+    force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists (never a run's own file)."),
 ) -> None:
     """Test loss, accuracy, per-class precision/recall/F1 and confusion matrix of a trained run."""
     from capas.api.evaluate import evaluate as evaluate_run
+    from capas.api.outputs import check_output_file
 
-    if out is not None and (out.suffix != ".json" or not out.parent.is_dir()):
-        raise CapasError(f"--out must be a .json file in an existing directory, got {out}")
+    if out is not None:
+        check_output_file(out, suffixes=(".json",), force=force)
     result = evaluate_run(run_dir, data)
     record = {"run_dir": str(run_dir), **result.to_json()}
     if out is not None:
@@ -248,26 +251,73 @@ def evaluate(
                 f"  {name:>12}  precision {scores['precision'][c]:.3f}  recall {scores['recall'][c]:.3f}"
                 f"  f1 {scores['f1'][c]:.3f}  support {scores['support'][c]}"
             )
+        for line in confusion_lines(metrics["confusion_matrix"], result.class_names):
+            typer.echo(line)
     else:
         typer.echo(f"test rmse: {metrics['test_rmse']:.6g}  mae: {metrics['test_mae']:.6g}")
 
 
+#: more classes than this: the most frequent confusions instead of the whole matrix
+MAX_TABLE_CLASSES = 20
+MOST_CONFUSED = 10
+
+
+def confusion_lines(matrix: list[list[int]], class_names: list[str]) -> list[str]:
+    """The confusion matrix as aligned text (rows: true class, columns: predicted, both by
+    index, rows also by name); past ``MAX_TABLE_CLASSES`` classes a K x K table is
+    unreadable, so the ``MOST_CONFUSED`` largest off-diagonal counts are listed instead
+    (the whole matrix stays in ``--json`` and ``--out``)."""
+    k = len(matrix)
+    names = [str(name)[:12] for name in class_names]
+    if k > MAX_TABLE_CLASSES:
+        pairs = sorted(
+            ((matrix[i][j], i, j) for i in range(k) for j in range(k) if i != j and matrix[i][j]), reverse=True
+        )[:MOST_CONFUSED]
+        lines = [f"confusion matrix: {k} x {k} (in --json); most frequent confusions (true -> predicted):"]
+        lines += [f"  {names[i]} -> {names[j]}: {count}" for count, i, j in pairs] or ["  none"]
+        return lines
+    cell = max(len(str(k - 1)), *(len(str(count)) for row in matrix for count in row))
+    digits = len(str(k - 1))
+    heads = [f"{i:>{digits}}" + ("" if name == str(i) else f" {name}") for i, name in enumerate(names)]
+    label = max(len(head) for head in heads)
+    lines = ["confusion matrix (rows: true class, columns: predicted class):"]
+    lines.append("  " + " " * label + "".join(f" {j:>{cell}}" for j in range(k)))
+    for head, row in zip(heads, matrix):
+        lines.append(f"  {head:<{label}}" + "".join(f" {count:>{cell}}" for count in row))
+    return lines
+
+
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="A run directory written by 'capas train'."),
-    inputs: Path = typer.Argument(..., help="Samples as .npy (N, *input_shape) or .csv (N, features), raw values."),
-    out: Path = typer.Option(None, "--out", help="Write predictions to this .npy or .csv file instead of printing."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by 'capas train'."),
+    inputs: Path = typer.Argument(
+        ..., metavar="INPUTS", help="Samples as .npy (N, *input_shape) or .csv (N, features), raw values."
+    ),
+    out: Path = typer.Option(
+        None, "--out", help="Write predictions to this new .npy or .csv file instead of printing."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace the --out file if it exists (never an input or run file)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object: predictions, their shape and the run directory."
+    ),
 ) -> None:
     """Predict classes (or outputs) for raw samples, preprocessed as the run's training data was."""
-    from capas.api.predict import check_output_path, write_predictions
+    from capas.api.predict import check_output_path, prediction_record, write_predictions
     from capas.api.predict import predict as predict_run
 
     if out is not None:
-        check_output_path(out)
+        check_output_path(out, (inputs, run_dir), force=force)
     predictions = predict_run(run_dir, inputs)
+    if as_json:
+        if out is not None:
+            write_predictions(predictions, out, force=force)
+        typer.echo(json.dumps(prediction_record(predictions, run_dir) | ({"out": str(out)} if out else {})))
+        return
     if out is None:
         for row in predictions.cpu().numpy().reshape(len(predictions), -1):
             typer.echo(" ".join(f"{v:g}" for v in row))
         return
-    write_predictions(predictions, out)
+    write_predictions(predictions, out, force=force)
     typer.echo(f"wrote {len(predictions)} predictions to {out}")

@@ -8,6 +8,7 @@ cache never holds a partial or unverified file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -25,6 +26,8 @@ CHUNK = 1 << 16
 #: Show a progress bar for downloads larger than this (bytes).
 PROGRESS_MIN_BYTES = 1 << 20
 TIMEOUT_S = 30.0
+#: errors of the local disk, not of the network, while a download is written
+_STORAGE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG)
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,21 @@ def download(remote: RemoteFile, destination: Path, *, timeout: float = TIMEOUT_
     """
     algorithm, expected = remote.checksum
     hasher = _hasher(algorithm)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    try:  # before connecting: a read-only data folder is said at once
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    except OSError as err:
+        raise unwritable_cache(destination, err) from None
     temp = Path(temp_name)
     try:
         with os.fdopen(handle, "wb") as out, urllib.request.urlopen(remote.url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) if response.headers else 0
-            _copy(response, out, hasher, total, label=remote.filename, progress=progress)
+            try:
+                _copy(response, out, hasher, total, label=remote.filename, progress=progress)
+            except OSError as err:
+                if err.errno not in _STORAGE_ERRORS:
+                    raise  # the network's (the caller explains how to work offline)
+                raise unwritable_cache(destination, err) from None
         actual = hasher.hexdigest()
         if actual != expected.lower():
             raise DataError(
@@ -83,6 +94,16 @@ def download(remote: RemoteFile, destination: Path, *, timeout: float = TIMEOUT_
     finally:
         temp.unlink(missing_ok=True)
     return destination
+
+
+def unwritable_cache(destination: Path, err: OSError) -> DataError:
+    """The one-line error for a download that cannot be stored (read-only, full, forbidden)."""
+    reason = os.strerror(err.errno).lower() if err.errno else str(err)
+    return DataError(
+        f"cannot store {destination.name} in the data folder {destination.parent} ({reason}); "
+        "point CAPAS_DATA at a folder you can write (e.g. export CAPAS_DATA=$HOME/capas-data), "
+        "or put the file there yourself"
+    )
 
 
 def _copy(response, out, hasher, total: int, *, label: str, progress: bool) -> None:

@@ -8,6 +8,7 @@ traceback. Nothing is unpickled (``np.load(..., allow_pickle=False)``).
 from __future__ import annotations
 
 import gzip
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from capas.errors import DataError
+from capas.limits import check_fits
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -41,6 +43,58 @@ def _read_maybe_gzip(path: Path) -> bytes:
         return gzip.decompress(raw)
     except (OSError, EOFError) as err:
         raise DataError(f"{path} is a damaged gzip file ({err}); delete it and download it again") from err
+
+
+def npy_header(handle, source: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) a ``.npy`` stream at its start declares, read without loading the data."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"{source} is not a valid .npy array ({reason})") from None
+    return tuple(shape), dtype
+
+
+def check_npy_size(path: str | Path) -> None:
+    """Refuse a ``.npy`` file whose header claims more data than memory can hold (or than
+    the file holds), before ``np.load`` tries to allocate it."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        shape, dtype = npy_header(handle, str(path))
+        offset = handle.tell()
+    _check_array_bytes(str(path), shape, dtype, available=path.stat().st_size - offset)
+
+
+def _check_array_bytes(source: str, shape: tuple[int, ...], dtype: np.dtype, available: int | None) -> None:
+    """The bytes ``shape`` x ``dtype`` claims must fit in memory and in the stored data
+    (``available``; None: compressed, unknown)."""
+    needed = math.prod(shape) * dtype.itemsize
+    check_fits(needed, f"{source} (an array of shape {shape}, {dtype})", "use a smaller array", DataError)
+    if available is not None and not dtype.hasobject and needed > available:
+        raise DataError(
+            f"{source} declares an array of shape {shape} ({needed} bytes) but holds {available} bytes of data; "
+            "the file is truncated or corrupt"
+        )
+
+
+def check_npz_sizes(path: str | Path) -> None:
+    """Every member of a ``.npz`` archive must fit in memory (headers read without loading)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as handle:
+                    shape, dtype = npy_header(handle, f"{path}:{info.filename}")
+                stored = None if info.compress_type != zipfile.ZIP_STORED else info.file_size
+                _check_array_bytes(f"{path}:{info.filename}", shape, dtype, stored)
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise DataError(f"cannot read {path} as a .npz archive ({err})") from None
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -137,6 +191,7 @@ def read_npz(path: str | Path, sample_shape: tuple[int, ...], num_classes: int) 
     here); ``y`` arrays integer labels in 0..num_classes-1 of matching length.
     """
     path = Path(path)
+    check_npz_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = set(archive.files)

@@ -11,12 +11,24 @@ import numpy as np
 
 from capas.data.formats import Arrays
 from capas.errors import DataError
+from capas.limits import check_fits
+
+#: bytes one generated value costs at its peak: float64 draws, noise and the float32 copy
+BYTES_PER_VALUE = 32
 
 
 def _count(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise DataError(f"option {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _samples(n: object, minimum: int, values_per_sample: int) -> int:
+    """``n`` checked as a count and against the memory its generation takes (the
+    generators draw every sample at once), so n=10**12 is refused before numpy tries."""
+    n = _count("n", n, minimum)
+    check_fits(n * values_per_sample * BYTES_PER_VALUE, f"generating {n:,} samples", "use a smaller n", DataError)
+    return n
 
 
 def _non_negative(name: str, value: object) -> float:
@@ -31,7 +43,7 @@ def _arrays(x: np.ndarray, y: np.ndarray) -> Arrays:
 
 def xor(n: int = 400, noise: float = 0.2, seed: int = 0) -> Arrays:
     """Four Gaussian clusters at (+-1, +-1); class 1 where the two signs differ (x1 XOR x2)."""
-    n, noise = _count("n", n, 4), _non_negative("noise", noise)
+    n, noise = _samples(n, 4, 3), _non_negative("noise", noise)
     rng = np.random.default_rng(seed)
     corners = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])  # (4, 2)
     which = rng.permutation(np.arange(n) % 4)  # (n,) balanced corners
@@ -44,7 +56,7 @@ def circles(n: int = 400, noise: float = 0.1, seed: int = 0) -> Arrays:
     """A circle of radius 0.5 (class 1) inside one of radius 1 (class 0): scikit-learn's make_circles."""
     from sklearn.datasets import make_circles  # scikit-learn only when these data are made
 
-    x, y = make_circles(n_samples=_count("n", n, 4), noise=_non_negative("noise", noise), factor=0.5, random_state=seed)
+    x, y = make_circles(n_samples=_samples(n, 4, 3), noise=_non_negative("noise", noise), factor=0.5, random_state=seed)
     return _arrays(x, y)
 
 
@@ -52,7 +64,7 @@ def moons(n: int = 400, noise: float = 0.1, seed: int = 0) -> Arrays:
     """Two interleaving half circles: scikit-learn's make_moons."""
     from sklearn.datasets import make_moons
 
-    x, y = make_moons(n_samples=_count("n", n, 4), noise=_non_negative("noise", noise), random_state=seed)
+    x, y = make_moons(n_samples=_samples(n, 4, 3), noise=_non_negative("noise", noise), random_state=seed)
     return _arrays(x, y)
 
 
@@ -62,7 +74,7 @@ def spirals(n: int = 400, noise: float = 0.05, turns: float = 1.5, seed: int = 0
     A point at radius r in [0.05, 1) sits at angle ``2 pi turns r``: class 0 at
     ``r (cos a, sin a)``, class 1 at ``-r (cos a, sin a)``; Gaussian noise of std ``noise``.
     """
-    n, noise = _count("n", n, 4), _non_negative("noise", noise)
+    n, noise = _samples(n, 4, 3), _non_negative("noise", noise)
     if isinstance(turns, bool) or not isinstance(turns, (int, float)) or not turns > 0:
         raise DataError(f"option turns must be a number > 0, got {turns!r}")
     rng = np.random.default_rng(seed)
@@ -80,7 +92,7 @@ def gaussians(n: int = 400, noise: float = 1.0, centers: int = 3, seed: int = 0)
     from sklearn.datasets import make_blobs
 
     x, y = make_blobs(
-        n_samples=_count("n", n, centers),
+        n_samples=_samples(n, centers, 3),
         centers=centers,
         cluster_std=_non_negative("noise", noise),
         center_box=(-5.0, 5.0),
@@ -97,7 +109,8 @@ def sine(n: int = 500, window: int = 20, noise: float = 0.05, period: float = 25
     channel, so Conv1d nets apply; dense layers flatten it) and ``y = s[i + window]`` (1,).
     Samples stay in time order: the registry holds out the *last* ones for test/validation.
     """
-    n, window, noise = _count("n", n, 4), _count("window", window, 1), _non_negative("noise", noise)
+    window = _count("window", window, 1)
+    n, noise = _samples(n, 4, 2 * window + 2), _non_negative("noise", noise)
     if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
         raise DataError(f"option period must be a number > 0, got {period!r}")
     rng = np.random.default_rng(seed)

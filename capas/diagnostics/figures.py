@@ -10,6 +10,8 @@ from pathlib import Path
 
 import matplotlib
 
+from capas.errors import CapasError
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -17,8 +19,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Write ``fig`` as a PNG at ``path`` (parent folders created), close it, return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    except OSError as err:  # a file where the plots folder should be, a folder named like the plot, read-only
+        blocking = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocking} is a file, not a folder" if blocking else (err.strerror or str(err))
+        raise CapasError(f"cannot write the plot {path}: {reason}; move it away or make the folder writable") from None
+    finally:
+        plt.close(fig)
     return path

@@ -16,6 +16,7 @@ from torch import nn
 
 from capas.diagnostics import plots_model, plots_training, projection, snapshots
 from capas.errors import CapasError
+from capas.objectives import Loss
 
 PLOT_KINDS = ("curves", "gradients", "confusion", "boundary", "hidden", "weights", "activations")
 PROBE_SIZE = 2000  # test samples used for activation histograms
@@ -59,11 +60,15 @@ def make_plots(
     what: str | Sequence[str] = "all",
     layer: str | None = None,
     animate_from: str | Path | None = None,
+    loss: Loss | None = None,
 ) -> list[Path]:
     """Draw the requested plots of ``model`` trained on ``data`` (a ``Dataset``, or None) into ``out_dir``.
 
     ``animate_from`` is a snapshots file (``BoundarySnapshots``): the boundary plot is then
-    also written as ``boundary.gif``. Returns the paths written, in ``PLOT_KINDS`` order.
+    also written as ``boundary.gif``. ``loss`` (the training loss, with its target encoding;
+    default: the model's own) decides the classes the confusion matrix and the decision
+    regions show, as training and ``capas evaluate`` do. Returns the paths written, in
+    ``PLOT_KINDS`` order.
     """
     kinds = resolve_kinds(what)
     explicit = not _asks_for_all(what)
@@ -75,7 +80,7 @@ def make_plots(
             if explicit:
                 raise CapasError(f"cannot plot {kind}: {reason}")
             continue
-        written.extend(_draw(kind, model, history, data, out, layer, animate_from))
+        written.extend(_draw(kind, model, history, data, out, layer, animate_from, loss))
     return written
 
 
@@ -107,6 +112,7 @@ def _draw(
     out: Path,
     layer: str | None,
     animate_from: str | Path | None,
+    loss: Loss | None,
 ) -> list[Path]:
     path = out / f"{kind}.png"
     if kind == "curves":
@@ -114,10 +120,10 @@ def _draw(
     elif kind == "gradients":
         plots_training.plot_gradient_norms(history, path)
     elif kind == "confusion":
-        matrix = plots_model.confusion(model, data.x_test, data.y_test, data.num_classes)
+        matrix = plots_model.confusion(model, data.x_test, data.y_test, data.num_classes, loss)
         plots_model.plot_confusion(matrix, data.class_names, path)
     elif kind == "boundary":
-        plots_model.plot_boundary(model, data.x_train, data.y_train, data.num_classes, path)
+        plots_model.plot_boundary(model, data.x_train, data.y_train, data.num_classes, path, loss=loss)
         if animate_from is not None:
             gif = out / "boundary.gif"
             frames = snapshots.load_snapshots(animate_from)
@@ -164,4 +170,13 @@ def plot_run(
             f"--animate animates the decision boundary, which cannot be drawn here: {reason}; "
             "use it with --what boundary or all on a 2-D classification run"
         )
-    return make_plots(model, list(run.history), data, Path(run_dir) / "plots", what, layer, animate_from)
+    loss = None if data is None else run_loss(run, data.num_classes)
+    return make_plots(model, list(run.history), data, Path(run_dir) / "plots", what, layer, animate_from, loss)
+
+
+def run_loss(run: Any, num_classes: int | None) -> Loss:
+    """The loss ``run`` trained with (its config's, else its model's), with the run's target
+    encoding: what decides its classes (a squared-error net's codes are not classes)."""
+    train = run.config.get("train", {})
+    name = train.get("loss") or run.model_config.get("loss") or "cross_entropy"
+    return Loss(name, num_classes=num_classes, target_encoding=train.get("target_encoding", "onehot"))

@@ -3,7 +3,12 @@
 Each plot has a sibling that computes the plotted numbers from a model and plain tensors
 (``confusion``, ``boundary_grid``, ``first_layer_weights``, ``layer_activations``), and the
 ``plot_*`` function returns them, so tests check numbers rather than pixels. Models follow
-the ``Network`` contract: ``predict(x)``, ``layer_names()``, ``hidden(x, layer)``.
+the ``Network`` contract: ``layer_names()``, ``hidden(x, layer)``.
+
+Classes are decided as training counts its accuracy and ``capas evaluate`` does
+(:func:`class_predictions`: the loss's rule on the outputs, argmax or a threshold at the
+midpoint of the target codes for one output), so a classifier trained with a squared error,
+whose raw outputs are codes and not classes, is drawn by the classes it predicts.
 """
 
 from __future__ import annotations
@@ -21,19 +26,28 @@ from torch import Tensor, nn
 
 from capas.diagnostics.figures import plt, save_figure
 from capas.errors import CapasError
+from capas.objectives import Loss
+from capas.train.evaluation import model_outputs
 
 MAX_WEIGHT_IMAGES = 64
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a parameterless model)."""
+def class_predictions(model: nn.Module, x: Tensor, loss: Loss | None = None) -> Tensor:
+    """Class indices (N,) of ``x (N, *)`` by ``loss``'s decision rule (a run's loss with its
+    target encoding; default: the loss the model was built for, one-hot codes): argmax of the
+    logits or outputs, or for one output a threshold (logit 0, else the codes' midpoint).
+    Eval mode, no gradients; the result is on the CPU."""
+    if loss is None:
+        loss = Loss(getattr(model, "loss", None) or "cross_entropy")
     first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
+    if first is not None:
+        x = x.to(first.device, first.dtype if x.is_floating_point() else None)
+    return loss.predictions(model_outputs(model, x, loss.from_logits)).cpu()
 
 
-def confusion(model: nn.Module, x: Tensor, y: Tensor, num_classes: int) -> np.ndarray:
+def confusion(model: nn.Module, x: Tensor, y: Tensor, num_classes: int, loss: Loss | None = None) -> np.ndarray:
     """Counts ``C[i, j]`` of true class i predicted as j over ``x (N, *)``, ``y (N,)``.  (K, K)"""
-    predicted = model.predict(x.to(model_device(model))).cpu().numpy()  # (N,)
+    predicted = class_predictions(model, x, loss).numpy()  # (N,)
     return confusion_matrix(y.cpu().numpy(), predicted, labels=np.arange(num_classes))
 
 
@@ -76,20 +90,20 @@ def boundary_axes(x: Tensor, resolution: int = 150, margin: float = 0.15) -> tup
     return gx, gy
 
 
-def predict_grid(model: nn.Module, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """``model.predict`` at every grid point, shaped like the mesh.  (len(gy), len(gx))"""
+def predict_grid(model: nn.Module, gx: np.ndarray, gy: np.ndarray, loss: Loss | None = None) -> np.ndarray:
+    """The predicted class (:func:`class_predictions`) at every grid point, shaped like the
+    mesh.  (len(gy), len(gx)) int64"""
     xx, yy = np.meshgrid(gx, gy)  # (R, R) each
     points = torch.tensor(np.stack([xx.ravel(), yy.ravel()], axis=1), dtype=torch.float32)  # (R*R, 2)
-    out = model.predict(points.to(model_device(model))).cpu()
-    if out.dim() == 2:  # regression: the first output
-        out = out[:, 0]
-    return out.numpy().reshape(xx.shape)
+    return class_predictions(model, points, loss).numpy().reshape(xx.shape)
 
 
-def boundary_grid(model: nn.Module, x: Tensor, resolution: int = 150) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(gx (R,), gy (R,), predictions (R, R)) over a grid around the points ``x (N, 2)``."""
+def boundary_grid(
+    model: nn.Module, x: Tensor, resolution: int = 150, loss: Loss | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gx (R,), gy (R,), predicted classes (R, R)) over a grid around the points ``x (N, 2)``."""
     gx, gy = boundary_axes(x, resolution)
-    return gx, gy, predict_grid(model, gx, gy)
+    return gx, gy, predict_grid(model, gx, gy, loss)
 
 
 def class_colormap(num_classes: int) -> ListedColormap:
@@ -103,10 +117,7 @@ def draw_regions(
 ) -> QuadMesh:
     """Filled decision regions with the training points on top; returns the regions' mesh."""
     cmap = class_colormap(num_classes)
-    if np.issubdtype(grid.dtype, np.integer):
-        mesh = ax.pcolormesh(gx, gy, grid, cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, alpha=0.35, shading="auto")
-    else:
-        mesh = ax.pcolormesh(gx, gy, grid, cmap="coolwarm", alpha=0.5, shading="auto")
+    mesh = ax.pcolormesh(gx, gy, grid, cmap=cmap, vmin=-0.5, vmax=num_classes - 0.5, alpha=0.35, shading="auto")
     xs = x.cpu().numpy()
     ax.scatter(
         xs[:, 0],
@@ -124,10 +135,16 @@ def draw_regions(
 
 
 def plot_boundary(
-    model: nn.Module, x: Tensor, y: Tensor, num_classes: int, path: str | Path, resolution: int = 150
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    num_classes: int,
+    path: str | Path,
+    resolution: int = 150,
+    loss: Loss | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decision regions of a 2-D classifier with the points ``x (N, 2)``; returns the grid."""
-    gx, gy, grid = boundary_grid(model, x, resolution)
+    gx, gy, grid = boundary_grid(model, x, resolution, loss)
     fig, ax = plt.subplots(figsize=(5, 4.5))
     draw_regions(ax, gx, gy, grid, x, y, num_classes)
     ax.set_title("decision regions")

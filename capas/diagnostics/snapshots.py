@@ -43,7 +43,17 @@ class BoundarySnapshots(Callback):
 
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
         self.epochs.append(int(epoch))
-        self.classes.append(predict_grid(trainer.model, self.gx, self.gy))
+        loss = getattr(getattr(trainer, "task", None), "eval_loss", None)  # the classes the trainer counts
+        self.classes.append(predict_grid(trainer.model, self.gx, self.gy, loss))
+
+    def state_dict(self) -> tuple[dict[str, Tensor], dict]:
+        """The snapshots so far, so that a resumed run's animation starts at epoch 1."""
+        tensors = {"classes": torch.from_numpy(np.stack(self.classes))} if self.classes else {}
+        return tensors, {"epochs": self.epochs}
+
+    def load_state_dict(self, tensors: dict[str, Tensor], record: dict) -> None:
+        self.epochs = [int(e) for e in record.get("epochs", [])]
+        self.classes = list(tensors["classes"].cpu().numpy()) if "classes" in tensors else []
 
     def on_fit_end(self, trainer) -> None:
         run_dir = getattr(trainer, "run_dir", None)

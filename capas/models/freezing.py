@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from torch import nn
 
-from capas.errors import SpecError
+from capas.errors import SpecError, TrainingError
 from capas.models.protocol import layer_names
 
 
@@ -50,3 +50,16 @@ def unfreeze(network: nn.Module, layers: Iterable[int | str] | None = None) -> n
     for param in _layer_params(network, layers):
         param.requires_grad_(True)
     return network
+
+
+def check_trainable(model: nn.Module, frozen: Iterable[int | str] = ()) -> None:
+    """TrainingError when no parameter of ``model`` would learn: every layer frozen (by
+    ``frozen``, the layers the run froze, or by the caller) leaves an optimizer with nothing
+    to update and a backward pass with nothing to differentiate."""
+    params = list(model.parameters())
+    if params and not any(p.requires_grad for p in params):
+        which = f" (frozen layers {', '.join(map(str, frozen))})" if frozen else ""
+        raise TrainingError(
+            f"every parameter of the model is frozen{which}, so there is nothing to train; "
+            "freeze fewer layers (leave at least one, e.g. the output layer)"
+        )

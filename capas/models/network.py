@@ -23,7 +23,7 @@ from capas.layers import Activation, Dense, Dropout, Maxout, get_activation
 from capas.layers.blocks import concat_inputs
 from capas.layers.dense import ActivatedLayer
 from capas.layers.init import check_scheme
-from capas.layers.kinds import describe
+from capas.layers.kinds import KINDS, describe
 from capas.layers.sequence import PerStep
 from capas.models.builder import Builder
 from capas.models.modes import eval_mode
@@ -241,6 +241,8 @@ class Network(nn.Module):
         if config.get("model", MODEL_KIND) != MODEL_KIND:
             raise SpecError(f"model.json describes a '{config['model']}' model, not a '{MODEL_KIND}'")
         options = {k: v for k, v in config.items() if k not in ("model", "format")}
+        if isinstance(options["spec"], str) and _token_output_activation(parse(options["spec"])) is not None:
+            options.pop("output_act", None)  # the last token decides (older model.json files recorded the loss's)
         return build(options.pop("spec"), seed=seed, **options)
 
     def extra_repr(self) -> str:
@@ -297,12 +299,20 @@ def build(
     ``task="classification"`` (``capas.fit`` sets it from class-labelled data). ``init``
     overrides every layer's initialisation scheme. With ``seed``, the initial weights depend
     only on the seed (the global torch generator is left as it was).
+
+    An activation on the last token (``64-30-10:tanh``) is the output activation: the
+    config records it, and ``output_act`` may only repeat it. The cross-entropies are
+    computed from the logits of a softmax (``cross_entropy``) or sigmoid
+    (``binary_cross_entropy``) output, so another output activation with them is a
+    SpecError rather than a network whose outputs are not what its loss assumed.
     """
     text, table_options = spec_text(spec)
+    explicit = output_act if output_act is not None else table_options.get("output_act")
     options = _resolve_options(
         {"act": act, "loss": loss, "output_act": output_act, "init": init, "seed": seed, "task": task}, table_options
     )
     parsed = parse(text)
+    options["output_act"] = _output_activation(parsed, options["loss"], options["output_act"], explicit)
     seed = options.pop("seed")
     with torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext():
         if seed is not None:
@@ -330,6 +340,39 @@ def build(
             sequence_length=parsed.length,
         )
     return Network(built.layers, built.names, built.sources, parsed.input_shape, built.output_shape, config)
+
+
+def _token_output_activation(parsed: Any) -> str | None:
+    """The activation written on the last token (``d10:tanh``), when that layer owns its
+    activation (a dense, conv or residual layer); None otherwise."""
+    last = parsed.layers[-1]
+    return last.activation if KINDS[last.kind].output_slot else None
+
+
+def _output_activation(parsed: Any, loss: str, resolved: str, explicit: str | None) -> str:
+    """The output activation the network really has (what its config records): the last
+    token's, else ``resolved`` (``output_act`` or the loss's); SpecError when the token and
+    an explicit ``output_act`` disagree, or when a cross-entropy would get an output that is
+    not the softmax/sigmoid it is computed for."""
+    token = _token_output_activation(parsed)
+    if (
+        token is not None
+        and explicit is not None
+        and get_activation(token).config() != get_activation(explicit).config()
+    ):
+        raise SpecError(
+            f"the last token sets the output activation to {token} but output_act is {explicit}; give it once"
+        )
+    chosen = token or resolved
+    needed = LOSSES[loss].output_activation
+    name = get_activation(chosen).name
+    if LOSSES[loss].from_logits and name != needed:
+        source = f"the last token's ':{token}'" if token is not None else f"output_act {chosen}"
+        raise SpecError(
+            f"loss {loss} is computed from the logits of a {needed} output, but {source} gives {name} outputs; "
+            f"drop it (the loss sets {needed}) or use a squared-error loss (mse, mse_half_sum) for {name} outputs"
+        )
+    return chosen
 
 
 def _resolve_options(given: dict[str, Any], from_table: dict[str, Any]) -> dict[str, Any]:

@@ -25,13 +25,36 @@ a registered kind has a table form with no change here.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from capas.errors import SpecError
 from capas.layers.kinds import KINDS, table_ints
+from capas.notation import MAX_DEPTH
 
 BUILD_OPTIONS = ("act", "loss", "output_act", "init", "seed")
+
+
+def existing_path(text: str) -> Path | None:
+    """``text`` as a path when it names an existing file or directory, else None.
+
+    Commands that take "a spec, a recipe or a run directory" try the path first; a spec is
+    rarely a valid path (longer than the system's name limit, a NUL byte, a component over
+    255 bytes), and the operating system's refusal of such a name means "not a file", not
+    an error to show.
+    """
+    if not isinstance(text, str) or not text or "\0" in text:
+        return None
+    raw = os.fsencode(text)
+    if len(raw) > 4096 or any(len(part) > 255 for part in raw.split(b"/")):
+        return None
+    path = Path(text)
+    try:
+        return path if path.exists() else None
+    except (OSError, ValueError):
+        return None
 
 
 def spec_text(spec: str | list | dict) -> tuple[str, dict[str, Any]]:
@@ -55,19 +78,21 @@ def spec_text(spec: str | list | dict) -> tuple[str, dict[str, Any]]:
         if not isinstance(first, str):
             raise SpecError(f"the first entry must be the input shape (a token or an input table), got {first!r}")
         dims = first.count("x") - first.startswith("T")  # the spatial rank of one sample (of one time step)
-        return " ".join([first] + [_entry(item, dims, top_level=True) for item in spec[1:]]), {}
+        return " ".join([first] + [_entry(item, dims, top_level=True, depth=0) for item in spec[1:]]), {}
     raise SpecError(f"a model spec must be a string, a non-empty list of layers or a [model] table, got {spec!r:.80}")
 
 
-def _entry(item: Any, dims: int, top_level: bool) -> str:
+def _entry(item: Any, dims: int, top_level: bool, depth: int) -> str:
+    if depth > MAX_DEPTH:
+        raise SpecError(f"layer tables nested more than {MAX_DEPTH} deep; flatten the model (repeat takes 'times')")
     if isinstance(item, str):
         return item
     if isinstance(item, dict):
-        return _table_token(item, dims, top_level)
+        return _table_token(item, dims, top_level, depth)
     raise SpecError(f"a layer must be a token string or a table with a 'type', got {item!r:.80}")
 
 
-def _table_token(table: dict[str, Any], dims: int, top_level: bool) -> str:
+def _table_token(table: dict[str, Any], dims: int, top_level: bool, depth: int = 0) -> str:
     """One layer table -> its token; SpecError naming unknown or missing keys."""
     kind = table.get("type")
     if not isinstance(kind, str) or (kind != "input" and kind not in KINDS):
@@ -86,7 +111,7 @@ def _table_token(table: dict[str, Any], dims: int, top_level: bool) -> str:
     get = table.get
     if record is None:
         return "x".join(str(n) for n in table_ints(get("shape"), "shape"))
-    head = record.table_head(table, dims, lambda item: _entry(item, dims, False))
+    head = record.table_head(table, dims, lambda item: _entry(item, dims, False, depth + 1))
     options = []
     for key, prefix in (("stride", "s"), ("dilation", "d")):
         if key in table:

@@ -26,13 +26,14 @@ from capas.backprop.stepper import epoch_mean
 from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.layers.norm import Dropout
-from capas.models.freezing import freeze
+from capas.models.freezing import check_trainable, freeze
 from capas.models.modes import eval_mode
 from capas.models.protocol import model_loss, output_shape, training_forward
 from capas.objectives import Loss, apply_max_norm, canonical_loss, penalized_parameters
 from capas.train.curriculum import Curriculum, loss_difficulty
 from capas.train.engines import make_stepper
 from capas.train.imbalance import class_weights, resample
+from capas.train.inputs import check_targets
 from capas.train.optim import make_optimizer, schedule_for
 from capas.train.regularization import add_input_noise
 from capas.train.task import Task, TaskContext
@@ -91,6 +92,7 @@ class SupervisedTask(Task):
         self._setup_loss(ctx)
         if config.frozen_layers:
             freeze(self.model, config.frozen_layers)
+        check_trainable(self.model, config.frozen_layers)
         self.optimizer = make_optimizer(
             config.optimizer, self.model.parameters(), config.lr, config.momentum, **config.optimizer_options
         )
@@ -171,6 +173,7 @@ class SupervisedTask(Task):
                 "cross_entropy needs one output unit per class, but the model has 1 (a softmax over one unit "
                 "is always 1); use loss binary_cross_entropy or mse for a single output, or end the spec with -2"
             )
+        check_targets(self.y_train, name, output_shape(self.model))  # float labels given to a classifier
         self.loss = Loss(
             name, num_classes=self.num_classes, class_weights=weights, target_encoding=config.target_encoding
         ).to(ctx.device, ctx.dtype)

@@ -4,11 +4,11 @@
   its preparation and checkpoints (``capas.fit``, in ``capas.api``, drives it);
   ``steppers.py`` / ``engines.py``: autograd or explicit BackProp.
 - ``losses.py``, ``optim.py``, ``regularization.py``, ``metrics.py``, ``evaluation.py``: the maths.
-- ``callbacks.py`` (early stopping, convergence, progress bar), ``history.py``, ``rundir.py`` +
+- ``callbacks.py`` (early stopping, convergence, progress bar or lines), ``history.py``, ``rundir.py`` +
   ``checkpoint.py`` (run directories, exact resume), ``imbalance.py``, ``curriculum.py``, ``config.py``.
 """
 
-from capas.train.callbacks import Callback, Convergence, EarlyStopping, ProgressBar
+from capas.train.callbacks import Callback, Convergence, EarlyStopping, ProgressBar, ProgressLines
 from capas.train.config import TrainConfig
 from capas.train.evaluation import evaluate_model
 from capas.train.history import History
@@ -27,6 +27,7 @@ __all__ = [
     "EarlyStopping",
     "History",
     "ProgressBar",
+    "ProgressLines",
     "Run",
     "TrainConfig",
     "Task",

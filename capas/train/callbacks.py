@@ -141,8 +141,69 @@ class Convergence(Callback):
         self.previous = record.get("previous")
 
 
+def run_line(trainer: Trainer) -> str:
+    """What the run's defaults resolved to, in one line: model, optimizer, learning rate,
+    batch size, epochs, loss, engine and device (read after the task's setup, which chose
+    the engine). Printed first by the progress callbacks, so a user sees what ran."""
+    config, task = trainer.config, trainer.task
+    facts = task.describe()
+    engine = str(facts.get("engine", trainer.engine))
+    declined = getattr(getattr(task, "stepper", None), "declined", None)
+    if config.engine == "auto" and declined:
+        engine += f" (not the explicit engine: {declined})"
+    rule = config.optimizer if trainer.optimizers else f"{engine} updates"
+    parts = [
+        f"{rule} lr {trainer.current_lr():g}",
+        f"batch {config.batch_size}",
+        f"{config.epochs} epochs" + (f" (resumed after epoch {trainer.start_epoch})" if trainer.start_epoch else ""),
+    ]
+    if facts.get("loss"):
+        parts.append(f"loss {facts['loss']}")
+    parts += [f"engine {engine}", f"device {trainer.device}"]
+    return f"training {describe_model(trainer.model)}: " + ", ".join(parts)
+
+
+def describe_model(model: Any) -> str:
+    """A capas network's spec, else the module's class (and its one-line ``extra_repr``),
+    with the number of parameters."""
+    options = getattr(model, "options", None)
+    if isinstance(options, dict) and isinstance(options.get("spec"), str):
+        name = options["spec"]
+    else:
+        extra = model.extra_repr() if hasattr(model, "extra_repr") else ""
+        name = type(model).__name__ + (f"({extra})" if extra and "\n" not in extra and len(extra) < 80 else "")
+    count = sum(p.numel() for p in model.parameters())
+    return f"{name} ({count:,} parameters)"
+
+
+def epoch_line(trainer: Trainer, epoch: int, record: dict[str, Any]) -> str:
+    """``epoch 3/30  train_loss 0.1234  val_accuracy 0.9312  0.41 s``: the epoch's training
+    and validation metrics (not the per-layer gradient norms) and its duration."""
+    shown = [
+        f"{key} {value:.4g}"
+        for key, value in record.items()
+        if key.startswith(("train_", "val_")) and isinstance(value, (int, float))
+    ]
+    return "  ".join([f"epoch {epoch}/{trainer.config.epochs}", *shown, f"{record.get('seconds', 0.0):.2f} s"])
+
+
+class ProgressLines(Callback):
+    """Progress where stderr is not a terminal (pipes, CI, log files): the run line first,
+    then one line per epoch, each flushed as it is written. Reads only the epoch's record
+    (already on the host), so it never synchronises with the device."""
+
+    name = "progress"
+
+    def on_fit_begin(self, trainer: Trainer) -> None:
+        print(run_line(trainer), file=sys.stderr, flush=True)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+        print(epoch_line(trainer, epoch, record), file=sys.stderr, flush=True)
+
+
 class ProgressBar(Callback):
-    """A rich progress bar on stderr: epochs, steps within the epoch, last losses.
+    """A rich progress bar on stderr, after the run line: epochs, steps within the epoch,
+    last losses.
 
     The step bar advances every ~2% of an epoch (not every step), and losses are shown only
     once per epoch, so the bar never forces a device synchronisation inside the loop.
@@ -153,22 +214,19 @@ class ProgressBar(Callback):
     def __init__(self) -> None:
         self.progress: Any = None
 
-    @staticmethod
-    def wanted(quiet: bool) -> bool:
-        """Shown unless ``quiet`` or stderr is not a terminal (pipes, CI, tests)."""
-        return not quiet and sys.stderr.isatty()
-
     def on_fit_begin(self, trainer: Trainer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        console = Console(stderr=True)
+        console.print(run_line(trainer), markup=False, highlight=False, soft_wrap=True)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"),
-            console=Console(stderr=True),
+            console=console,
             transient=False,
         )
         self.progress.start()
@@ -200,6 +258,14 @@ class ProgressBar(Callback):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def progress_callback(quiet: bool) -> ProgressBar | ProgressLines | None:
+    """The one choice of progress output: nothing when ``quiet``, a live bar when stderr is
+    a terminal, else one line per epoch (stdout stays for results and ``--json``)."""
+    if quiet:
+        return None
+    return ProgressBar() if sys.stderr.isatty() else ProgressLines()
 
 
 def default_callbacks(config: Any) -> list[Callback]:

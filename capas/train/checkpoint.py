@@ -2,7 +2,8 @@
 
 ``optimizer.state_dict()`` is ``{"state": {index: {name: tensor | number | None}},
 "param_groups": [...]}``: tensors (momentum buffers, Adam moments, step counts) go to
-``state.safetensors`` as ``optimizer/<index>/<name>``, everything else to ``state.json``.
+``state.safetensors`` as ``optimizer/<index>/<name>`` (a list of tensors, L-BFGS's history, as
+``optimizer/<index>/<name>/<i>``), everything else to ``state.json``.
 Scheduler state dicts hold only numbers, strings and lists, so they go to JSON whole.
 """
 
@@ -42,6 +43,15 @@ def _from_json(value: Any) -> Any:
     return value
 
 
+def _is_tensor_list(value: Any) -> bool:
+    """A list holding tensors (and possibly None): stored tensor by tensor, not as JSON."""
+    return (
+        isinstance(value, list)
+        and any(isinstance(item, Tensor) for item in value)
+        and all(item is None or isinstance(item, Tensor) for item in value)
+    )
+
+
 def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """(tensors, JSON) holding ``optimizer.state_dict()``."""
     state = optimizer.state_dict()
@@ -51,6 +61,11 @@ def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor]
         for name, value in entries.items():
             if isinstance(value, Tensor):
                 tensors[f"optimizer/{index}/{name}"] = value
+            elif _is_tensor_list(value):  # L-BFGS's curvature history: tensors, None where unset
+                tensors.update(
+                    {f"optimizer/{index}/{name}/{i}": item for i, item in enumerate(value) if item is not None}
+                )
+                scalars.setdefault(str(index), {})[name] = {"tensor_list": len(value)}
             else:
                 scalars.setdefault(str(index), {})[name] = _jsonable(value, f"optimizer state {name}")
     groups = [_jsonable(group, "optimizer param group") for group in state["param_groups"]]
@@ -65,7 +80,11 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, Te
             _, index, name = key.split("/", 2)
             state.setdefault(int(index), {})[name] = value
     for index, entries in record.get("scalars", {}).items():
-        state.setdefault(int(index), {}).update(_from_json(entries))
+        own = state.setdefault(int(index), {})
+        for name, value in _from_json(entries).items():
+            if isinstance(value, dict) and set(value) == {"tensor_list"}:
+                value = [own.pop(f"{name}/{i}", None) for i in range(int(value["tensor_list"]))]
+            own[name] = value
     groups = _from_json(record["param_groups"])
     for group in groups:
         if "betas" in group:

@@ -2,8 +2,10 @@
 
 ``engine="auto"`` takes ``capas.backprop.BackpropStepper`` when ``capas.backprop`` is
 importable, ``capas.backprop.supports(model, config)`` returns None (it declines mixed
-precision, class weights, frozen parameters, models that are not plain MLPs...) and the
-loss has no class weights; otherwise ``AutogradStepper``. The stepper gets the trainer's
+precision, class weights, frozen parameters, models that are not plain MLPs...), the loss
+has no class weights and the optimizer steps without a closure (L-BFGS re-evaluates the
+loss within a step, which only the autograd stepper does); otherwise ``AutogradStepper``,
+and the stepper's ``declined`` says why the explicit engine was not taken. The stepper gets the trainer's
 ``Loss`` (so target codes match) and the penalty / clipping options. ``engine="backprop"``
 on an unsupported run is a TrainingError carrying the reason.
 """
@@ -18,10 +20,13 @@ from torch import nn
 from capas.errors import TrainingError
 from capas.objectives import Loss
 from capas.train.config import TrainConfig
+from capas.train.optim import needs_closure
 from capas.train.steppers import AutogradStepper
 
 
-def backprop_unsupported(model: nn.Module, config: TrainConfig, loss: Loss) -> str | None:
+def backprop_unsupported(
+    model: nn.Module, config: TrainConfig, loss: Loss, optimizer: torch.optim.Optimizer | None = None
+) -> str | None:
     """Why the explicit engine cannot run this training (None: it can)."""
     try:
         import capas.backprop as backprop
@@ -29,6 +34,11 @@ def backprop_unsupported(model: nn.Module, config: TrainConfig, loss: Loss) -> s
         return f"capas.backprop is not available ({err})"
     if loss.class_weights is not None:
         return "class weights are applied by the autograd loss"
+    if optimizer is not None and needs_closure(optimizer):
+        return (
+            f"{type(optimizer).__name__} re-evaluates the loss several times a step (optimizer.step(closure)), "
+            "which the autograd stepper does"
+        )
     return backprop.supports(model, config.model_copy(update={"loss": loss.name}))
 
 
@@ -45,7 +55,7 @@ def make_stepper(
 
     ``forward`` is the module an autograd step runs (the task's training module; default
     ``model``); ``generator`` draws the explicit engine's dropout masks."""
-    reason = None if config.engine == "autograd" else backprop_unsupported(model, config, loss)
+    reason = None if config.engine == "autograd" else backprop_unsupported(model, config, loss, optimizer)
     if config.engine == "backprop" and reason is not None:
         raise TrainingError(f"engine='backprop' cannot train this run: {reason}; use engine='autograd' or 'auto'")
     options = dict(
@@ -60,4 +70,6 @@ def make_stepper(
         from capas.backprop import BackpropStepper
 
         return BackpropStepper(model, optimizer, loss, generator=generator, **options), "backprop"
-    return AutogradStepper(model, optimizer, loss, forward=forward, amp=config.amp, **options), "autograd"
+    stepper = AutogradStepper(model, optimizer, loss, forward=forward, amp=config.amp, **options)
+    stepper.declined = reason  # why engine="auto" did not take the explicit engine (None: not asked)
+    return stepper, "autograd"

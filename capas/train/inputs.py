@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from capas.errors import TrainingError
+from capas.objectives import loss_info
 
 
 @dataclass
@@ -84,6 +85,28 @@ def _labels_or_targets(y: Tensor) -> Tensor:
     if y.numel() and int(y.min()) < 0:
         raise TrainingError(f"class labels must be 0..K-1, got {int(y.min())}; shift them to start at 0")
     return y.long()
+
+
+def check_targets(y: Tensor | None, loss: str, output_shape: tuple[int, ...] | None) -> None:
+    """Float targets are regression targets: refuse them for a loss that needs class labels
+    (cross-entropy) and when their width differs from the model's outputs, rather than let
+    torch fail on a shape or a dtype. Whole-number floats are most likely labels that lost
+    their integer dtype, so the error suggests ``y.long()``."""
+    if y is None or not y.dtype.is_floating_point:
+        return
+    labels = y.numel() > 0 and bool((y == y.round()).all())
+    hint = "if they are class labels, pass integer labels (y.long())"
+    if not loss_info(loss).regression_ok:
+        raise TrainingError(
+            f"loss {loss} needs integer class labels, but the targets are {str(y.dtype).removeprefix('torch.')} "
+            f"(float targets mean regression); {hint}, or use a regression loss such as mse"
+        )
+    if output_shape is not None and len(output_shape) == 1 and y.ndim == 2 and y.shape[1] != output_shape[0]:
+        fix = hint if labels else f"end the model spec with -{y.shape[1]}"
+        raise TrainingError(
+            f"the float targets have {y.shape[1]} column(s) (regression) but the model has {output_shape[0]} "
+            f"outputs; {fix}"
+        )
 
 
 def _infer_classes(*ys: Tensor | None) -> int | None:

@@ -18,20 +18,23 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from capas.errors import RunDirError, TrainingError
+from capas.errors import RunDirError, TrainingError, TrainingInterrupted
 from capas.rng import Generators
 from capas.train import rundir
-from capas.train.callbacks import Callback, ProgressBar, default_callbacks
+from capas.train.callbacks import Callback, ProgressBar, default_callbacks, progress_callback
 from capas.train.checkpoint import load_optimizer_state, load_scheduler_state, optimizer_state, scheduler_state
 from capas.train.config import TrainConfig
 from capas.train.device import resolve_device
 from capas.train.history import History
 from capas.train.inputs import as_training_data
+from capas.train.memory import check_training_memory
 from capas.train.task import Task, TaskContext
 
 #: checkpoint key of torch's global generator state inside the fit's ``fork_rng``
@@ -48,6 +51,9 @@ class Trainer:
         quiet: no progress output.
         out: run directory to write (None: nothing written).
         command: the command line recorded in config.json (default ``sys.argv``).
+        resume_command: what the Ctrl-C and full-disk messages tell the user to run to
+            continue (default ``capas train --resume OUT`` for a registry dataset, else the
+            ``capas.fit(..., resume=OUT)`` call); a pre-training stage names ``capas pretrain``.
     """
 
     def __init__(
@@ -59,6 +65,7 @@ class Trainer:
         quiet: bool = False,
         out: str | Path | None = None,
         command: list[str] | None = None,
+        resume_command: str | None = None,
     ) -> None:
         self.task = task
         self.config = config
@@ -66,8 +73,11 @@ class Trainer:
         self.quiet = quiet
         self.run_dir = None if out is None else Path(out)
         self.command = command
+        self.resume_command = resume_command
         self.history = History()
         self.start_epoch = 0
+        self.epoch = 0  # the epoch running now (0: none yet)
+        self.last_checkpoint: int | None = None  # the epoch of the last committed checkpoint
         self.stop_training = False
         self.stop_reason: str | None = None
         self.test_metrics: dict[str, Any] = {}
@@ -104,10 +114,26 @@ class Trainer:
             return self._fit(data, resume)
 
     def _fit(self, data: Any, resume: rundir.Run | None) -> Trainer:
+        """Set up, then train holding the run directory's lock (a second writer is refused);
+        Ctrl-C becomes :class:`TrainingInterrupted`, saying where the last checkpoint is."""
         self.setup(data)
+        if resume is not None:
+            self.run_dir = resume.path
+        with nullcontext() if self.run_dir is None else rundir.lock(self.run_dir):
+            try:
+                self._train(resume)
+            except TrainingInterrupted:
+                raise
+            except KeyboardInterrupt:
+                raise TrainingInterrupted(self.interrupted_message()) from None
+        return self
+
+    def _train(self, resume: rundir.Run | None) -> None:
         if resume is not None:
             self.restore(resume)
         elif self.run_dir is not None:
+            if (self.run_dir / "config.json").exists():  # checked under the lock: a run started meanwhile
+                raise RunDirError(f"{self.run_dir} already holds a capas run; write to another directory or resume it")
             self.write_run_start()
         try:
             self.notify("on_fit_begin")
@@ -120,7 +146,6 @@ class Trainer:
         self.test_metrics = self.task.final_metrics()
         if self.run_dir is not None:
             self.write_run_end()
-        return self
 
     def setup(self, data: Any) -> None:
         """Device, generators, the task (optimizers, adapters), schedules and callbacks."""
@@ -132,6 +157,7 @@ class Trainer:
         model.to(self.device).train()
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         self.data = as_training_data(data, seed=config.seed)
+        check_training_memory(model, config, self.data, self.device)
         self.generators = Generators(config.seed, self.device)
         self.context = TaskContext(config, self.device, dtype, self.generators, self.data, self.quiet)
         self.task.setup(self.context)
@@ -139,12 +165,16 @@ class Trainer:
         self.schedules = self.task.schedules()
         self.per_batch_schedules = [s.scheduler for s in self.schedules.values() if s.per_batch]
         self.callbacks = [*default_callbacks(config), *self.user_callbacks]
-        if ProgressBar.wanted(self.quiet):
-            self.callbacks.append(ProgressBar())
+        progress = progress_callback(self.quiet)
+        if progress is not None:
+            self.callbacks.append(progress)
         self.batch_callbacks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
 
     def fit_loop(self) -> None:
+        if self.stop_training:  # a resumed run whose last checkpoint had stopped (early stopping)
+            return
         for epoch in range(self.start_epoch + 1, self.config.epochs + 1):
+            self.epoch = epoch
             self.notify("on_epoch_begin", epoch)
             started = time.perf_counter()
             record = {"epoch": epoch, "lr": self.current_lr(), **self.run_epoch(epoch)}
@@ -158,6 +188,7 @@ class Trainer:
                 self.save_checkpoint(epoch)
             if self.stop_training:
                 break
+        self.epoch = 0
 
     def current_lr(self) -> float:
         """The first optimizer's learning rate now (a task without torch optimizers: config.lr)."""
@@ -242,9 +273,52 @@ class Trainer:
             getattr(callback, hook)(self, *args)
 
     # ---- run directory and checkpoints -----------------------------------------------------
+    def resume_hint(self) -> str:
+        """The command (or call) that continues this run."""
+        if self.resume_command is not None:
+            return self.resume_command
+        if self.data.describe().get("name"):
+            return f"capas train --resume {self.run_dir}"
+        return f"capas.fit(model, data, resume={str(self.run_dir)!r})"
+
+    def interrupted_message(self) -> str:
+        """Where a Ctrl-C stopped the fit and how to go on."""
+        where = f"during epoch {self.epoch}" if self.epoch else "while writing the run's results"
+        if self.run_dir is None:
+            return f"interrupted {where}; nothing was saved (no run directory was given)"
+        if self.last_checkpoint is None:
+            return (
+                f"interrupted while starting the run in {self.run_dir}; nothing was trained; remove it and start again"
+            )
+        return (
+            f"interrupted {where}; the last checkpoint (epoch {self.last_checkpoint}) is in {self.run_dir}; "
+            f"continue with: {self.resume_hint()}"
+        )
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Writes to the run directory: an ``OSError`` (full disk, I/O error, read-only
+        mount) becomes one RunDirError saying which file failed, that the last committed
+        checkpoint is intact (a checkpoint is committed by one atomic replace) and how to
+        resume; never a raw SafetensorError or traceback."""
+        try:
+            yield
+        except OSError as err:
+            fix = "free some space" if rundir.is_disk_full(err) else "fix that"
+            what = f"{rundir.os_error_reason(err)} while writing {err.filename or self.run_dir}"
+            if self.last_checkpoint is None:
+                message = f"{what}; nothing was trained yet; {fix}, remove {self.run_dir} and start again"
+            else:
+                message = (
+                    f"{what}; the last checkpoint (epoch {self.last_checkpoint}) is intact; "
+                    f"{fix} and resume with: {self.resume_hint()}"
+                )
+            raise RunDirError(message) from None
+
     def write_run_start(self) -> None:
-        """config.json and model.json, then a checkpoint of epoch 0 (a run killed during its
-        first epoch resumes from the start)."""
+        """model.json and a checkpoint of epoch 0 (a run killed during its first epoch
+        resumes from the start), then config.json: a directory with a config.json always
+        holds a committed checkpoint (killed before it, the directory holds no run)."""
         record = {
             "format": rundir.FORMAT,
             "version": rundir.VERSION,
@@ -258,9 +332,11 @@ class Trainer:
             "torch": torch.__version__,
             "python": platform.python_version(),
         }
-        rundir.write_json(self.run_dir / "config.json", record)
-        rundir.write_json(self.run_dir / "model.json", rundir.model_config(self.task.model))
+        with self.writing():
+            rundir.write_json(self.run_dir / "model.json", rundir.model_config(self.task.model))
         self.save_checkpoint(0)
+        with self.writing():
+            rundir.write_json(self.run_dir / "config.json", record)
 
     def save_checkpoint(self, epoch: int) -> None:
         """Everything that decides the next epoch, as one set that a kill cannot split.
@@ -268,9 +344,12 @@ class Trainer:
         The tensors (model weights, optimizers, generators, task and callback state) go to a
         new ``state-<epoch>.safetensors``; then ``state.json`` (the JSON state and the history)
         is replaced atomically and names that file: it is the commit point, so a run killed at
-        any moment resumes from one consistent checkpoint. The previous tensor file is removed
-        after the commit; ``weights.safetensors`` and ``history.json/.csv`` are then refreshed
-        for readers (evaluate, plots)."""
+        any moment resumes from one consistent checkpoint. The previous tensor file (and any
+        temporary file a killed write left) is removed after the commit; ``weights.safetensors``
+        and ``history.json/.csv`` are then refreshed for readers (evaluate, plots), and again
+        by a resume, since the history lives in ``state.json`` too. ``"finished"`` is set only
+        by :meth:`write_run_end`, once metrics.json is written; ``"stopped"`` records an early
+        stop, so that a resume of a stopped run only writes its results."""
         tensors: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in self.task.model.state_dict().items()}
         tensors.update(self.generators.state_tensors())
         tensors[GLOBAL_RNG] = torch.get_rng_state()  # the forked global generator (plain nn.Dropout)
@@ -293,7 +372,8 @@ class Trainer:
             "format": rundir.FORMAT,
             "epoch": epoch,
             "tensors": tensor_file,
-            "finished": epoch > 0 and (self.stop_training or epoch == self.config.epochs),
+            "finished": False,
+            "stopped": self.stop_training,
             "optimizers": optimizers_json,
             "callbacks": callbacks_json,
             "task": task_json,
@@ -301,11 +381,13 @@ class Trainer:
             "stop_reason": self.stop_reason,
             "history": self.history.to_json(),
         }
-        rundir.save_tensors(self.run_dir / tensor_file, tensors, {"format": rundir.FORMAT, "epoch": str(epoch)})
-        rundir.write_json(self.run_dir / "state.json", state)
-        rundir.remove_stale_checkpoints(self.run_dir, keep=tensor_file)
-        rundir.save_weights(self.run_dir, self.task.model, epoch)
-        rundir.write_history(self.run_dir, self.history)
+        with self.writing():
+            rundir.save_tensors(self.run_dir / tensor_file, tensors, {"format": rundir.FORMAT, "epoch": str(epoch)})
+            rundir.write_json(self.run_dir / "state.json", state)
+            self.last_checkpoint = epoch
+            rundir.remove_stale_checkpoints(self.run_dir, keep=tensor_file)
+            rundir.save_weights(self.run_dir, self.task.model, epoch)
+            rundir.write_history(self.run_dir, self.history)
 
     def restore(self, run: rundir.Run) -> None:
         """Continue ``run`` from its last checkpoint."""
@@ -338,21 +420,31 @@ class Trainer:
                 own = {k.removeprefix(prefix): v.to(self.device) for k, v in tensors.items() if k.startswith(prefix)}
                 callback.load_state_dict(own, state["callbacks"][callback.name])
         self.start_epoch = int(state["epoch"])
+        self.last_checkpoint = self.start_epoch
         self.history = History.from_json(state["history"])
-        self.run_dir = run.path
+        self.stop_training = bool(state.get("stopped"))
+        self.stop_reason = state.get("stop_reason")
+        with self.writing():  # a kill between state.json and these left them one epoch behind
+            rundir.remove_stale_checkpoints(self.run_dir, keep=Path(state["tensors"]).name)  # and temporary files
+            rundir.save_weights(self.run_dir, self.task.model, self.start_epoch)
+            rundir.write_history(self.run_dir, self.history)
 
     def write_run_end(self) -> None:
-        """Final weights (the best ones after early stopping), history and final metrics."""
+        """Final weights (the best ones after early stopping), history and final metrics, then
+        ``state.json`` marked finished: a run killed before that resumes to write them."""
         last = self.history[-1]["epoch"] if self.history else 0
-        rundir.save_weights(self.run_dir, self.task.model, last)
-        rundir.write_history(self.run_dir, self.history)
         metrics = {
             **self.test_metrics,
             "epochs": len(self.history),
             "engine": self.task.engine,
             "stop_reason": self.stop_reason,
         }
-        rundir.write_json(self.run_dir / "metrics.json", metrics)
+        with self.writing():
+            rundir.save_weights(self.run_dir, self.task.model, last)
+            rundir.write_history(self.run_dir, self.history)
+            rundir.write_json(self.run_dir / "metrics.json", metrics)
+            state = rundir.read_json(self.run_dir / "state.json")
+            rundir.write_json(self.run_dir / "state.json", {**state, "finished": True})
 
 
 def weighted_means(sums: dict[str, list[torch.Tensor]], sizes: list[int]) -> dict[str, torch.Tensor]:

@@ -2,9 +2,13 @@
 
 capas writes no update rule of its own: ``"momentum"`` is ``torch.optim.SGD`` with
 ``momentum=0.9`` (the slides' ``Delta theta(k) = -rho g + nu Delta theta(k-1)``), ``"nesterov"``
-adds ``nesterov=True``, and the adaptive methods (Adagrad, Adadelta, RMSprop, Adam, ...)
-are torch's. A schedule is stepped once per epoch, or once per batch for the cyclic and
-one-cycle policies whose period is counted in iterations.
+adds ``nesterov=True``, and the adaptive methods (Adagrad, Adadelta, RMSprop, Adam, ...),
+Rprop, averaged SGD and L-BFGS are torch's. Every ``torch.optim`` optimizer for dense
+gradients is here; ``SparseAdam`` (sparse gradients only) and ``Muon`` (2-D matrices only)
+cannot train a whole network and are left out. L-BFGS re-evaluates the loss several times a
+step: its stepper passes ``optimizer.step`` a closure (:func:`needs_closure`). A schedule is
+stepped once per epoch, or once per batch for the cyclic and one-cycle policies whose period
+is counted in iterations.
 """
 
 from __future__ import annotations
@@ -39,7 +43,25 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
     "adamax": OptimizerEntry(torch.optim.Adamax, {}),
     "nadam": OptimizerEntry(torch.optim.NAdam, {}),
     "radam": OptimizerEntry(torch.optim.RAdam, {}),
+    "rprop": OptimizerEntry(torch.optim.Rprop, {}),
+    "asgd": OptimizerEntry(torch.optim.ASGD, {}),
+    # a fixed step of lr 1 diverges easily; the strong-Wolfe line search finds each step's length
+    "lbfgs": OptimizerEntry(torch.optim.LBFGS, {"line_search_fn": "strong_wolfe"}),
 }
+if hasattr(torch.optim, "Adafactor"):  # torch >= 2.5
+    OPTIMIZERS["adafactor"] = OptimizerEntry(torch.optim.Adafactor, {})
+
+#: torch.optim optimizers that cannot train a network's dense parameters, and why
+NOT_REGISTERED = {
+    "SparseAdam": "it takes sparse gradients only",
+    "Muon": "it updates 2-D weight matrices only (biases need another optimizer)",
+}
+
+
+def needs_closure(optimizer: torch.optim.Optimizer) -> bool:
+    """True when ``optimizer.step`` must be given a closure that re-evaluates the loss
+    (L-BFGS: several function evaluations per step for its line search and history)."""
+    return isinstance(optimizer, torch.optim.LBFGS)
 
 
 def _unknown(kind: str, name: str, valid: list[str]) -> TrainingError:

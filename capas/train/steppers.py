@@ -15,8 +15,10 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
+from capas.errors import TrainingError
 from capas.models.protocol import layer_names, training_forward
-from capas.objectives import Loss, add_penalty_gradients, penalized_parameters
+from capas.objectives import Loss, add_penalty_gradients, penalized_parameters, penalty
+from capas.train.optim import needs_closure
 
 
 def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -41,6 +43,12 @@ def layer_weights(model: nn.Module) -> dict[str, nn.Parameter]:
 
 class AutogradStepper:
     """``loss(model(xb), yb) [+ penalty]``, ``backward``, optional clipping, ``optimizer.step``.
+
+    An optimizer that re-evaluates the loss within a step (L-BFGS) gets all of that as the
+    closure of ``optimizer.step(closure)``: each evaluation recomputes the loss and its
+    penalised, clipped gradient at the current weights, and returns the penalised objective
+    (what its line search compares). The step reports the first evaluation (the batch's
+    loss before the update), as every other optimizer's step does.
 
     Args:
         model, optimizer, loss: what to train, how, against which objective.
@@ -68,6 +76,12 @@ class AutogradStepper:
         grad_norms: bool = True,
         forward: nn.Module | None = None,
     ) -> None:
+        self.closure = needs_closure(optimizer)
+        if self.closure and amp:
+            raise TrainingError(
+                f"{type(optimizer).__name__} re-evaluates the loss within a step, which mixed precision's "
+                "gradient scaler does not support; drop --amp or use another optimizer"
+            )
         self.model = model
         self.optimizer = optimizer
         self.loss = loss
@@ -86,6 +100,7 @@ class AutogradStepper:
         self._norm_steps = 0
         self.measure_norms = True  # the trainer samples which steps' norms are measured
         self.last_output: Tensor | None = None
+        self.declined: str | None = None  # set by make_stepper: why the explicit engine was not taken
 
     def step(self, xb: Tensor, yb: Tensor) -> Tensor:
         """One update from ``xb (B, *input_shape)``, ``yb (B,)`` or ``(B, K)``; returns the data loss.
@@ -93,6 +108,8 @@ class AutogradStepper:
         The penalty's gradient is added after the data loss's backward pass (same update as
         back-propagating ``loss + penalty``), so the recorded per-layer norms are the data
         loss's own."""
+        if self.closure:
+            return self._closure_step(xb, yb)
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             output = self.forward(xb)  # (B, K)
@@ -104,6 +121,17 @@ class AutogradStepper:
             loss.backward()
         if self.measure_norms:
             self._accumulate_grad_norms()
+        self._penalize_and_clip()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.last_output = output.detach()
+        return loss.detach()
+
+    def _penalize_and_clip(self) -> None:
+        """Add the penalty's gradient to the data loss's, then clip (what the optimizer sees)."""
         if self.penalized:
             for p in self.penalized:
                 if p.grad is None:  # a parameter the loss did not reach still feels the penalty
@@ -113,13 +141,31 @@ class AutogradStepper:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         if self.clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.last_output = output.detach()
-        return loss.detach()
+
+    def _closure_step(self, xb: Tensor, yb: Tensor) -> Tensor:
+        """``optimizer.step(closure)``: the closure re-evaluates the objective and its gradient
+        at the current weights; the first evaluation is the step's loss and output."""
+        first: list[Tensor] = []
+
+        def closure() -> Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.enable_grad():
+                output = self.forward(xb)  # (B, K)
+                loss = self.loss(output, yb)
+                loss.backward()
+            if not first:
+                first.extend((loss.detach(), output.detach()))
+                if self.measure_norms:
+                    self._accumulate_grad_norms()
+            self._penalize_and_clip()
+            if not self.penalized:
+                return loss.detach()
+            with torch.no_grad():
+                return loss.detach() + penalty(self.penalized, self.l2, self.l1)
+
+        self.optimizer.step(closure)
+        loss, self.last_output = first
+        return loss
 
     def _accumulate_grad_norms(self) -> None:
         """Add this step's ||dE/dW|| per layer to on-device sums (one foreach call, no sync)."""
