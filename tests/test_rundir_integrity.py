@@ -302,3 +302,19 @@ def test_a_run_stopped_early_and_interrupted_while_writing_its_results_resumes_t
     )
     assert json.loads((run / "state.json").read_text())["finished"] is True
     assert_same_weights(run, tmp_path / "reference")
+
+
+def test_a_history_json_one_commit_behind_is_completed_silently(tmp_path):
+    """A kill between committing state.json and refreshing history.json leaves history.json a
+    prefix of the checkpoint's history: reading the run completes it without a warning."""
+    import warnings
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=g)
+    y = (x[:, 0] > 0).long()
+    capas.fit(capas.build("4-5-2", seed=0), (x, y), epochs=3, quiet=True, out=tmp_path / "run")
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    (tmp_path / "run" / "history.json").write_text(json.dumps(history[:2]))  # one commit behind
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(rundir.load_run(tmp_path / "run").history) == 3

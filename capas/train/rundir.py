@@ -526,7 +526,8 @@ def remove_if_empty(directory: Path | str) -> None:
 def _checked_history(path: Path, history: History) -> History:
     """``history`` unless the checkpoint (``state.json``, the commit record, which holds the
     history too) has more epochs: an emptied or truncated ``history.json`` is then replaced
-    by the checkpoint's, with a warning, rather than read as a shorter run."""
+    by the checkpoint's (with a warning unless it is the checkpoint's beginning, as a kill
+    between the two writes leaves it), rather than read as a shorter run."""
     try:
         state = read_json(path / "state.json") if (path / "state.json").is_file() else None
     except RunDirError:
@@ -534,13 +535,16 @@ def _checked_history(path: Path, history: History) -> History:
     saved = state.get("history") if isinstance(state, dict) else None
     if not isinstance(saved, list) or len(saved) <= len(history) or not all(isinstance(r, dict) for r in saved):
         return history
+    checkpointed = History.from_json(saved)
+    if history and list(checkpointed[: len(history)]) == list(history):
+        return checkpointed  # a run stopped between committing state.json and refreshing history.json
     warnings.warn(
         f"{path / 'history.json'} holds {len(history)} epoch(s) but the checkpoint in state.json holds "
         f"{len(saved)}; using the checkpoint's history (history.json was emptied or truncated)",
         CapasWarning,
         stacklevel=3,
     )
-    return History.from_json(saved)
+    return checkpointed
 
 
 def load_run(path: Path | str) -> Run:
