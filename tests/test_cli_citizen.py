@@ -235,7 +235,6 @@ def test_plots_of_a_squared_error_classifier(capsys, tmp_path, data, model, enco
     """`plot --what all` died on the float outputs, and `--what boundary` coloured one raw output."""
     from capas.api.evaluate import evaluate
     from capas.diagnostics import plots_model
-    from capas.diagnostics.plots import run_loss
     from capas.train.rundir import load_run
 
     run_dir = tmp_path / "run"
@@ -251,7 +250,7 @@ def test_plots_of_a_squared_error_classifier(capsys, tmp_path, data, model, enco
     from capas.data.subsets import reload_dataset
 
     dataset = reload_dataset(run.config["data"])
-    loss = run_loss(run, 2)
+    loss = run.loss(2)
     matrix = plots_model.confusion(network, dataset.x_test, dataset.y_test, 2, loss)
     assert matrix.tolist() == evaluation.metrics["confusion_matrix"]  # the plot's classes are evaluate's
     gx, gy, grid = plots_model.boundary_grid(network, dataset.x_train, 30, loss)

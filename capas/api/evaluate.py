@@ -50,7 +50,7 @@ def evaluate(
         model = run.build_model()  # refuses weights whose names or shapes do not fit model.json
         check_one_run(run)
         dataset = run_dataset(run, data)
-        bound = run_loss(run, dataset.num_classes, loss)
+        bound = run.loss(dataset.num_classes, loss)
     else:
         if data is None:
             raise DataError("evaluating a model needs data: a dataset name or a capas Dataset")
@@ -111,17 +111,3 @@ def run_dataset(run: Run, data: str | Any | None) -> Any:
         return reload_dataset(saved)
     options = saved.get("options", {})
     return _load(data, options.get("seed", defaults.SEED), options.get("validation", defaults.VALIDATION))
-
-
-def run_loss(run: Run, num_classes: int | None, loss: str | None = None) -> Loss:
-    """The loss the run trained with (its config, else its model's), bound to the classes
-    and target encoding of the run."""
-    train_cfg = run.config["train"]
-    model_loss = run.model_config.get("loss") or run.model_config.get("options", {}).get("loss")
-    name = (
-        loss
-        or train_cfg.get("loss")
-        or model_loss
-        or defaults.default_loss("classification" if num_classes else "regression")
-    )
-    return Loss(name, num_classes=num_classes, target_encoding=train_cfg.get("target_encoding", "onehot"))

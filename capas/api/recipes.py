@@ -473,6 +473,7 @@ def _train_variant(recipe: Recipe, data: Any, loss: str, plan: _Plan, quiet: boo
         recipe.plots.what,
         recipe.plots.layer,
         snapshots if animate and snapshots.is_file() else None,
+        rundir.load_run(run_dir).loss(data.num_classes),  # its classes decided as training decided them
     )
     params = sum(p.numel() for p in model.parameters())
     return VariantResult(
@@ -512,7 +513,6 @@ _RUN_ENTRIES = ("epochs", "engine", "stop_reason")
 def _finished_run(run_dir: Path, data: Any) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
     """Model, history and test metrics of a run that finished training (metrics.json; if the
     interruption came before it was written, the run's test metrics are computed again)."""
-    from capas.api.evaluate import run_loss
     from capas.train.evaluation import evaluate_model
 
     run = rundir.load_run(run_dir)
@@ -520,7 +520,7 @@ def _finished_run(run_dir: Path, data: Any) -> tuple[Any, list[dict[str, Any]], 
     if run.metrics is not None:
         metrics = {k: v for k, v in run.metrics.items() if k not in _RUN_ENTRIES}
     else:
-        metrics = evaluate_model(model, data.x_test, data.y_test, run_loss(run, data.num_classes))
+        metrics = evaluate_model(model, data.x_test, data.y_test, run.loss(data.num_classes))
     return model, list(run.history), metrics
 
 

@@ -170,13 +170,5 @@ def plot_run(
             f"--animate animates the decision boundary, which cannot be drawn here: {reason}; "
             "use it with --what boundary or all on a 2-D classification run"
         )
-    loss = None if data is None else run_loss(run, data.num_classes)
+    loss = None if data is None else run.loss(data.num_classes)
     return make_plots(model, list(run.history), data, Path(run_dir) / "plots", what, layer, animate_from, loss)
-
-
-def run_loss(run: Any, num_classes: int | None) -> Loss:
-    """The loss ``run`` trained with (its config's, else its model's), with the run's target
-    encoding: what decides its classes (a squared-error net's codes are not classes)."""
-    train = run.config.get("train", {})
-    name = train.get("loss") or run.model_config.get("loss") or "cross_entropy"
-    return Loss(name, num_classes=num_classes, target_encoding=train.get("target_encoding", "onehot"))

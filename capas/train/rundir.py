@@ -42,8 +42,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from capas import defaults
 from capas.errors import CapasError, CapasWarning, RunDirError, SpecError
 from capas.models.registry import config_of, from_config
+from capas.objectives import Loss
 from capas.train.history import History
 
 FORMAT = "capas-run"
@@ -380,6 +382,16 @@ class Run:
     def build_model(self) -> nn.Module:
         """The trained model (rebuilt from model.json through the model registry, weights loaded)."""
         return load_model(self.path)
+
+    def loss(self, num_classes: int | None, name: str | None = None) -> Loss:
+        """The loss the run trained with (``name``, else its config's, else its model's, else
+        the task's default), bound to ``num_classes`` and the run's target encoding: what
+        evaluation and plots decide classes by (a squared-error net's codes are not classes)."""
+        train = self.config.get("train", {}) if isinstance(self.config.get("train"), dict) else {}
+        built_for = self.model_config.get("loss") or (self.model_config.get("options") or {}).get("loss")
+        task = "classification" if num_classes else "regression"
+        chosen = name or train.get("loss") or built_for or defaults.default_loss(task)
+        return Loss(chosen, num_classes=num_classes, target_encoding=train.get("target_encoding", "onehot"))
 
     def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Tensor]]:
         """(model weights, state.json, the other state tensors) of the last checkpoint.
