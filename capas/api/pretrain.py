@@ -184,13 +184,15 @@ def pretrain(
         ),
     }
     if out is None:
-        return _run(network, hidden, x, settings, out, resume=False, quiet=quiet, callbacks=callbacks)
+        with _interrupts_name_the_resume(out):
+            return _stages(network, hidden, x, settings, out, resume=False, quiet=quiet, callbacks=callbacks)
     with rundir.lock(out):
         if (Path(out) / "pretrain.json").exists():  # checked under the lock: another one started meanwhile
             raise RunDirError(f"{out} already holds a pre-training; write to another directory or resume it")
         with _writing(out):
             rundir.write_json(Path(out) / "pretrain.json", {**settings, "finished": False, "layers": []})
-        return _run(network, hidden, x, settings, out, resume=False, quiet=quiet, callbacks=callbacks)
+        with _interrupts_name_the_resume(out):
+            return _stages(network, hidden, x, settings, out, resume=False, quiet=quiet, callbacks=callbacks)
 
 
 def resume_pretrain(
@@ -248,24 +250,15 @@ def _resume(
             f"the data has {x.shape[0]} unlabelled samples but {run_dir} was pre-trained on "
             f"{settings['n_samples']}; pass the same data"
         )
-    return _run(network, hidden, x, settings, run_dir, resume=True, quiet=quiet, callbacks=callbacks)
+    with _interrupts_name_the_resume(run_dir):
+        return _stages(network, hidden, x, settings, run_dir, resume=True, quiet=quiet, callbacks=callbacks)
 
 
-def _run(
-    network: nn.Module,
-    hidden: list[nn.Module] | None,
-    x: torch.Tensor,
-    settings: dict[str, Any],
-    out: str | Path | None,
-    *,
-    resume: bool,
-    quiet: bool,
-    callbacks: Sequence[Callback],
-) -> PretrainResult:
-    """Train the stages bottom-up (each on the previous one's outputs), then write DIR;
-    Ctrl-C between stages is a TrainingInterrupted naming the resume command too."""
+@contextmanager
+def _interrupts_name_the_resume(out: str | Path | None) -> Iterator[None]:
+    """Ctrl-C between or inside stages is a TrainingInterrupted naming the resume command."""
     try:
-        return _stages(network, hidden, x, settings, out, resume=resume, quiet=quiet, callbacks=callbacks)
+        yield
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt:
@@ -306,6 +299,7 @@ def _stages(
     quiet: bool,
     callbacks: Sequence[Callback],
 ) -> PretrainResult:
+    """Train the stages bottom-up (each on the previous one's outputs), then write DIR."""
     dbn = _stage_dbn(network, hidden, x, settings)
     records, decoders, inputs = [], {}, x
     for index in range(len(settings["layer_epochs"])):
