@@ -13,6 +13,7 @@ prefixes ``train_`` / ``val_``. ``"loss"`` is the metric the loop watches for Na
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +63,7 @@ class TaskContext:
         return InMemoryAdapter(inputs, targets, self.config.batch_size if batch_size is None else batch_size)
 
 
-class Task:
+class Task(abc.ABC):
     """Base class of every task: subclasses set ``kind`` and implement the steps.
 
     After ``setup`` a task exposes ``model`` (what run directories save),
@@ -76,13 +77,13 @@ class Task:
     val_adapter: Any = None
     engine = "autograd"  # recorded in config.json, the history echo and metrics.json
 
+    @abc.abstractmethod
     def setup(self, ctx: TaskContext) -> None:
         """Build optimizers, adapters and whatever the steps need (called once)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Named optimizers: ``{"main": ...}``; a GAN has two. Checkpoints save each."""
-        raise NotImplementedError
 
     def schedules(self) -> dict[str, Any]:
         """Named learning-rate schedules (``capas.train.optim.Schedule``), keyed like the
@@ -93,13 +94,13 @@ class Task:
         """Indices of the training samples epoch ``epoch`` uses (a curriculum); None: all."""
         return None
 
+    @abc.abstractmethod
     def train_step(self, batch: Batch) -> dict[str, Tensor]:
         """One update; the batch's metrics (0-dim tensors, batch means)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def eval_step(self, batch: Batch) -> dict[str, Tensor]:
         """Metrics of ``batch`` in eval mode, without gradients (the loop sets both)."""
-        raise NotImplementedError
 
     def run_epoch(self, epoch: int, batches: Any, after_step: Callable[[], None] | None) -> dict[str, Tensor] | None:
         """Optional whole-epoch fast path, used when no callback wants per-batch calls:
@@ -109,9 +110,9 @@ class Task:
         lazily, so a task may also run the epoch its own way from the same generator."""
         return None
 
+    @abc.abstractmethod
     def probe(self, n: int) -> Batch:
         """Up to ``n`` training samples on the device, in order: the batch diagnostics probe."""
-        raise NotImplementedError
 
     def first_non_finite_step(self) -> int | None:
         """The 1-based step of the last epoch whose loss was not finite, if the task kept them."""
@@ -129,8 +130,8 @@ class Task:
         """State beyond the model, optimizers and generators: (tensors, JSON)."""
         return {}, {}
 
-    def load_state_dict(self, tensors: dict[str, Tensor], record: dict[str, Any]) -> None:
-        """Inverse of :meth:`state_dict`."""
+    def load_state_dict(self, tensors: dict[str, Tensor], record: dict[str, Any]) -> None:  # noqa: B027
+        """Inverse of :meth:`state_dict`; a task without extra state keeps nothing."""
 
     def describe(self) -> dict[str, Any]:
         """JSON-able facts about the task for config.json (kind, engine...)."""
