@@ -82,33 +82,13 @@ def time_stepper(model, loss_name, lr, batch, x, y) -> tuple[float, float]:
 def time_fit(model, loss_name, lr, batch, x, y) -> tuple[float, float, str]:
     """``capas.fit`` as a user calls it (gradient norms and warnings on); the epoch's own
     ``seconds`` after a warm-up fit on 2,000 samples (first-call costs are not per-epoch)."""
-    fit(
-        copy.deepcopy(model),
-        (x[:2000], y[:2000]),
-        loss=loss_name,
-        optimizer="sgd",
-        lr=lr,
-        epochs=1,
-        batch_size=batch,
-        engine="auto",
-        seed=SEED,
-        quiet=True,
-        warn_gradients=False,
+    options = dict(
+        loss=loss_name, optimizer="sgd", lr=lr, epochs=1, batch_size=batch, engine="auto", seed=SEED, quiet=True
     )
+    fit(copy.deepcopy(model), (x[:2000], y[:2000]), warn_gradients=False, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CapasWarning)  # synthetic data saturates units: not news here
-        result = fit(
-            model,
-            (x, y),
-            loss=loss_name,
-            optimizer="sgd",
-            lr=lr,
-            epochs=1,
-            batch_size=batch,
-            engine="auto",
-            seed=SEED,
-            quiet=True,
-        )
+        result = fit(model, (x, y), **options)
     return result.history[-1]["seconds"], accuracy(model, x, y), result.engine
 
 
