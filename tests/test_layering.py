@@ -18,15 +18,17 @@ LAYERS = [
     ("rng",),
     ("objectives",),
     ("data",),
+    ("augment",),
     ("layers",),
     ("notation",),
     ("models",),
     ("backprop",),
+    ("fast",),
     ("train",),
     ("tasks",),
     ("diagnostics",),
     ("api",),
-    ("cli",),
+    ("cli", "playground", "sklearn"),
 ]
 RANK = {f"capas.{name}": rank for rank, names in enumerate(LAYERS) for name in names}
 #: the package's front door (lazy re-exports, checked by tests/test_api.py)

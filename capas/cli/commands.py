@@ -1,4 +1,13 @@
-"""Every command module of the ``capas`` CLI; importing one registers its commands."""
+"""Every command module of the ``capas`` CLI; importing one registers its commands.
+
+One import per line: each group of commands lives in its own module.
+"""
 
 # ruff: noqa: F401
-from capas.cli import data, plot, pretrain, run, summary, train
+
+import capas.cli.data
+import capas.cli.plot
+import capas.cli.pretrain
+import capas.cli.run
+import capas.cli.summary
+import capas.cli.train
