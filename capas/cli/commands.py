@@ -11,4 +11,5 @@ import capas.cli.plot
 import capas.cli.pretrain
 import capas.cli.run
 import capas.cli.summary
+import capas.cli.teach
 import capas.cli.train
