@@ -24,6 +24,7 @@ from capas.errors import CapasError, DataError, RunDirError, SpecError, Training
 if TYPE_CHECKING:
     from capas import data
     from capas.api import FitResult, evaluate, fit, predict, run_recipe
+    from capas.api.plot import plot
     from capas.api.pretrain import fine_tune, freeze, pretrain, unfreeze
     from capas.diagnostics import Summary, summarize
     from capas.layers import ACTIVATIONS, get_activation
@@ -61,6 +62,7 @@ _LAZY = {
     "get_activation": "capas.layers",
     "load_model": "capas.train",
     "load_run": "capas.train",
+    "plot": "capas.api.plot",
     "predict": "capas.api",
     "pretrain": "capas.api.pretrain",
     "run_recipe": "capas.api",
@@ -111,6 +113,7 @@ __all__ = [
     "get_activation",
     "load_model",
     "load_run",
+    "plot",
     "predict",
     "pretrain",
     "run_recipe",

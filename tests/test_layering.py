@@ -28,7 +28,8 @@ LAYERS = [
     ("tasks",),
     ("diagnostics",),
     ("api",),
-    ("cli", "playground", "sklearn"),
+    ("playground", "sklearn"),
+    ("cli",),
 ]
 RANK = {f"capas.{name}": rank for rank, names in enumerate(LAYERS) for name in names}
 #: the package's front door (lazy re-exports, checked by tests/test_api.py)

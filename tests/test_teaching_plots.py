@@ -9,18 +9,17 @@ import pytest
 import torch
 
 import capas
+from capas.api.experiments import lr_sweep, seed_spread
 from capas.diagnostics.teaching import (
     activation_curves,
     hidden_lines,
     loss_along_line,
-    lr_sweep,
     plot_activations,
     plot_hidden_lines,
     plot_loss_line,
     plot_lr_sweep,
     plot_params_accuracy,
     plot_seed_spread,
-    seed_spread,
 )
 from capas.errors import CapasError
 

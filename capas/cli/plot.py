@@ -16,12 +16,18 @@ KINDS = ", ".join(defaults.PLOTS)
 
 @app.command()
 def plot(
-    run_dir: Path = typer.Argument(
-        ..., metavar="RUN_DIR", help="A run directory written by `capas train`, `capas run` or `capas pretrain`."
+    run_dirs: list[Path] = typer.Argument(
+        ...,
+        metavar="RUN_DIR...",
+        help="A run directory written by `capas train`, `capas run` or `capas pretrain`; several runs "
+        "with --what curves overlay their learning curves (written to --out).",
     ),
     what: str = typer.Option("all", "--what", help=f"Which plot: {KINDS}, or all (each that applies)."),
     layer: str = typer.Option(None, "--layer", help="Layer for --what hidden (default: the last hidden layer)."),
     animate: bool = typer.Option(False, "--animate", help="Also a GIF of the decision boundary over epochs."),
+    out: Path = typer.Option(
+        None, "--out", help="Where the overlay of several runs goes (default: compare-curves.png)."
+    ),
     as_json: bool = typer.Option(
         False, "--json", help='Print the written paths as one JSON object {"plots": [...]} (last stdout line).'
     ),
@@ -32,6 +38,11 @@ def plot(
     from capas.diagnostics.plots import plot_run
     from capas.diagnostics.pretrain_plots import plot_pretrain_run
 
+    if len(run_dirs) > 1:
+        paths = [_compare(run_dirs, what, layer, animate, out)]
+        _print(run_dirs[0], paths, as_json)
+        return
+    run_dir = run_dirs[0]
     if (run_dir / "pretrain.json").is_file() and not (run_dir / "history.json").is_file():
         if what != "all" or layer is not None or animate:
             raise CapasError(
@@ -42,8 +53,27 @@ def plot(
         paths = plot_pretrain_run(run_dir)
     else:
         paths = plot_run(run_dir, what, layer, animate)
+    _print(run_dir, paths, as_json)
+
+
+def _print(run_dir: Path, paths: list[Path], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({"run_dir": str(run_dir), "plots": [str(p) for p in paths]}))
         return
     for path in paths:
         typer.echo(str(path))
+
+
+def _compare(run_dirs: list[Path], what: str, layer: str | None, animate: bool, out: Path | None) -> Path:
+    """Overlay the learning curves of several runs, each labelled by its directory's name."""
+    from capas.diagnostics.plots_training import plot_compare_curves
+    from capas.train.rundir import load_run
+
+    if what not in ("all", "curves") or layer is not None or animate:
+        raise CapasError("several runs are compared by their learning curves only: use --what curves (or none)")
+    labels = [str(run) for run in run_dirs]
+    if len({run.name for run in run_dirs}) == len(run_dirs):
+        labels = [run.name for run in run_dirs]
+    out = out or Path("compare-curves.png")
+    plot_compare_curves({label: list(load_run(run).history) for label, run in zip(labels, run_dirs)}, out)
+    return out

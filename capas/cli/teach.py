@@ -80,7 +80,7 @@ def lr_sweep(
     as_json: bool = JSON,
 ) -> None:
     """Train the same network at several learning rates: too large diverges, too small is slow."""
-    from capas.diagnostics.teaching import lr_sweep as sweep
+    from capas.api.experiments import lr_sweep as sweep
     from capas.diagnostics.teaching import plot_lr_sweep
 
     points = plot_lr_sweep(sweep(model, data, _floats(lrs, "--lrs"), epochs=epochs, optimizer=optimizer), out)
@@ -118,8 +118,8 @@ def seed_spread(
     as_json: bool = JSON,
 ) -> None:
     """The spread of final test losses over seeds as the network grows."""
+    from capas.api.experiments import seed_spread as spread_of
     from capas.diagnostics.teaching import plot_seed_spread
-    from capas.diagnostics.teaching import seed_spread as spread_of
 
     specs = [s.strip() for s in models.split(",") if s.strip()]
     stats = plot_seed_spread(spread_of(specs, data, range(seeds), epochs=epochs), out)

@@ -106,3 +106,25 @@ def plot_gradient_norms(history: Sequence[dict[str, Any]], path: str | Path) -> 
         ax.set(xlabel="epoch", ylabel=labels[name], title=titles[name])
     save_figure(fig, path)
     return panels
+
+
+def plot_compare_curves(histories: dict[str, Sequence[dict[str, Any]]], path: str | Path) -> dict[str, dict]:
+    """Several runs' learning curves overlaid, one colour per run (solid: training, dashed:
+    validation), a panel for the loss and one per metric they share; the legend names each
+    run. Returns {run label: its ``curve_series``}."""
+    series = {label: curve_series(history) for label, history in histories.items()}
+    shared = set.intersection(*(set(s) for s in series.values())) if series else set()
+    metrics = sorted({k.split("_", 1)[1] for k in shared if k.startswith(("train_", "val_")) and k != "best_epoch"})
+    metrics = ["loss", *[m for m in metrics if m != "loss"]]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), squeeze=False)
+    colours = plt.cm.tab10(np.arange(len(series)) % 10)
+    for ax, metric in zip(axes[0], metrics):
+        for (label, s), colour in zip(series.items(), colours):
+            for split, style in (("train", "-"), ("val", "--")):
+                if f"{split}_{metric}" in s:
+                    ax.plot(s["epoch"], s[f"{split}_{metric}"], style, color=colour, label=f"{label} ({split})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+    axes[0][0].legend(fontsize=7)
+    save_figure(fig, path)
+    return series

@@ -4,11 +4,11 @@
   engine uses (files 001-003: why sigmoids saturate and ReLU does not).
 * :func:`plot_hidden_lines`: each first-layer unit's line w1 x1 + w2 x2 + w0 = 0 over the
   input plane of a 2-D problem, with an arrow to the side where it is active (file 004).
-* :func:`lr_sweep` / :func:`plot_lr_sweep`: the same network trained at several learning
+* ``capas.api.experiments.lr_sweep`` / :func:`plot_lr_sweep`: the same network trained at several learning
   rates: too large diverges, too small is slow (files 001, 003).
 * :func:`loss_along_line` / :func:`plot_loss_line`: the loss at (1 - a) theta_A + a theta_B,
   the straight line between two trained minima (files 000, 003).
-* :func:`seed_spread` / :func:`plot_seed_spread`: the final losses over several seeds as the
+* ``capas.api.experiments.seed_spread`` / :func:`plot_seed_spread`: the final losses over several seeds as the
   network grows: "local minima closer to the global ones as the network grows" (file 003).
 * :func:`plot_params_accuracy`: test accuracy against parameters for deeper and wider nets
   (file 004, after Goodfellow et al. 2014).
@@ -139,39 +139,6 @@ class SweepPoint:
         return self.losses[-1] if self.losses else float("nan")
 
 
-def lr_sweep(
-    spec: str, data: Any, lrs: Sequence[float], epochs: int = 10, seed: int = 0, **options: Any
-) -> list[SweepPoint]:
-    """Train ``spec`` on ``data`` once per learning rate (same seed, so the same start) and
-    record the training loss per epoch; a run that the core stops for a non-finite loss is
-    ``diverged`` and keeps the losses of the epochs it finished."""
-    from capas.api import fit
-    from capas.errors import TrainingError
-    from capas.train.callbacks import Callback
-
-    class Losses(Callback):
-        def __init__(self) -> None:
-            self.values: list[float] = []
-
-        def on_epoch_end(self, trainer, epoch: int, record: dict[str, Any]) -> None:
-            self.values.append(float(record["train_loss"]))
-
-    if not lrs:
-        raise CapasError("give at least one learning rate to sweep, e.g. 0.001,0.01,0.1,1,10")
-    points = []
-    for lr in lrs:
-        recorder = Losses()
-        try:
-            fit(spec, data, lr=float(lr), epochs=epochs, seed=seed, quiet=True, callbacks=[recorder], **options)
-            diverged = not all(math.isfinite(v) for v in recorder.values)
-        except TrainingError as err:
-            if "became" not in str(err):  # only the non-finite stop is a result; anything else is a mistake
-                raise
-            diverged = True
-        points.append(SweepPoint(float(lr), tuple(v for v in recorder.values if math.isfinite(v)), diverged))
-    return points
-
-
 def plot_lr_sweep(points: Sequence[SweepPoint], out: str | Path) -> list[SweepPoint]:
     """Left: each rate's training curve; right: the final loss against the rate (log x)."""
     fig, (curves, final) = plt.subplots(1, 2, figsize=(11, 4))
@@ -230,19 +197,6 @@ def plot_loss_line(alphas: np.ndarray, losses: np.ndarray, out: str | Path) -> n
     ax.set_title("the loss on the straight line between two minima")
     save_figure(fig, out)
     return losses
-
-
-def seed_spread(specs: Sequence[str], data: Any, seeds: Sequence[int], epochs: int = 30, **options: Any):
-    """{spec: final test losses over ``seeds``}: one training per spec and seed."""
-    from capas.api import fit
-
-    spread = {}
-    for spec in specs:
-        spread[spec] = [
-            float(fit(spec, data, seed=seed, epochs=epochs, quiet=True, **options).test_metrics["test_loss"])
-            for seed in seeds
-        ]
-    return spread
 
 
 def plot_seed_spread(spread: dict[str, list[float]], out: str | Path) -> dict[str, tuple[float, float]]:
