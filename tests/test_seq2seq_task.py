@@ -1,0 +1,130 @@
+"""Seq2SeqTask on the core's loop: learning, the teacher-forcing schedule, exact resume."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import capas
+from capas.api.recipes import resume_recipe, run_recipe
+from capas.api.seq2seq import load_seq2seq_recipe, read_raw_recipe
+from capas.cli import main
+from capas.data.pairs import load_pairs
+from capas.errors import RunDirError, TrainingError, TrainingInterrupted
+from capas.models.seq2seq import Seq2Seq
+from capas.tasks import Seq2SeqTask, for_model
+from capas.train import rundir
+from capas.train.callbacks import Callback
+from capas.train.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def reverse_data():
+    return load_pairs("reverse", n=1000, min_len=1, max_len=4, alphabet=4, seed=0)
+
+
+def small_model(data, **options):
+    torch.manual_seed(0)
+    return Seq2Seq.for_data(data, embed=8, hidden=32, **options)
+
+
+def test_learns_to_reverse_short_strings(reverse_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    result = capas.fit(small_model(reverse_data), reverse_data, epochs=5, batch_size=32, lr=0.01, quiet=True, out=run)
+    assert result.test_metrics["test_exact_match"] >= 0.9, result.test_metrics
+    assert result.test_metrics["test_token_accuracy"] >= 0.95
+    assert result.test_metrics["test_bleu"] > 0.8
+    history = result.history
+    assert {"train_token_accuracy", "val_exact_match", "val_decoded_token_accuracy"} <= set(history[-1])
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 3
+    (text, weights), *_ = result.model.translate(["abcd"])
+    assert text == "dcba" and weights.shape == (5, 5)
+    # the command line, from the run directory
+    main(["translate", str(run), "abcd", "--attention", str(tmp_path / "map.png"), "--beam", "2", "--json"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == {"outputs": ["dcba"], "plots": [str(tmp_path / "map.png")]}
+    assert (tmp_path / "map.png").stat().st_size > 1000
+    with pytest.raises(SystemExit) as exit_info:
+        main(["translate", str(run), "abce"])
+    assert exit_info.value.code == 2 and "never seen in training: 'e'" in capsys.readouterr().err
+
+
+def test_seq2seq_recipe_writes_its_report(tmp_path):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(
+        'kind = "seq2seq"\nname = "tiny"\n[data]\nname = "sort"\n'
+        "options = { n = 200, max_len = 4, alphabet = 3 }\n"
+        '[[models]]\nlabel = "attention"\noptions = { hidden = 8, attention = "general", style = "luong" }\n'
+        '[[models]]\nlabel = "plain"\noptions = { hidden = 8, attention = "none" }\n'
+        '[train]\nepochs = 1\n[plots]\nexample = "cab"\n[targets]\ntest_exact_match = 1.01\n',
+        encoding="utf-8",
+    )
+    result = run_recipe(recipe, out=tmp_path / "out", quiet=True)
+    report = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert [v.label for v in result.variants] == ["attention", "plain"]
+    assert "| attention | hidden=8, attention=general, style=luong |" in report
+    assert report.count("(target >= 1.01): NOT reached") == 2
+    assert (tmp_path / "out" / "attention" / "plots" / "attention.png").is_file()
+    metrics = rundir.load_run(tmp_path / "out" / "plain").metrics
+    assert f"{metrics['test_exact_match']:.4f}" in report
+    again = run_recipe(recipe, out=tmp_path / "again", quiet=True)  # same seed: same numbers
+    assert [v.test_metrics for v in again.variants] == [v.test_metrics for v in result.variants]
+    with pytest.raises(RunDirError, match="already finished"):
+        resume_recipe(tmp_path / "out")
+
+
+def test_teacher_forcing_schedule_and_options(reverse_data):
+    task = for_model(
+        small_model(reverse_data), teacher_forcing=1.0, teacher_forcing_final=0.5, teacher_forcing_epochs=3
+    )
+    assert isinstance(task, Seq2SeqTask)
+    task.ctx = type("Ctx", (), {"config": capas.train.TrainConfig(epochs=10)})()
+    assert [task.teacher_forcing_ratio(e) for e in (1, 2, 3, 9)] == [1.0, 0.75, 0.5, 0.5]
+    with pytest.raises(TrainingError, match="probability"):
+        Seq2SeqTask(small_model(reverse_data), teacher_forcing=1.5)
+    with pytest.raises(TrainingError, match="loss do"):
+        capas.fit(small_model(reverse_data), reverse_data, epochs=1, loss="mse", quiet=True)
+    with pytest.raises(TrainingError, match="int64 token ids"):
+        capas.fit(small_model(reverse_data), (torch.zeros(8, 3), torch.zeros(8, dtype=torch.long)), quiet=True)
+
+
+class StopBefore(Callback):
+    """Ctrl-C at the start of epoch ``epoch`` (after the previous epoch's checkpoint)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer, epoch):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_gives_the_uninterrupted_weights(reverse_data, tmp_path):
+    options = {"batch_size": 64, "seed": 3, "epochs": 3, "quiet": True}
+    tasks = {"teacher_forcing": 1.0, "teacher_forcing_final": 0.3}  # coins drawn from the run's generator
+    whole = capas.fit(small_model(reverse_data), reverse_data, task_options=tasks, **options)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="epoch 2"):
+        capas.fit(
+            small_model(reverse_data), reverse_data, out=run, callbacks=[StopBefore(3)], task_options=tasks, **options
+        )
+    assert rundir.read_json(run / "state.json")["epoch"] == 2
+    resumed = capas.fit(rundir.load_model(run), reverse_data, resume=run, quiet=True)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    assert resumed.test_metrics == whole.test_metrics
+
+
+@pytest.mark.parametrize("name", ["dates", "addition", "reverse"])
+def test_shipped_seq2seq_recipes_validate_and_build(name):
+    path = Path(__file__).resolve().parent.parent / "recipes" / f"{name}.toml"
+    raw = read_raw_recipe(path)
+    recipe = load_seq2seq_recipe(raw, path)
+    assert recipe.name == name and recipe.description
+    assert bool(recipe.targets) == (name != "reverse")  # reverse reports, it has no target
+    small = load_pairs(recipe.data.name, seed=0, validation=recipe.data.validation, **{**recipe.data.options, "n": 60})
+    for entry in recipe.models:
+        Seq2Seq.for_data(small, **entry.options)  # every model's options are accepted
+    TrainConfig.from_options(**recipe.train)
