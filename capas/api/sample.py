@@ -1,0 +1,46 @@
+"""``sample``: draw from the generator of a trained GAN run (what ``capas sample`` calls)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from capas.api.outputs import check_output_file
+from capas.errors import RunDirError
+from capas.models.gan import GAN
+from capas.train import rundir
+
+
+def sample(run_dir: str | Path, n: int = 64, *, seed: int = 0) -> Tensor:
+    """``n`` samples (n, *data_shape) of the GAN trained in ``run_dir`` (its last saved
+    weights), from noise drawn with ``seed``; RunDirError if the run is not a GAN's."""
+    model = rundir.load_model(Path(run_dir))
+    if not isinstance(model, GAN):
+        raise RunDirError(f"{run_dir} holds a {type(model).__name__}, not a GAN; capas sample draws from GAN runs")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RunDirError(f"the number of samples must be a positive integer, got {n!r}")
+    return model.sample(n, torch.Generator().manual_seed(seed))
+
+
+def write_samples(
+    run_dir: str | Path, n: int = 64, *, out: str | Path | None = None, npy: str | Path | None = None,
+    seed: int = 0, force: bool = False,
+) -> list[Path]:  # fmt: skip
+    """Sample the run and write a PNG grid (``out``) and/or the raw array (``npy``, float32
+    (n, *data_shape)); both outputs are checked before any work and not overwritten unless
+    ``force``. Returns the written paths."""
+    from capas.diagnostics.gan_plots import save_samples
+
+    png = None if out is None else check_output_file(out, suffixes=(".png",), force=force)
+    array = None if npy is None else check_output_file(npy, suffixes=(".npy",), force=force, option="--npy")
+    samples = sample(run_dir, n, seed=seed)
+    written = []
+    if png is not None:
+        written.append(save_samples(samples, png))
+    if array is not None:
+        np.save(array, samples.numpy().astype(np.float32))
+        written.append(array)
+    return written
