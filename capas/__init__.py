@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from capas.diagnostics import Summary, summarize
     from capas.layers import ACTIVATIONS, get_activation
     from capas.models import Network, build, build_from_toml
-    from capas.models.classic import Adaline, Perceptron
+    from capas.models.classic import Adaline, Hebb, Perceptron
     from capas.train import (
         Callback,
         History,
@@ -49,6 +49,7 @@ _LAZY = {
     "FitResult": "capas.api",
     "History": "capas.train",
     "Network": "capas.models",
+    "Hebb": "capas.models.classic",
     "Perceptron": "capas.models.classic",
     "Summary": "capas.diagnostics",
     "TrainConfig": "capas.train",
@@ -93,6 +94,7 @@ __all__ = [
     "CapasError",
     "DataError",
     "FitResult",
+    "Hebb",
     "History",
     "Network",
     "Perceptron",

@@ -68,6 +68,16 @@ ACTIVATIONS = (
     "elu",
     "selu",
 )  # capas.layers.ACTIVATIONS
+INIT_SCHEMES = (
+    "glorot_uniform",
+    "glorot_normal",
+    "glorot_uniform_x4",
+    "he_uniform",
+    "he_normal",
+    "lecun_normal",
+    "normal",
+    "zeros",
+)  # capas.layers.init.SCHEMES
 OPTIMIZERS = (
     "sgd",
     "momentum",
@@ -97,5 +107,17 @@ SCHEDULES = (
     "warmup",
     "plateau",
 )  # capas.train.optim.SCHEDULERS
-ENGINES = ("auto", "backprop", "autograd")  # TrainConfig.engine
-PLOTS = ("curves", "gradients", "confusion", "boundary", "hidden", "weights", "activations")  # diagnostics.plots
+ENGINES = ("auto", "fast", "backprop", "autograd")  # TrainConfig.engine
+PLOTS = (
+    "curves",
+    "gradients",
+    "confusion",
+    "boundary",
+    "hidden",
+    "weights",
+    "activations",
+    "time-gradients",
+    "feature-maps",
+    "filters",
+    "top-inputs",
+)  # diagnostics.plots

@@ -30,6 +30,10 @@ class RunDirError(CapasError):
     """A run directory that is missing, incomplete or not a capas run."""
 
 
+class DistributedError(TrainingError):
+    """A multi-process run that cannot start or lost a rank (``capas train --nproc N``)."""
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C (KeyboardInterrupt) during training, with where it stopped and how to resume.
 

@@ -29,8 +29,10 @@ token               meaning
 ``cat(A, B, ...)``  parallel branches (Inception) whose outputs are concatenated
 ==================  =====================================================================
 
-Options follow a token after ``:`` — ``:sN`` stride, ``:dN`` dilation, ``:pN`` padding,
-``:same``/``:valid`` padding, or an activation name (``d30:tanh``, ``c3x3x8:leaky_relu:0.2``).
+Options follow a token after ``:`` — ``:sN`` stride (``:s2x1``: per axis), ``:dN`` dilation, ``:pN`` padding,
+``:same``/``:valid`` padding, or an activation name (``d30:tanh``, ``c3x3x8:leaky_relu:0.2``);
+``d300:share150``: 150 of the 300 units share one weight vector and bias (course file 000);
+``drop0.5:classic``: classic dropout, whose test pass multiplies by 1 - p (course file 004).
 A skip connection (the slides' "redes hacia adelante", where a layer also receives an
 earlier layer's output) is written ``+i`` after a token: the layer's input is the previous
 output concatenated with the output of token ``i`` (0 is the input, 1 the first layer
@@ -81,11 +83,13 @@ class LayerSpec:
 
     kind: str
     sizes: tuple[int, ...] = ()
-    stride: int | None = None
+    stride: int | tuple[int, ...] | None = None  # :s2 on every axis, :s2x1 per axis
     dilation: int | None = None
     padding: int | str | None = None
     activation: str | None = None
     rate: float | None = None
+    share: int | None = None  # d300:share150: that many units share one weight vector (dense)
+    classic: bool = False  # drop0.5:classic: no rescaling in training, outputs times 1 - p at test (dropout)
     sources: tuple[int, ...] = ()
     times: int = 1
     branches: tuple[tuple[LayerSpec, ...], ...] = ()
@@ -104,11 +108,13 @@ class LayerSpec:
             head = f"{kind.token}{format_rate(self.rate)}"
         else:
             head = kind.token + "x".join(map(str, self.sizes))
-        options = [f"s{self.stride}" if self.stride else "", f"d{self.dilation}" if self.dilation else ""]
+        stride = "x".join(map(str, self.stride)) if isinstance(self.stride, tuple) else self.stride
+        options = [f"s{stride}" if stride else "", f"d{self.dilation}" if self.dilation else ""]
         if self.padding is not None:
             options.append(self.padding if isinstance(self.padding, str) else f"p{self.padding}")
         if self.kind != "activation" and self.activation:
             options.append(self.activation)
+        options += [f"share{self.share}" if self.share else "", "classic" if self.classic else ""]
         return head + "".join(f":{o}" for o in options if o) + "".join(f"+{i}" for i in self.sources)
 
 
@@ -353,6 +359,16 @@ def _apply_options(text: str, layer: LayerSpec, options: str, start: int, end: i
             changes[key] = name
         elif key == "padding":
             changes[key] = value if value in ("same", "valid") else int(value[1:])
+        elif key == "classic":
+            changes[key] = True
+        elif key == "share":
+            changes[key] = int(value[5:])
+            if changes[key] < 2:
+                raise spec_error(text, span, f"':{value}': at least 2 units must share (e.g. d300:share150)")
+        elif key == "stride" and "x" in value:
+            changes[key] = tuple(int(n) for n in value[1:].split("x"))
+            if min(changes[key]) < 1:
+                raise spec_error(text, span, f"':{value}': every stride must be at least 1")
         else:
             changes[key] = int(value[1:])
             if changes[key] < 1:
@@ -366,10 +382,14 @@ def _apply_options(text: str, layer: LayerSpec, options: str, start: int, end: i
 
 
 def _option_key(value: str) -> str:
-    if re.fullmatch(r"s\d+", value):
+    if re.fullmatch(r"s\d+(x\d+)*", value):
         return "stride"
     if re.fullmatch(r"d\d+", value):
         return "dilation"
+    if re.fullmatch(r"share\d+", value):
+        return "share"
+    if value == "classic":
+        return "classic"
     if re.fullmatch(r"p\d+", value) or value in ("same", "valid"):
         return "padding"
     if re.fullmatch(r"\d*\.?\d+", value):

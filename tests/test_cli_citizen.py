@@ -66,7 +66,7 @@ def test_progress_is_one_line_per_epoch_after_the_resolved_run(xor_run):
     _, out, err = xor_run
     lines = err.strip().splitlines()
     assert lines[0].startswith("training 2 d4 d2 (22 parameters): adam lr 0.003, batch 32, 3 epochs")
-    assert "loss cross_entropy, engine backprop, device cpu" in lines[0]
+    assert "loss cross_entropy, engine fast, device cpu (1 thread)" in lines[0]
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"]
     for line in epochs:

@@ -52,11 +52,13 @@ def test_import_capas_imports_no_torch():
 def test_the_name_lists_of_help_are_the_registries():
     from capas.diagnostics.plots import PLOT_KINDS
     from capas.layers import ACTIVATIONS
+    from capas.layers.init import SCHEMES
     from capas.objectives.losses import LOSSES
     from capas.train.config import Engine
     from capas.train.optim import OPTIMIZERS, SCHEDULERS
 
     assert defaults.ACTIVATIONS == tuple(ACTIVATIONS)
+    assert defaults.INIT_SCHEMES == tuple(SCHEMES)
     assert defaults.OPTIMIZERS == tuple(OPTIMIZERS)
     assert defaults.LOSSES == tuple(LOSSES)
     assert defaults.SCHEDULES == tuple(SCHEDULERS)
@@ -85,6 +87,7 @@ FLAGS = {
     "--epochs": ("2", "epochs", 2),
     "--batch-size": ("8", "batch_size", 8),
     "--engine": ("autograd", "engine", "autograd"),
+    "--threads": ("1", "threads", 1),
     "--seed": ("3", "seed", 3),
     "--device": ("cpu", "device", "cpu"),
     "--l2": ("0.01", "l2", 0.01),
@@ -93,6 +96,7 @@ FLAGS = {
     "--input-noise": ("0.1", "input_noise", 0.1),
     "--clip-norm": ("5", "clip_norm", 5.0),
     "--clip-value": ("1", "clip_value", 1.0),
+    "--tbptt": ("4", "tbptt", 4),
     "--patience": ("4", "patience", 4),
     "--class-weights": ("balanced", "class_weights", "balanced"),
     "--resample": ("over", "resample", "over"),
@@ -116,6 +120,10 @@ SETS = {
     "grad_norms": ("false", False),
     "warn_gradients": ("false", False),
     "eval_batch_size": ("7", 7),
+    "sync_batchnorm": ("true", True),
+    "sparsity": ("l1", "l1"),
+    "sparsity_weight": ("0.001", 0.001),
+    "sparsity_target": ("0.1", 0.1),
 }
 
 
@@ -124,6 +132,7 @@ def test_every_train_config_field_is_reachable_from_capas_train():
     from capas.train.config import TrainConfig
 
     by_flag = {field for _, field, _ in FLAGS.values()} | {"amp"}  # --amp needs CUDA: see the next test
+    by_flag |= {"augment"}  # --augment needs image data, not xor: tests/test_cnn_presets.py
     assert by_flag.isdisjoint(SETS)
     assert by_flag | set(SETS) == set(TrainConfig.model_fields)
 
@@ -157,12 +166,13 @@ def test_amp_is_reached(tmp_path, capsys):
                 "--device",
                 "cpu",
                 "--amp",
+                "fp16",
                 "--quiet",
                 "--out",
                 str(tmp_path / "r"),
             ]
         )
-    assert "amp=True needs a CUDA device" in capsys.readouterr().err
+    assert "amp=fp16 needs a CUDA device" in capsys.readouterr().err
 
 
 def test_set_reaches_the_fields_without_a_flag(tmp_path):

@@ -132,7 +132,14 @@ def test_fits_epoch_costs_at_most_two_operations_a_step_over_the_engines_run_epo
     x, y = _data(n=400, features=20)
     steps = 40
     config = TrainConfig(
-        optimizer="sgd", lr=0.1, batch_size=10, epochs=1, warn_gradients=False, grad_norms=False, loss="cross_entropy"
+        optimizer="sgd",
+        lr=0.1,
+        batch_size=10,
+        epochs=1,
+        warn_gradients=False,
+        grad_norms=False,
+        loss="cross_entropy",
+        engine="backprop",  # the torch engine (auto takes the compiled kernel: tests/test_fast_kernel.py)
     )
     trainer = Trainer(SupervisedTask(capas.build("20-16-3", act="sigmoid", seed=0)), config, quiet=True)
     trainer.setup((x, y))
@@ -178,7 +185,7 @@ def test_the_engines_whole_epoch_trains_exactly_as_the_per_step_loop():
             self.steps = getattr(self, "steps", 0) + 1
 
     x, y = _data(n=205, features=6)
-    options = dict(optimizer="momentum", lr=0.2, epochs=3, batch_size=10, quiet=True, seed=3)
+    options = dict(optimizer="momentum", lr=0.2, epochs=3, batch_size=10, quiet=True, seed=3, engine="backprop")
     fast = capas.build("6-9-3", act="tanh", seed=0)
     slow = capas.build("6-9-3", act="tanh", seed=0)
     watch = EveryBatch()

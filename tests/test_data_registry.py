@@ -38,7 +38,14 @@ def test_available_lists_every_dataset_with_sizes(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPAS_DATA", str(tmp_path))
     infos = {info.name: info for info in data.available()}
     assert list(infos) == data.names()
-    assert {"digits", *TOYS, "sine", "mnist", "fashion-mnist", "semeion", "usps", "optdigits", "letter"} == set(infos)
+    sequences = {"adding", "copy-memory", "embedded-reber", "tomita", "temporal-xor", "parity"}
+    sequences |= {"sine-forecast", "mackey-glass", "sequential-mnist", "text"}  # issue 11
+    assert {"digits", *TOYS, "sine", "mnist", "fashion-mnist", "semeion", "usps", "optdigits", "letter"} | {
+        "playground",
+        "playground-regression",
+        "ring",
+        "grid",
+    } | sequences == set(infos)
     assert (infos["digits"].n_train, infos["digits"].n_test) == (1437, 360)
     assert (infos["mnist"].n_train, infos["mnist"].n_test, infos["mnist"].input_shape) == (60000, 10000, (1, 28, 28))
     assert infos["digits"].local and not infos["mnist"].local and not infos["letter"].local

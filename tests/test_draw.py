@@ -84,3 +84,28 @@ def test_cli_draws_a_trained_run_with_its_weights(tmp_path):
     drawing = draw(capas.load_model(run), tmp_path / "again.png", weights=True)
     saved = capas.load_model(run).layers[0].weight
     assert all(line.weight == pytest.approx(saved[line.target, line.source].item()) for line in drawing.lines[:8])
+
+
+def test_a_recurrent_net_is_drawn_unrolled_in_time(tmp_path):
+    drawing = draw(capas.build("T50x28-lstm64-last-10"), tmp_path / "lstm.png")
+    assert drawing.style == "unrolled"
+    assert [box.name for box in drawing.boxes if box.name.startswith("lstm1")] == [
+        "lstm1@1",
+        "lstm1@2",
+        "lstm1@3",
+        "lstm1@50",
+    ]
+    assert [box.name for box in drawing.boxes if box.name.startswith("dense1")] == ["dense1@50"]  # many-to-one
+    recurrence = [(a.source, a.target) for a in drawing.arrows if a.kind == "recurrence"]
+    assert recurrence == [("lstm1@1", "lstm1@2"), ("lstm1@2", "lstm1@3"), ("lstm1@3", "lstm1@50")]
+    assert ("lstm1@50", "dense1@50", "feed") in [(a.source, a.target, a.kind) for a in drawing.arrows]
+
+
+def test_jordan_feeds_back_its_output_and_bidirectional_runs_both_ways(tmp_path):
+    jordan = draw(capas.build("T3x1-jordan8x1"), tmp_path / "jordan.png")
+    assert {a.kind for a in jordan.arrows} == {"feed", "output"}  # y_{t-1} -> h_t, no hidden recurrence
+    assert [b.name for b in jordan.boxes if b.name.startswith("x@")] == ["x@1", "x@2", "x@3"]  # T3: every step
+    both = draw(capas.build("Tx3-bigru16-last-5"), tmp_path / "bigru.png")
+    forward = {(a.source, a.target) for a in both.arrows if a.kind == "recurrence"}
+    backward = {(a.target, a.source) for a in both.arrows if a.kind == "backward"}
+    assert forward == backward and len(forward) == 3

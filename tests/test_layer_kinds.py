@@ -74,7 +74,7 @@ def test_a_registered_kind_gets_the_generic_errors(gain_kind):
     assert info.value.args[0].splitlines()[-1] == "      ^^^^^"
     with pytest.raises(SpecError, match="option ':tanh' does not apply to gain layers"):
         parse("4 gain2:tanh")
-    with pytest.raises(SpecError, match=r"unknown layer 'zz'; expected dN, .*, cat\(\.\.\.\), gainN\n"):
+    with pytest.raises(SpecError, match=r"unknown layer 'zz'; expected dN, .*, cat\(\.\.\.\), .*, gainN\n"):
         parse("4 zz")
     with pytest.raises(SpecError, match=r"layer table of type 'gain': unknown keys \[\], missing \['value'\]"):
         build(["4", {"type": "gain"}])
@@ -118,14 +118,40 @@ def test_records_hold_what_the_builder_used_to_hard_code():
         "residual": "res",
         "repeat": "rep",
         "concat": "cat",
+    } | {  # issue 14's convolutions, 13's up-sampling, 11's recurrent layers
+        "depthwise_conv": "dwconv",
+        "local": "local",
+        "partial_conv": "pconv",
+        "subsampling": "sub",
+        "global_avg_pool": "gap",
+        "rbf": "rbf",
+        "transposed_conv": "tconv",
+        "upsample": "up",
+        "elman": "elman",
+        "irnn": "irnn",
+        "lstm": "lstm",
+        "gru": "gru",
+        "gru_slides": "gru",
+        "bi_elman": "bielman",
+        "bi_lstm": "bilstm",
+        "bi_gru": "bigru",
+        "jordan": "jordan",
+        "second_order": "so",
+        "embedding": "emb",
+        "last_step": "last",
     }
-    assert {name for name, kind in KINDS.items() if kind.flattens} == {"dense", "maxout"}
+    assert {name for name, kind in KINDS.items() if kind.flattens} == {"dense", "maxout", "rbf"}
     assert {name for name, kind in KINDS.items() if kind.output_slot} == {
         "dense",
         "conv",
         "separable_conv",
         "residual",
         "activation",
+        "depthwise_conv",
+        "local",
+        "subsampling",
+        "partial_conv",
+        "transposed_conv",
     }
     net = build("1x8x8 c3x3x2 sc1x1x2 mp2 ap1 flat res(d4 d4) bn drop0.1 ln mx3 relu cat(d2, d2) rep2(d4)")
     assert net.layer_names() == [

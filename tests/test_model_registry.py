@@ -38,8 +38,8 @@ def test_configs_without_a_model_key_are_networks():
     assert isinstance(from_config(old), Network)
     with pytest.raises(SpecError, match="describes a 'rbm' model, not a 'network'"):
         Network.from_config({**old, "model": "rbm"})
-    with pytest.raises(SpecError, match=r"unknown model kind 'gan'; capas knows .*network"):
-        from_config({**old, "model": "gan"})
+    with pytest.raises(SpecError, match=r"unknown model kind 'diffusion'; capas knows .*network"):
+        from_config({**old, "model": "diffusion"})
 
 
 def test_register_adds_a_kind_and_refuses_a_second_class():
@@ -83,8 +83,8 @@ def test_a_plain_module_is_saved_as_a_record_and_refused_in_one_line(tmp_path):
         load_model(tmp_path / "plain")
     assert "\n" not in str(info.value)
     assert "describes a plain Sequential, not a capas model, so it cannot be rebuilt" in str(info.value)
-    (tmp_path / "plain" / "model.json").write_text(json.dumps({"model": "gan"}))
-    with pytest.raises(RunDirError, match="not a valid capas model config .*unknown model kind 'gan'"):
+    (tmp_path / "plain" / "model.json").write_text(json.dumps({"model": "diffusion"}))
+    with pytest.raises(RunDirError, match="not a valid capas model config .*unknown model kind 'diffusion'"):
         load_model(tmp_path / "plain")
 
 

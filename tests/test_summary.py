@@ -139,5 +139,6 @@ def test_json_shape():
         "shared": False,
         "flops": 47_040,
         "depth": 0,
+        "connections": 23_550,  # 784 x 30 multiply-adds + 30 biases
     }
     assert (data["total_params"], data["trainable_params"], data["flops"]) == (23_860, 23_860, 47_640)

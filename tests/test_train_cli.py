@@ -105,7 +105,7 @@ def test_init_from_fine_tunes_a_saved_model(trained, tmp_path, capsys):
         (["train", "--batch-size", "zero"], "--batch-size must be a positive integer or 'full'"),
         (["train", "--optimizer", "adamm", "--epochs", "1"], "unknown optimizer 'adamm'"),
         (["evaluate", "no/such/run"], "no run directory"),
-        (["train", "--engine", "fast", "--epochs", "1"], "invalid training option(s): engine"),
+        (["train", "--engine", "turbo", "--epochs", "1"], "invalid training option(s): engine"),
         (["train", "--resume", "no/such/run"], "no run directory"),
         (
             ["train", "--resume", "no/such/run", "--lr", "0.5", "--data", "xor"],

@@ -148,7 +148,7 @@ def test_engine_choice_and_refusal():
     x, y = _data()
     torch.manual_seed(0)
     mlp = build("4-6-2", act="tanh", loss="cross_entropy")
-    assert fit(mlp, (x, y), epochs=1, quiet=True).engine == "backprop"
+    assert fit(mlp, (x, y), epochs=1, quiet=True).engine == "fast"  # the compiled kernel (capas.fast)
     assert fit(mlp, (x, y), epochs=1, quiet=True, class_weights="balanced").engine == "autograd"
     with pytest.raises(TrainingError, match="engine='backprop' cannot train this run: .*use engine='autograd'"):
         fit(_model(), (x, y), epochs=1, quiet=True, engine="backprop")
@@ -183,7 +183,7 @@ def test_unavailable_device_and_amp_without_cuda_are_clear_errors():
     if not torch.cuda.is_available():
         with pytest.raises(TrainingError, match="CUDA is not available"):
             fit(_model(), (x, y), epochs=1, quiet=True, device="cuda")
-        with pytest.raises(TrainingError, match="amp=True needs a CUDA device"):
+        with pytest.raises(TrainingError, match="amp=fp16 needs a CUDA device"):
             fit(_model(), (x, y), epochs=1, quiet=True, amp=True, device="cpu")
     with pytest.raises(TrainingError, match="unknown device 'tpu9'"):
         fit(_model(), (x, y), epochs=1, quiet=True, device="tpu9")

@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from capas import defaults
+from capas.data.fitted import reads_files
 from capas.errors import DataError, RunDirError
 from capas.objectives.losses import Loss
 from capas.train.evaluation import evaluate_model
@@ -110,4 +111,8 @@ def run_dataset(run: Run, data: str | Any | None) -> Any:
 
         return reload_dataset(saved)
     options = saved.get("options", {})
+    if isinstance(data, (str, Path)) and reads_files(saved.get("preprocessing") or {}):
+        from capas.api.predictions import labelled_file_dataset
+
+        return labelled_file_dataset(run, data)  # every row, encoded as the training file was
     return _load(data, options.get("seed", defaults.SEED), options.get("validation", defaults.VALIDATION))

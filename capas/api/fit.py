@@ -21,7 +21,7 @@ from capas.diagnostics.gradients import GradientMonitor
 from capas.errors import RunDirError, TrainingError
 from capas.models.registry import kind_of
 from capas.tasks import for_model
-from capas.train import rundir
+from capas.train import distributed, rundir
 from capas.train.callbacks import Callback
 from capas.train.config import TrainConfig
 from capas.train.history import History
@@ -29,7 +29,7 @@ from capas.train.inputs import as_training_data
 from capas.train.loop import Trainer
 
 #: what a new run directory may already hold: the record of the recipe whose one model trains in it
-KEEP = (outputs.RECIPE_RECORD,)
+KEEP = (outputs.RECIPE_RECORD, outputs.RECIPE_PRETRAIN)
 
 
 @dataclass
@@ -139,7 +139,8 @@ def fit(
         out = run.path
         callbacks = [*callbacks, *_record_new_length(run, config)]
     else:
-        if out is not None:  # before the data load: a bad or used output costs nothing
+        ranks = distributed.current()  # a multi-process run's directory is rank 0's to claim
+        if out is not None and (ranks is None or ranks.is_main):  # before the data load: a bad output costs nothing
             outputs.claim_output_dir(out, hint="choose another output directory, or resume that run", keep=KEEP)
         run = None
         config = train_config(
@@ -166,6 +167,10 @@ def fit(
     )
     supervised = task.kind == "supervised"  # the gradient warnings read a supervised model's layers
     monitors = [GradientMonitor()] if config.warn_gradients and config.grad_norms and supervised else []
+    if task.kind == "gan":  # sample grids from a fixed noise batch every epoch, and their GIF
+        from capas.diagnostics.gan_plots import SampleGrids
+
+        monitors.append(SampleGrids())
     trainer = Trainer(task, config, callbacks=[*monitors, *callbacks], quiet=quiet, out=out, command=command)
     trainer.fit(data, resume=run)
     return FitResult(
@@ -276,12 +281,21 @@ def default_spec(dataset: Any) -> str:
 
 
 def build_for(
-    spec: str, data: Any, *, loss: str | None = None, act: str | None = None, seed: int = defaults.SEED
+    spec: str,
+    data: Any,
+    *,
+    loss: str | None = None,
+    act: str | None = None,
+    seed: int = defaults.SEED,
+    init: str | None = None,
 ) -> nn.Module:
     """Build ``spec`` (with ``seed``) for ``data``: the network's loss (and so its output
-    activation) is ``loss``, else the task's default loss (``mse`` for regression)."""
+    activation) is ``loss``, else the task's default loss (``mse`` for regression); ``init``
+    overrides every layer's initialisation scheme (default: by activation)."""
     from capas.models import build
+    from capas.models.presets import resolve
 
+    spec = resolve(spec)  # a preset's name (lenet5, nielsen-ch6...) is its spec
     task = task_of(data)
     if task == "unsupervised":
         raise TrainingError(
@@ -289,4 +303,4 @@ def build_for(
             "targets; give (x, y), or train an Autoencoder or RBM on x alone"
         )
     name = loss if loss is not None or task is None else defaults.default_loss(task)
-    return build(spec, act=act, loss=name, seed=seed, task=task)
+    return build(spec, act=act, loss=name, seed=seed, task=task, init=init)

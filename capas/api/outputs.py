@@ -29,6 +29,8 @@ from capas.train.rundir import LOCK_FILE
 
 #: the record of a recipe run in its output folder (``capas.api.recipes``)
 RECIPE_RECORD = "recipe.json"
+#: where a recipe model's greedy pre-training lives inside its run directory (capas/api/pretrain_recipe.py)
+RECIPE_PRETRAIN = "pretrain"
 #: files that make a directory a capas output (a run, a pre-training, a recipe's folder)
 RUN_MARKERS = ("config.json", "model.json", "weights.safetensors", "state.json", "pretrain.json", RECIPE_RECORD)
 #: the kernel's virtual file systems: never a place for results

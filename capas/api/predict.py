@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from capas.api.outputs import check_output_file
 from capas.data import Standardizer
+from capas.data.fitted import read_new, reads_files
 from capas.data.formats import check_npy_size
 from capas.errors import DataError
 from capas.train.rundir import load_run
@@ -56,7 +57,10 @@ def predict(
         model = run.build_model()
     else:
         model = run_or_model
-    array = read_inputs(Path(inputs)) if isinstance(inputs, (str, Path)) else inputs
+    if isinstance(inputs, (str, Path)) and reads_files(preprocessing or {}):  # a run trained on a file
+        array = read_new(preprocessing, inputs).x  # encoded as the training file was
+    else:
+        array = read_inputs(Path(inputs)) if isinstance(inputs, (str, Path)) else inputs
     x = prepare(array, tuple(model.input_shape), preprocessing or {}, source=source)
     return model.predict(x)
 

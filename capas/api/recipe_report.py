@@ -130,6 +130,10 @@ def report_markdown(result: Any, recipe_path: Path) -> str:
         + (f", init `{model.init}`" if model.init else "")
         + (f", output act `{model.output_act}`" if model.output_act else "")
     )
+    if recipe.pretrain:  # greedy pre-training before the training below (capas/api/pretrain_recipe.py)
+        from capas.api.pretrain_recipe import describe_pretraining
+
+        lines.append(describe_pretraining(recipe.pretrain, [v.run_dir for v in result.variants]))
     lines.append("- training: " + (", ".join(f"{k} = `{v}`" for k, v in recipe.train.items()) or "defaults"))
     metric_keys = list(
         dict.fromkeys(

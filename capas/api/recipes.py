@@ -19,10 +19,15 @@ error naming it::
     [model]
     spec = "{input}-30-{classes}"   # or a list of specs; {width} with `widths` below
     widths = [2, 8, 32]             # optional sweep: one run per width
+    augment = ["none", "rotate=10"] # optional: every model once per augmentation ("none": without)
     act = "sigmoid"                 # hidden activation; output_act, init as capas.build
     loss = "mse"                    # default: cross_entropy for classification, mse for regression
 
     [train]                         # keyword arguments of capas.fit (epochs, lr, l2, ...)
+    [task]                          # the task's own options (capas.fit's task_options), e.g.
+                                    # mask_padding = true for padded sequences
+    [pretrain]                      # optional: capas.api.pretrain options (method = "rbm", epochs...):
+                                    # the hidden layers are pre-trained greedily, then [train] fine-tunes
 
     [plots]
     what = ["curves", "gradients"]  # kinds of capas.diagnostics.plots, or "all"
@@ -89,6 +94,7 @@ class ModelSection(BaseModel):
     loss: str | None = None  # None: the task's loss (capas.defaults.default_loss)
     output_act: str | None = None
     init: str | None = None
+    augment: list[str] | None = None  # one run of every model per entry ("none": without); capas.augment
 
     @model_validator(mode="after")
     def _widths_need_placeholder(self) -> ModelSection:
@@ -124,6 +130,8 @@ class Recipe(BaseModel):
     data: DataSection
     model: ModelSection
     train: dict[str, Any] = {}
+    task: dict[str, Any] = {}
+    pretrain: dict[str, Any] = {}  # greedy pre-training before [train] (capas/api/pretrain_recipe.py)
     plots: PlotsSection = PlotsSection()
 
     @field_validator("name")
@@ -226,6 +234,10 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
             raise CapasError(f"{path}: unknown key {key!r}; see the recipe format in capas/api/recipes.py") from None
         raise CapasError(f"{path}: {key}: {first['msg'].removeprefix('Value error, ')}") from None
     _check_train_keys(recipe.train, path)
+    if recipe.pretrain:
+        from capas.api.pretrain_recipe import check_pretrain_table
+
+        check_pretrain_table(recipe.pretrain, str(path))
     return recipe
 
 
@@ -303,6 +315,16 @@ def run_recipe(
     report and ``sweep.png`` at ``out``. ``out/recipe.json`` records the recipe and each model
     once it is done, so that an interrupted run continues with :func:`resume_recipe`.
     """
+    from capas.api.gan_recipe import is_gan_recipe, read_raw, run_gan_recipe
+
+    raw = read_raw(Path(path))
+    if raw is not None and is_gan_recipe(raw):  # kind = "gan": GAN variants over seeds (capas/api/gan_recipe.py)
+        return run_gan_recipe(Path(path), apply_overrides(raw, overrides or {}), out, quiet)
+    from capas.api.seq2seq import read_raw_recipe, run_seq2seq_recipe
+
+    raw = read_raw_recipe(Path(path))
+    if raw is not None:  # kind = "seq2seq": encoder-decoders side by side (capas/api/seq2seq.py)
+        return run_seq2seq_recipe(Path(path), apply_overrides(raw, overrides or {}), out=out, quiet=quiet)
     recipe = load_recipe(path, overrides)
     out_dir = Path(out) if out is not None else Path("runs") / recipe.name
     hint = (
@@ -321,6 +343,10 @@ def resume_recipe(out: str | Path, *, quiet: bool = False) -> RecipeResult:
     the report is written, with the numbers an uninterrupted run reports."""
     out_dir = Path(out)
     record = read_record(out_dir)
+    if record.get("kind") == "seq2seq":
+        from capas.api.seq2seq import resume_seq2seq_recipe
+
+        return resume_seq2seq_recipe(out_dir, record, quiet=quiet)
     if record.get("finished"):
         raise RunDirError(
             f"the recipe run in {out_dir} already finished (see {out_dir / 'report.md'}); nothing to resume"
@@ -355,6 +381,7 @@ class _Plan:
     run_dir: Path
     model: Any
     kinds: list[str]
+    train: dict[str, Any] = field(default_factory=dict)  # this model's own fit options (its augmentation)
 
 
 def _run(recipe: Recipe, recipe_path: Path, out_dir: Path, record: dict[str, Any] | None, quiet: bool) -> RecipeResult:
@@ -372,6 +399,7 @@ def _run(recipe: Recipe, recipe_path: Path, out_dir: Path, record: dict[str, Any
         _plan_variant(recipe, data, loss, label, spec, width, out_dir if len(variants) == 1 else out_dir / label)
         for label, spec, width in variants
     ]
+    plans = _augment_variants(recipe.model.augment, plans, out_dir)
     if record is None:  # every model checked: now the folder becomes the recipe's
         record = {
             "format": RECORD_FORMAT,
@@ -424,6 +452,25 @@ def _plan_variant(
     return _Plan(label, spec, width, run_dir, model, kinds)
 
 
+def _augment_variants(augment: list[str] | None, plans: list[_Plan], out_dir: Path) -> list[_Plan]:
+    """Every plan once per entry of ``model.augment`` ("none": without augmentation), each in
+    its own folder (``<label>-no-augment``, ``<label>-augment-rotate-10``); a fresh model each."""
+    if not augment:
+        return plans
+    from capas.models import Network
+
+    expanded = []
+    for plan in plans:
+        for spec in augment:
+            suffix = "no-augment" if spec == "none" else "augment-" + re.sub(r"[^A-Za-z0-9.]+", "-", spec).strip("-")
+            label = suffix if len(plans) == 1 else f"{plan.label}-{suffix}"
+            model = Network.from_config(plan.model.config())
+            model.load_state_dict(plan.model.state_dict())  # the same initial weights for every variant
+            train = {"augment": None if spec == "none" else spec}
+            expanded.append(_Plan(label, plan.spec, plan.width, out_dir / label, model, plan.kinds, train))
+    return expanded
+
+
 def _train_variant(recipe: Recipe, data: Any, loss: str, plan: _Plan, quiet: bool) -> VariantResult:
     """Train one model (or resume it from its checkpoint, or take it as it finished), then plot."""
     from capas.api.fit import fit
@@ -432,6 +479,11 @@ def _train_variant(recipe: Recipe, data: Any, loss: str, plan: _Plan, quiet: boo
     from capas.diagnostics.snapshots import SNAPSHOT_FILE, BoundarySnapshots
 
     run_dir, probe = plan.run_dir, slice(0, SPEED_PROBE)
+    if recipe.pretrain and _checkpoint_state(run_dir) is None:  # greedy pre-training first (pretrain_recipe.py)
+        from capas.api.pretrain_recipe import pretrained_network
+
+        options = {"act": recipe.model.act, "loss": loss, "seed": recipe.seed, "run_dir": run_dir, "quiet": quiet}
+        plan.model = pretrained_network(recipe.pretrain, data, plan.spec, **options)
     initial = loss_gradient_norms(plan.model, data.x_train[probe], data.y_train[probe])  # the fresh model's
     animate = recipe.plots.animate and "boundary" in plan.kinds
     callbacks: list = []  # fit adds the GradientMonitor itself (warn_gradients)
@@ -448,7 +500,9 @@ def _train_variant(recipe: Recipe, data: Any, loss: str, plan: _Plan, quiet: boo
     else:
         if state is None:
             _clear_unstarted(run_dir)
-            options: dict[str, Any] = {"seed": recipe.seed, "out": run_dir, **recipe.train}
+            options: dict[str, Any] = {"seed": recipe.seed, "out": run_dir, **recipe.train, **plan.train}
+            if recipe.task:
+                options["task_options"] = dict(recipe.task)
         else:
             options = {"resume": run_dir}
         if not quiet:

@@ -102,6 +102,8 @@ def plan_layers(model: nn.Module) -> list[LayerPlan]:
         if isinstance(module, Flatten):
             continue
         if isinstance(module, Dropout):
+            if module.classic:
+                raise ValueError(f"dropout before '{name}' is classic (test outputs times 1 - p), not inverted")
             if pending_dropout:
                 raise ValueError(f"two Dropout layers in a row before '{name}'")
             pending_dropout = float(module.p)

@@ -16,8 +16,8 @@ def draw(
     spec: str = typer.Argument(
         ...,
         metavar="SPEC|RUN_DIR",
-        help="A model spec like '784-30-10' or '1x28x28 c5x5x6 mp2 d10', a TOML recipe with a [model] "
-        "table, or a run directory (then the lines show its trained weights).",
+        help="A model spec like '784-30-10' or '1x28x28 c5x5x6 mp2 d10', a preset (lenet5, nielsen-ch6...), "
+        "a TOML recipe with a [model] table, or a run directory (then the lines show its trained weights).",
     ),
     out: Path = typer.Option(..., "--out", help="The picture to write: a .png, or a .svg for slides."),
     act: str = typer.Option(
@@ -32,6 +32,7 @@ def draw(
     drawn thicker by size), volumes for a CNN, and boxes for res, cat and rep blocks."""
     from capas.diagnostics.draw import draw as draw_network
     from capas.models import build, build_from_toml
+    from capas.models.presets import resolve
     from capas.models.spec_input import existing_path
     from capas.train.rundir import load_model
 
@@ -42,7 +43,7 @@ def draw(
     elif spec.endswith(".toml"):
         model = build_from_toml(spec)
     else:
-        model = build(spec, **({"act": act} if act else {}))
+        model = build(resolve(spec), **({"act": act} if act else {}))
     drawing = draw_network(model, out, weights=trained, max_units=max_units)
     if as_json:
         record = {

@@ -36,6 +36,9 @@ def summary(
     output_act: str = typer.Option(
         None, "--output-act", help=f"Output activation, overriding the loss's: {', '.join(defaults.ACTIVATIONS)}."
     ),
+    init: bool = typer.Option(
+        False, "--init", help="Show each layer's weight initialisation next to the course's table instead."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object (last stdout line)."),
 ) -> None:
     """Show each layer's output shape and parameter count, the totals and the forward FLOPs."""
@@ -46,13 +49,18 @@ def summary(
     from capas.models.spec_input import existing_path
 
     options = {k: v for k, v in {"act": act, "loss": loss, "output_act": output_act}.items() if v is not None}
+    if init:
+        _print_init(spec, options, as_json)
+        return
     path = existing_path(spec)  # None for a spec too long or odd to be a path
     if path is not None and path.is_dir():
         result = _summarize_run_dir(path, options)
     elif spec.endswith(".toml"):
         result = summarize(read_model_table(spec), **options)
     else:
-        result = summarize(spec, **options)
+        from capas.models.presets import resolve
+
+        result = summarize(resolve(spec), **options)  # a preset's name (lenet5...) is its spec
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
@@ -80,3 +88,26 @@ def _summarize_run_dir(path: Path, options: dict[str, Any]):
         config.pop("output_act", None)  # the stored one followed the stored loss; follow the new one
     with torch.device("meta"):
         return summarize(Network.from_config({**config, **options}))
+
+
+def _print_init(spec: str, options: dict[str, Any], as_json: bool) -> None:
+    """``--init``: the initialisation rows of the spec's (or run's) network, fresh weights."""
+    from dataclasses import asdict
+
+    from rich.console import Console
+
+    from capas.diagnostics.init_table import init_rows, init_table
+    from capas.models import build, build_from_toml
+    from capas.models.spec_input import existing_path
+    from capas.train.rundir import load_model
+
+    path = existing_path(spec)
+    if path is not None and path.is_dir():
+        model = load_model(path)
+    else:
+        model = build_from_toml(spec) if spec.endswith(".toml") else build(spec, **options)
+    rows = init_rows(model)
+    if as_json:
+        typer.echo(json.dumps({"init": [asdict(row) for row in rows]}))
+        return
+    Console(width=max(Console().width, 120)).print(init_table(rows))

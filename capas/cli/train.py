@@ -23,10 +23,15 @@ from capas.cli.options import flag, refuse_with_resume, typed_options
 from capas.errors import TrainingError
 
 #: the only ``capas train`` options that --resume combines with (the rest come from config.json)
-_RESUME_OPTIONS = ("epochs", "quiet", "as_json")
+_RESUME_OPTIONS = ("epochs", "quiet", "as_json", "nproc", "nnodes", "rdzv")
 #: ``capas train`` parameters that are not TrainConfig fields, and the flags whose field has another name
 _NOT_FIELDS = (
     "data",
+    "data_option",
+    "target",
+    "impute",
+    "task",
+    "image_size",
     "model",
     "act",
     "out",
@@ -34,8 +39,12 @@ _NOT_FIELDS = (
     "as_json",
     "resume",
     "init_from",
+    "init",
     "validation",
     "set_",
+    "nproc",
+    "nnodes",
+    "rdzv",
     "weight_decay",
 )
 _FIELD_OF = {"freeze": "frozen_layers"}
@@ -86,12 +95,33 @@ def _set_options(ctx: typer.Context, pairs: list[str]) -> dict[str, Any]:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: str = typer.Option(defaults.DATASET, "--data", help="Dataset name (see 'capas datasets')."),
+    data: str = typer.Option(
+        defaults.DATASET,
+        "--data",
+        help="Dataset name (see 'capas datasets'), or a path: a .csv/.tsv table with a header, .npz, .npy "
+        "(x.npy beside y.npy), a .txt text, or a folder of images in one subfolder per class.",
+    ),
+    target: str = typer.Option(None, "--target", help="A table's target column (default: the last)."),
+    impute: str = typer.Option(None, "--impute", help="Fill a table's missing values: mean or median."),
+    task: str = typer.Option(None, "--task", help="classification or regression (default: from the targets)."),
+    image_size: str = typer.Option(None, "--image-size", help="Resize an image folder's images: N or HxW."),
+    data_option: list[str] = typer.Option(
+        [], "--data-option", help="A dataset option as key=value (TOML value), repeatable: --data-option noise=0.2."
+    ),
     model: str = typer.Option(
-        None, "--model", help=f"Model spec, e.g. 64-64-10 (default: <inputs>-{defaults.HIDDEN_UNITS}-<classes>)."
+        None,
+        "--model",
+        help=f"Model spec, e.g. 64-64-10, or a preset: lenet5, lenet, nielsen-ch6, fashion-inception "
+        f"(default: <inputs>-{defaults.HIDDEN_UNITS}-<classes>).",
     ),
     act: str = typer.Option(
         defaults.ACTIVATION, "--act", help=f"Hidden activation: {', '.join(defaults.ACTIVATIONS)}."
+    ),
+    init: str = typer.Option(
+        None,
+        "--init",
+        help=f"Weight initialisation of every layer: {', '.join(defaults.INIT_SCHEMES)} "
+        "(default: by activation; see 'capas summary SPEC --init').",
     ),
     loss: str = typer.Option(
         None,
@@ -120,7 +150,14 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as the last stdout line."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
-    engine: str = typer.Option(defaults.ENGINE, "--engine", help="auto, backprop (explicit delta rule) or autograd."),
+    engine: str = typer.Option(
+        defaults.ENGINE,
+        "--engine",
+        help="auto, fast (compiled whole-epoch kernel), backprop (explicit delta rule) or autograd.",
+    ),
+    threads: int = typer.Option(
+        None, "--threads", help="Torch threads (default: 1 for small nets, all cores for large matmuls)."
+    ),
     init_from: Path = typer.Option(None, "--init-from", help="Start from model.json + weights.safetensors in DIR."),
     freeze: str = typer.Option(
         None, "--freeze", help="Layers kept as they are, e.g. 0,1 or dense1,dense2 (with --init-from)."
@@ -133,17 +170,32 @@ def train(
     l1: float = typer.Option(0.0, "--l1", help="L1 penalty lambda (lambda sum |w|)."),
     clip_norm: float = typer.Option(None, "--clip-norm", help="Clip the gradient norm to this value."),
     clip_value: float = typer.Option(None, "--clip-value", help="Clip every gradient component to [-v, v]."),
+    tbptt: int = typer.Option(
+        None, "--tbptt", help="Truncated BPTT: recurrent layers pass gradients back at most K steps."
+    ),
     patience: int = typer.Option(None, "--patience", help="Early stopping patience (epochs) on val_loss."),
     scheduler: str = typer.Option(None, "--scheduler", help="LR schedule: " + ", ".join(defaults.SCHEDULES) + "."),
     validation: float = typer.Option(defaults.VALIDATION, "--validation", help="Share of the training data held out."),
     resample: str = typer.Option("none", "--resample", help="none, over, under or smote (training split only)."),
     class_weights: str = typer.Option(None, "--class-weights", help="'balanced' or comma-separated weights."),
     input_noise: float = typer.Option(0.0, "--input-noise", help="Std of Gaussian noise on training inputs."),
+    augment: str = typer.Option(
+        None, "--augment", help="Image augmentation per batch, e.g. flip,rotate=15,crop=2,noise=0.1 (docs/cnn.md)."
+    ),
     max_norm: float = typer.Option(None, "--max-norm", help="Max-norm constraint on each unit's weights."),
     target_encoding: str = typer.Option(
         "onehot", "--target-encoding", help="MSE/BCE class targets: onehot, tanh (+-0.9), sigmoid (0.1/0.9)."
     ),
-    amp: bool = typer.Option(False, "--amp", help="Mixed precision (CUDA)."),
+    amp: str = typer.Option(
+        None, "--amp", help="Mixed precision: bf16 (CUDA or CPU) or fp16 (CUDA, with gradient scaling)."
+    ),
+    nproc: int = typer.Option(
+        None, "--nproc", help="Processes (ranks) on this machine, each with batch B (default 1; a resume: the run's)."
+    ),
+    nnodes: int = typer.Option(
+        1, "--nnodes", help="Machines of a torchrun run (each runs this command; needs --rdzv)."
+    ),
+    rdzv: str = typer.Option(None, "--rdzv", help="HOST:PORT where the machines of --nnodes meet (torchrun c10d)."),
     set_: list[str] = typer.Option(
         [],
         "--set",
@@ -159,6 +211,11 @@ def train(
     from capas.train.rundir import load_model, new_run_dir, remove_if_empty
 
     started = time.perf_counter()
+    from capas.cli.ranks import is_main_rank, start_ranks
+
+    if start_ranks(ctx, nproc=nproc, nnodes=nnodes, rdzv=rdzv, resume=resume, out=out, device=device, data=data):
+        return  # the ranks ran the command; rank 0 printed its results
+    quiet = quiet or not is_main_rank()  # one progress bar and one report: rank 0's
     command = ["capas", "train", *sys.argv[2:]] if len(sys.argv) > 1 and sys.argv[1] == "train" else None
     if resume is not None:
         from capas.api.fit import resume as resume_run
@@ -173,6 +230,7 @@ def train(
             "epochs": epochs,
             "batch_size": _batch_size(batch_size),
             "engine": engine,
+            "threads": threads,
             "seed": seed,
             "device": device,
             "momentum": momentum,
@@ -180,11 +238,13 @@ def train(
             "l1": l1,
             "clip_norm": clip_norm,
             "clip_value": clip_value,
+            "tbptt": tbptt,
             "patience": patience,
             "scheduler": scheduler,
             "resample": resample,
             "class_weights": _class_weights(class_weights),
             "input_noise": input_noise,
+            "augment": augment,
             "max_norm": max_norm,
             "amp": amp,
             "target_encoding": target_encoding,
@@ -194,20 +254,27 @@ def train(
         if weight_decay is not None:
             options["optimizer_options"] = {**options.get("optimizer_options", {}), "weight_decay": weight_decay}
         if out is None:  # made now (atomically, -2, -3... when taken): two runs never share one
-            out = new_run_dir("runs", f"{data}-{time.strftime('%Y%m%d-%H%M%S')}")
+            out = new_run_dir("runs", f"{Path(data).stem or 'data'}-{time.strftime('%Y%m%d-%H%M%S')}")
             ctx.call_on_close(functools.partial(remove_if_empty, out))  # a run that failed to start
-        claim_output_dir(out, hint="choose another --out or --resume it")  # before the data load
-        dataset = load(data, seed=options["seed"], validation=validation)
+        if is_main_rank():  # a multi-process run's directory is rank 0's (the launcher claimed it)
+            claim_output_dir(out, hint="choose another --out or --resume it")  # before the data load
+        from capas.api.recipes import parse_overrides
+
+        files = {"target": target, "impute": impute, "task": task, "image_size": image_size}
+        files = {key: value for key, value in files.items() if value is not None}
+        dataset = load(data, seed=options["seed"], validation=validation, **files, **parse_overrides(data_option))
         if init_from is not None:
             if model is not None:
                 raise TrainingError("give either --model or --init-from, not both")
             network = load_model(init_from)
         else:
             network = build_for(
-                model or default_spec(dataset), dataset, loss=options["loss"], act=act, seed=options["seed"]
+                model or default_spec(dataset), dataset, loss=options["loss"], act=act, seed=options["seed"], init=init
             )
         result = fit(network, dataset, out=out, quiet=quiet, command=command, **options)
     summary = {**result.summary(), "seconds": time.perf_counter() - started}
+    if not is_main_rank():
+        return
     if "test_accuracy" in summary:
         typer.echo(f"test accuracy: {summary['test_accuracy']:.4f}  (test loss {summary['test_loss']:.4f})")
     elif summary.get("test_loss") is not None:
@@ -222,7 +289,12 @@ def train(
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by 'capas train'."),
-    data: str = typer.Option(None, "--data", help="Evaluate on this dataset's test split instead."),
+    data: str = typer.Option(
+        None,
+        "--data",
+        help="Evaluate on this dataset's test split instead; for a run trained on a file: every labelled row "
+        "of this table (or image folder), encoded as the training file was.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON line."),
     out: Path = typer.Option(None, "--out", help="Also write the metrics to this new JSON file."),
     force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists (never a run's own file)."),
@@ -291,8 +363,12 @@ def confusion_lines(matrix: list[list[int]], class_names: list[str]) -> list[str
 def predict(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by 'capas train'."),
     inputs: Path = typer.Argument(
-        ..., metavar="INPUTS", help="Samples as .npy (N, *input_shape) or .csv (N, features), raw values."
+        ...,
+        metavar="INPUTS",
+        help="Samples as .npy (N, *input_shape) or .csv (N, features), raw values; for a run trained on a "
+        "file: a table with its columns, or images (a file or a folder).",
     ),
+    proba: bool = typer.Option(False, "--proba", help="Also give each class's probability (classifiers)."),
     out: Path = typer.Option(
         None, "--out", help="Write predictions to this new .npy or .csv file instead of printing."
     ),
@@ -309,6 +385,21 @@ def predict(
 
     if out is not None:
         check_output_path(out, (inputs, run_dir), force=force)
+    from capas.api.predictions import predict_table, wants_table
+
+    if proba or wants_table(run_dir):  # ids, class names, probabilities
+        table = predict_table(run_dir, inputs, proba=proba)
+        if out is not None:
+            check_output_path(out, (inputs, run_dir), force=force)
+            table.write(out)
+        if as_json:
+            typer.echo(json.dumps({**table.to_json(), "run_dir": str(run_dir)} | ({"out": str(out)} if out else {})))
+        elif out is None:
+            for row in table.rows():
+                typer.echo(" ".join(row))
+        else:
+            typer.echo(f"wrote {len(table.ids)} predictions to {out}")
+        return
     predictions = predict_run(run_dir, inputs)
     if as_json:
         if out is not None:

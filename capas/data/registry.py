@@ -83,15 +83,22 @@ def load(
         options: dataset options, e.g. ``n``, ``noise`` for toys, ``scale`` for images.
 
     Returns a :class:`Dataset` whose ``options`` reproduce it: ``load(ds.name, **ds.options)``.
+    A path to a file or folder that is not a registered name loads through
+    :func:`capas.data.files.load_path` (tables, arrays, image folders, text).
     """
-    entry = get_entry(name)
+    from capas.data.files import load_path, looks_like_path
+
     _check_common(seed, validation, standardize)
+    if str(name).strip().lower().replace("_", "-") not in REGISTRY and looks_like_path(name):
+        return load_path(name, seed=seed, validation=validation, standardize=standardize, **options)
+    entry = get_entry(name)
     dataset_options, scale = _resolve_options(entry, options)
     standardize = entry.standardize if standardize is None else standardize
     arrays = entry.read(entry, dataset_options, seed)
     classification = entry.task == "classification"
 
-    splits, test_record = _split(arrays, validation, seed, classification)
+    per_step = arrays.y_train.ndim > 1  # per-step labels (sequences) cannot be stratified
+    splits, test_record = _split(arrays, validation, seed, classification and not per_step)
     preprocessing: dict[str, Any] = {
         "split": {"test": test_record, "validation": validation, "stratified": classification, "seed": seed}
     }

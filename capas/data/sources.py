@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from capas.data import toys
+from capas.data import gan_toys, playground, sequences, toys
 from capas.data.dataset import Task
 from capas.data.downloads import RemoteFile, data_dir, fetch_all
 from capas.data.formats import Arrays, check_pair, parse_semeion, read_idx, read_npz
@@ -114,6 +114,14 @@ def _parse_idx_set(entry: Entry, paths: list[Path]) -> Arrays:
     return Arrays(*train, *test)
 
 
+def _read_mnist_rows(entry: Entry, options: dict[str, Any], seed: int) -> Arrays:
+    """MNIST read as the ``mnist`` entry reads it, each image (1, 28, 28) -> 28 rows of 28."""
+    mnist = next(other for other in ENTRIES if other.name == "mnist")
+    images = _read_files(mnist, {}, seed)
+    rows = sequences.rows_of_images
+    return Arrays(rows(images.x_train), images.y_train, rows(images.x_test), images.y_test)
+
+
 def _parse_semeion(entry: Entry, paths: list[Path]) -> Arrays:
     """semeion.data (pixels 0/1) -> Arrays with pixels 0/255, the layout of semeion.npz."""
     x, y = parse_semeion(paths[0])
@@ -195,4 +203,39 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("letter", "UCI letter recognition: 16 integer features, A-Z (local letter.npz only)", "local",
           _read_files, (16,), tuple(chr(ord("A") + i) for i in range(26)), 16000, 4000, standardize=True,
           npz_names=("letter.npz",)),
+    _toy("adding", "adding problem: T steps of (value, marker); y = sum of the two marked values", sequences.adding,
+         {"n": 10000, "length": 50}, input_shape=(50, 2), class_names=(), task="regression"),
+    _toy("copy-memory", "copy memory: repeat the first symbols after a delay (per-step classes)",
+         sequences.copy_memory, {"n": 5000, "symbols": 8, "memory": 10, "delay": 20}, input_shape=(40, 10),
+         class_names=lambda options: _numbered(options.get("symbols", 8) + 1)),
+    _toy("embedded-reber", "embedded Reber grammar: the legal next symbols at every step (multi-label)",
+         sequences.embedded_reber, {"n": 2000}, input_shape=(None, 7), class_names=(), task="regression"),
+    _toy("tomita", "Tomita grammars 1-7: is the bit string in the language? (option grammar)", sequences.tomita,
+         {"n": 2000, "grammar": 4, "max_length": 12}, input_shape=(12, 2)),
+    _toy("temporal-xor", "Elman's temporal XOR: predict the next bit of (a, b, a xor b) triples",
+         sequences.temporal_xor, {"n": 1000, "triples": 10}, input_shape=(29, 1), class_names=(), task="regression"),
+    _toy("parity", "parity of a bit string (option variable: random lengths, padded)", sequences.parity,
+         {"n": 2000, "length": 10, "variable": False}, input_shape=(10, 2)),
+    _toy("sine-forecast", "sine series: a window of T steps predicts the next horizon values",
+         sequences.sine_forecast, {"n": 2000, "window": 20, "horizon": 1, "noise": 0.0, "period": 25.0},
+         input_shape=(20, 1), class_names=(), task="regression"),
+    _toy("mackey-glass", "Mackey-Glass chaotic series (tau 17): a window predicts the next horizon values",
+         sequences.mackey_glass, {"n": 2000, "window": 20, "horizon": 1, "tau": 17},
+         input_shape=(20, 1), class_names=(), task="regression"),
+    Entry("sequential-mnist", "MNIST row by row: 28 steps of 28 pixels (from mnist)", "download",
+          _read_mnist_rows, (28, 28), DIGITS, 60000, 10000, max_value=255.0, npz_names=("mnist.npz",),
+          remotes=MNIST_FILES),
+    _toy("text", "characters of your text file (option path): one-hot windows, the next character per step",
+         sequences.text_windows, {"path": "", "window": 64, "n": 2000}, input_shape=(64, None),
+         class_names=lambda options: tuple(sequences.text_vocabulary(options["path"])) if options.get("path") else ()),
+    _toy("playground", "TensorFlow Playground's problems (capas playground): problem, classes, features",
+         playground.classification, {"n": 500, "noise": 0.0, "problem": "spiral", "classes": 2, "features": "x1,x2"},
+         class_names=lambda options: _numbered(options.get("classes", 2))),
+    _toy("playground-regression", "TensorFlow Playground's regression problems plane and gauss (capas playground)",
+         playground.regression, {"n": 500, "noise": 0.0, "problem": "plane", "features": "x1,x2"},
+         class_names=(), task="regression"),
+    _toy("ring", "GAN toy: 8 Gaussians (sigma 0.01) on the unit circle; label = mode", gan_toys.ring,
+         {"n": 10000, "sigma": 0.01}, class_names=_numbered(8)),
+    _toy("grid", "GAN toy: 25 Gaussians (sigma 0.05) on {-4,-2,0,2,4}^2; label = mode", gan_toys.grid,
+         {"n": 10000, "sigma": 0.05}, class_names=_numbered(25)),
 )  # fmt: skip

@@ -14,6 +14,11 @@ Two styles, chosen by what the network is:
   width, and the blocks as boxes around their layers: ``res`` with its skip arc and the
   ``+`` where it joins, ``cat`` with its branches one above the other, ``repN`` with
   ``xN (shared)``.
+* **unrolled** for a recurrent network (``Tx28-lstm64-last-10``): the network unfolded in
+  time as the slides draw BPTT, one column per time step (the first three and the last),
+  each layer a box per step, the recurrence as arrows from step t-1 to step t (a Jordan
+  net's from the output y_{t-1}; a bidirectional layer's both ways), and the layers after
+  a many-to-one ``last`` only at the last step.
 
 :func:`draw` returns a :class:`Drawing`, the record of what it drew (the shown unit
 indices, every line's weight, colour and width, every box), so tests can check the
@@ -34,6 +39,7 @@ from capas.diagnostics.figures import plt, save_figure
 from capas.errors import CapasError
 from capas.layers.blocks import Concat, Repeat, Residual
 from capas.layers.dense import Dense
+from capas.layers.recurrent import LastStep, Recurrent
 from capas.models import Network
 
 POSITIVE = "#1f77b4"  # blue: an excitatory weight
@@ -81,6 +87,17 @@ class Box:
     depth: int
 
 
+@dataclass(frozen=True)
+class Arrow:
+    """An arrow of an unrolled drawing between two boxes named ``layer@t``; ``kind`` is
+    ``feed`` (up a step), ``recurrence`` (step t-1 to t), ``backward`` (a bidirectional
+    layer's t+1 to t) or ``output`` (a Jordan net's y_{t-1} into h_t)."""
+
+    source: str
+    target: str
+    kind: str
+
+
 @dataclass
 class Drawing:
     """What :func:`draw` put in the picture (see the module docstring)."""
@@ -90,6 +107,7 @@ class Drawing:
     columns: list[Column] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
+    arrows: list[Arrow] = field(default_factory=list)
 
 
 def shown_units(size: int, max_units: int) -> tuple[int, ...]:
@@ -124,6 +142,8 @@ def draw(
             "give a spec such as 784-30-10 or the run directory of a network"
         )
     title = title or str(model.options["spec"])
+    if any(isinstance(layer, Recurrent) for layer in model.layers):
+        return _draw_unrolled(model, out, title)
     if _is_units_net(model):
         return _draw_units(model, out, weights, max_units, title)
     return _draw_blocks(model, out, title)
@@ -317,6 +337,107 @@ def _repeat(ax, drawing, name, layer: Repeat, shape, shapes, x: float, y: float,
     right = _inner(ax, drawing, name, layer.body, shapes, x + 0.2, y, depth)
     _frame(ax, x, right + 0.2, y, 1.9, f"{name} x{layer.times} (shared weights)")
     return right + 0.2
+
+
+# ---- unrolled in time ---------------------------------------------------------------------
+
+SHOWN_STEPS = 4  # columns of an unrolled drawing: t = 1, 2, 3 and T
+
+
+def _step_labels(model: Network) -> list[str]:
+    """'1', '2', '3', 'T' (or every step of a fixed length up to 4: '1'...'4')."""
+    steps = model.input_shape[0] if model.options["spec"].startswith("T") and model.input_shape[0] > 1 else None
+    if steps is not None and steps <= SHOWN_STEPS:
+        return [str(t) for t in range(1, steps + 1)]
+    return ["1", "2", "3", str(steps) if steps else "T"]
+
+
+def _layer_text(name: str, layer: nn.Module, shape: tuple[int, ...]) -> str:
+    if isinstance(layer, Recurrent):
+        kind = ("bi" if layer.bidirectional else "") + layer.kind
+        return f"{kind} {shape[-1]}" + (f" x{layer.layers}" if layer.layers > 1 else "")
+    return f"{name} {shape[-1]}"
+
+
+def _draw_unrolled(model: Network, out: Path, title: str) -> Drawing:
+    from capas.diagnostics.summary import summarize
+
+    shapes = {row.name: row.output_shape for row in summarize(model).layers}
+    steps = _step_labels(model)
+    rows = [("x", None, (model.input_shape[-1],))]
+    rows += [(name, layer, shapes[name]) for name, layer in zip(model.layer_names(), model.layers)]
+    drawing = Drawing("unrolled", out)
+    fig, ax = plt.subplots(figsize=(2.3 * len(steps) + 1.5, 1.05 * len(rows) + 1.4))
+    width, height, gap_x, gap_y = 1.3, 0.5, 2.2, 1.0
+    many_to_one = False
+    position: dict[str, tuple[float, float]] = {}
+    for r, (name, layer, shape) in enumerate(rows):
+        y = r * gap_y
+        if isinstance(layer, LastStep):
+            many_to_one = True
+            continue  # 'last' is where the drawing stops unrolling, not a box
+        columns = [len(steps) - 1] if many_to_one else range(len(steps))
+        for c in columns:
+            x = c * gap_x
+            key = f"{name}@{steps[c]}"
+            face = "#f3e2c7" if isinstance(layer, Recurrent) else ("#e8eef5" if layer is None else "#eeeeee")
+            ax.add_patch(
+                mpatches.FancyBboxPatch(
+                    (x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.03", facecolor=face, lw=0.8
+                )
+            )
+            text = f"x_{steps[c]} ({shape[-1]})" if layer is None else _layer_text(name, layer, shape)
+            ax.text(x, y, text, ha="center", va="center", fontsize=7)
+            position[key] = (x, y)
+            drawing.boxes.append(Box(key, "step", text, 0))
+        if not many_to_one and steps[-1] != str(len(steps)):  # steps between 3 and T are not drawn
+            ax.text((len(steps) - 1.5) * gap_x, y + 0.12, "...", ha="center", va="bottom", fontsize=12)
+    _unrolled_arrows(drawing, rows, steps)
+    for arrow in drawing.arrows:
+        (x0, y0), (x1, y1) = position[arrow.source], position[arrow.target]
+        style = {"feed": ("->", "#555", 0.0), "recurrence": ("->", "#1f77b4", 0.0)}
+        style |= {"backward": ("->", "#2ca02c", 0.0), "output": ("->", "#d62728", -0.25)}
+        head, colour, rad = style[arrow.kind]
+        start = (x0 + (width / 2 if x1 > x0 else -width / 2 if x1 < x0 else 0), y0 + (height / 2 if y1 > y0 else 0))
+        end = (x1 - (width / 2 if x1 > x0 else -width / 2 if x1 < x0 else 0), y1 - (height / 2 if y1 > y0 else 0))
+        if arrow.kind == "backward":
+            start, end = (start[0], start[1] - 0.12), (end[0], end[1] - 0.12)
+        ax.annotate(
+            "",
+            xy=end,
+            xytext=start,
+            arrowprops={"arrowstyle": head, "color": colour, "connectionstyle": f"arc3,rad={rad}"},
+        )
+    for c, label in enumerate(steps):
+        ax.text(c * gap_x, -0.75, f"t = {label}", ha="center", va="top", fontsize=8)
+    ax.set_xlim(-gap_x / 2 - 0.2, (len(steps) - 0.5) * gap_x + 0.2)
+    ax.set_ylim(-1.2, (len(rows) - 0.4) * gap_y)
+    _finish(ax, title + "   (unrolled in time; blue: h_{t-1} -> h_t)")
+    save_drawing(fig, out)
+    return drawing
+
+
+def _unrolled_arrows(drawing: Drawing, rows: list, steps: list[str]) -> None:
+    """Feed arrows up each step, recurrence arrows along each recurrent row."""
+    names = {box.name for box in drawing.boxes}
+    below = "x"
+    for name, layer, _ in rows[1:]:
+        if isinstance(layer, LastStep):
+            continue
+        for c, step in enumerate(steps):
+            target = f"{name}@{step}"
+            if target not in names:
+                continue
+            source = f"{below}@{step}"
+            if source not in names:  # the first layer after 'last' reads the last step of the one below
+                source = f"{below}@{steps[-1]}"
+            drawing.arrows.append(Arrow(source, target, "feed"))
+            if isinstance(layer, Recurrent) and c > 0:
+                previous = f"{name}@{steps[c - 1]}"
+                drawing.arrows.append(Arrow(previous, target, "output" if layer.kind == "jordan" else "recurrence"))
+                if layer.bidirectional:
+                    drawing.arrows.append(Arrow(target, previous, "backward"))
+        below = name
 
 
 # ---- common ------------------------------------------------------------------------------

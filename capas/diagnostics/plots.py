@@ -14,11 +14,21 @@ from typing import Any
 
 from torch import nn
 
-from capas.diagnostics import plots_model, plots_training, projection, snapshots
+from capas.diagnostics import filters, plots_model, plots_training, projection, snapshots, time_gradients
 from capas.errors import CapasError
 from capas.objectives import Loss
 
-PLOT_KINDS = ("curves", "gradients", "confusion", "boundary", "hidden", "weights", "activations")
+PLOT_KINDS = (
+    "curves",
+    "gradients",
+    "confusion",
+    "boundary",
+    "hidden",
+    "weights",
+    "activations",
+    "time-gradients",
+    *filters.FILTER_KINDS,  # feature-maps, filters, top-inputs of a convolution (capas.diagnostics.filters)
+)
 PROBE_SIZE = 2000  # test samples used for activation histograms
 
 
@@ -92,6 +102,10 @@ def _not_applicable(kind: str, model: nn.Module, history: list[dict], data: Any)
         return None if plots_training.gradient_norm_series(history) else "the history has no grad_norm/<layer> columns"
     if data is None:
         return "the run's data cannot be reloaded (it was not a named capas dataset)"
+    if kind == "time-gradients":
+        return time_gradients.not_applicable(model)
+    if kind in filters.FILTER_KINDS:
+        return filters.not_applicable(kind, model, data)
     classifier = data.task == "classification"
     if kind == "confusion" and not classifier:
         return "it needs a classification dataset"
@@ -144,6 +158,10 @@ def _draw(
         )
     elif kind == "weights":
         plots_model.plot_weights(plots_model.first_layer_weights(model, data.input_shape), path)
+    elif kind == "time-gradients":
+        return time_gradients.draw_time_gradients(model, data, loss, out)
+    elif kind in filters.FILTER_KINDS:
+        return filters.draw(kind, model, data, out, layer)
     elif kind == "activations":
         activations = plots_model.layer_activations(model, data.x_test[:PROBE_SIZE])
         plots_model.plot_activation_histograms(activations, path)

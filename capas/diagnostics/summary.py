@@ -20,6 +20,8 @@ layer holds the weights of the same layer on one step.
 
 from __future__ import annotations
 
+import io
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -48,6 +50,8 @@ class LayerRow:
     shared: bool
     flops: int
     depth: int
+    timed: bool = True  # the shape has the sequence's time axis (False after a many-to-one 'last')
+    connections: int = 0  # multiply-adds per sample, a bias counting as one (LeCun et al. 1998)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,9 @@ class Summary:
     total_params: int
     trainable_params: int
     flops: int
-    time: str | None = None  # a sequence's time axis, as written ('T', 'T50'); axis 0 of every shape
+    time: str | None = None  # a sequence's time axis, as written ('T', 'T50'); axis 0 of every timed shape
+    timed_output: bool = True  # False when a 'last' token made the network many-to-one
+    connections: int = 0  # multiply-adds per sample over all top-level layers (see _connections)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict: ``layers`` (name, output_shape, params, shared, flops, depth),
@@ -69,24 +75,36 @@ class Summary:
         also has ``time`` ('T', 'T50'), and its shapes' time axis is null for any length."""
         rows = [{k: v for k, v in asdict(row).items() if k != "kind"} for row in self.layers]
         for row in rows:
-            row["output_shape"] = self._json_shape(row["output_shape"])
+            row["output_shape"] = self._json_shape(row["output_shape"], row.pop("timed"))
         record = {
             "spec": self.spec,
             "input_shape": self._json_shape(self.input_shape),
-            "output_shape": self._json_shape(self.output_shape),
+            "output_shape": self._json_shape(self.output_shape, self.timed_output),
             "layers": rows,
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "flops": self.flops,
+            "connections": self.connections,
         }
         return record | ({"time": self.time} if self.time else {})
 
-    def _json_shape(self, shape: tuple[int, ...]) -> list[int | None]:
-        return [None if self.time == "T" else shape[0], *shape[1:]] if self.time else list(shape)
+    def _json_shape(self, shape: tuple[int, ...], timed: bool = True) -> list[int | None]:
+        if not (self.time and timed):
+            return list(shape)
+        return [None if self.time == "T" else shape[0], *shape[1:]]
 
-    def shape_text(self, shape: tuple[int, ...]) -> str:
-        """'6x28x28'; 'Tx64' for a sequence (the time axis as the notation writes it)."""
-        return "x".join([self.time, *map(str, shape[1:])] if self.time else map(str, shape))
+    def shape_text(self, shape: tuple[int, ...], timed: bool = True) -> str:
+        """'6x28x28'; 'Tx64' for a sequence (the time axis as the notation writes it); a shape
+        past a many-to-one 'last' token (``timed`` False) has no time axis."""
+        return "x".join([self.time, *map(str, shape[1:])] if self.time and timed else map(str, shape))
+
+    def __str__(self) -> str:
+        """The table as plain text, so ``print(capas.summarize(net))`` shows it (not the fields)."""
+        from rich.console import Console
+
+        console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
+        console.print(self.table())
+        return console.export_text().rstrip()
 
     def table(self) -> Table:
         """A rich table: one row per layer (block contents indented), totals in the caption."""
@@ -94,8 +112,10 @@ class Summary:
         table = Table(
             title=self.spec,
             caption=(
-                f"input {self.shape_text(self.input_shape)} -> output {self.shape_text(self.output_shape)}; "
-                f"{self.total_params:,} parameters ({self.trainable_params:,} trainable); {self.flops:,} FLOPs per {per}"
+                f"input {self.shape_text(self.input_shape)} -> "
+                f"output {self.shape_text(self.output_shape, self.timed_output)}; "
+                f"{self.total_params:,} parameters ({self.trainable_params:,} trainable); {self.flops:,} FLOPs per {per}; "
+                f"{self.connections:,} connections"
             ),
         )
         for column, justify in (
@@ -103,13 +123,19 @@ class Summary:
             ("type", "left"),
             ("output shape", "right"),
             ("params", "right"),
+            ("connections", "right"),
             ("FLOPs", "right"),
         ):
             table.add_column(column, justify=justify)
         for row in self.layers:
             params = f"{row.params:,}" + (" (shared)" if row.shared and row.params else "")
             table.add_row(
-                "  " * row.depth + row.name, row.kind, self.shape_text(row.output_shape), params, f"{row.flops:,}"
+                "  " * row.depth + row.name,
+                row.kind,
+                self.shape_text(row.output_shape, row.timed),
+                params,
+                f"{row.connections:,}",
+                f"{row.flops:,}",
             )
         return table
 
@@ -145,6 +171,9 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
     shared = _shared_modules(model)
     unique = {id(p): p for p in model.parameters()}
     steps = model.input_shape[:1] if model.sequence else ()  # inside a per-step block, shapes are per step
+    untimed = _after_time_ends(model)
+    connections = _connections(rows, shapes, flops, paths)
+    timed_output = not untimed
     return Summary(
         spec=model.options["spec"],
         input_shape=model.input_shape,
@@ -158,6 +187,8 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
                 shared=id(module) in shared,
                 flops=sum(flops.get(paths[id(module)], {}).values()),
                 depth=name.count("."),
+                timed=name.split(".")[0] not in untimed,
+                connections=connections[name],
             )
             for name, module in rows
         ],
@@ -165,7 +196,47 @@ def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) 
         trainable_params=sum(p.numel() for p in unique.values() if p.requires_grad),
         flops=counter.get_total_flops(),
         time=f"T{model.sequence_length or ''}" if model.sequence else None,
+        timed_output=timed_output,
+        connections=sum(connections[name] for name, _ in rows if "." not in name),
     )
+
+
+def _connections(
+    rows: list[tuple[str, nn.Module]],
+    shapes: dict[str, tuple[int, ...]],
+    flops: dict[str, dict[Any, int]],
+    paths: dict[int, str],
+) -> dict[str, int]:
+    """Connections (multiply-adds per sample, a bias counting as one: LeCun et al. 1998's
+    count, 122,304 for LeNet-5's C1) of every layer row. A layer that knows its own count
+    (``connections(output_shape)``: convolutions, LeNet's subsampling and partial C3,
+    locally connected) gives it; a block sums its layers (times N for ``repN``); any other
+    layer counts its matrix products' multiply-adds (FLOPs / 2) plus one per output for a
+    bias. Weight-free layers (pooling, activations, normalisation) have none."""
+    counts: dict[str, int] = {}
+    for name, module in reversed(rows):  # a block's layers come after it in ``rows``
+        inner = module.inner if isinstance(module, PerStep) else module
+        depth = name.count(".") + 1
+        children = [n for n, _ in rows if n.startswith(name + ".") and n.count(".") == depth]
+        own = getattr(inner, "connections", None)
+        if children:
+            counts[name] = sum(counts[n] for n in children) * (inner.times if isinstance(inner, Repeat) else 1)
+        elif callable(own):
+            counts[name] = int(own(shapes[name]))
+        else:
+            macs = sum(flops.get(paths[id(module)], {}).values()) // 2
+            bias = any(n.rsplit(".", 1)[-1] == "bias" for n, _ in inner.named_parameters())
+            counts[name] = macs + (math.prod(shapes[name]) if bias and macs else 0)
+    return counts
+
+
+def _after_time_ends(model: Network) -> set[str]:
+    """Top-level layers from a many-to-one ``last`` token on: their shapes have no time axis."""
+    names: set[str] = set()
+    for name, layer in model.named_layers():
+        if names or getattr(layer, "ends_time", False):
+            names.add(name)
+    return names
 
 
 def _shared_modules(model: nn.Module) -> set[int]:
@@ -176,6 +247,8 @@ def _shared_modules(model: nn.Module) -> set[int]:
     for module in model.modules():
         if isinstance(module, Repeat) and module.times > 1:
             shared.update(id(m) for m in module.modules())
+        if getattr(module, "shares_weights", False):  # units of one layer sharing weights (d300:share150)
+            shared.add(id(module))
         for param in module.parameters(recurse=False):
             owners.setdefault(id(param), set()).add(id(module))
     for modules in owners.values():

@@ -16,24 +16,36 @@ from torch import nn
 
 from capas.errors import SpecError
 from capas.layers.activations import ACTIVATIONS, Activation, get_activation
-from capas.layers.conv import Conv, ConvMaxout, Pool, SeparableConv, conv_output_length
-from capas.layers.dense import ActivatedLayer, Dense, Maxout
+from capas.layers.conv import Conv, ConvMaxout, DepthwiseConv, GlobalAvgPool, Pool, SeparableConv, conv_output_length
+from capas.layers.dense import ActivatedLayer, Dense, Maxout, SharedDense
 from capas.layers.init import SCHEMES, init_for, initialize_
 from capas.layers.kinds import KINDS, LayerKind, register_kind
+from capas.layers.lenet import PartialConv, RBFOutput, Subsampling
+from capas.layers.local import LocallyConnected
 from capas.layers.norm import BatchNorm, Dropout, Flatten, LayerNorm
 from capas.layers.sequence import PerStep, per_step
+from capas.layers.upsample import TransposedConv, Upsample  # registers the tc and up tokens
 
 LAYERS: dict[str, type[nn.Module]] = {
     "dense": Dense,
     "maxout": Maxout,
+    "shared_dense": SharedDense,
     "conv": Conv,
     "conv_maxout": ConvMaxout,
     "separable_conv": SeparableConv,
+    "depthwise_conv": DepthwiseConv,
+    "locally_connected": LocallyConnected,
+    "partial_conv": PartialConv,
+    "subsampling": Subsampling,
+    "rbf_output": RBFOutput,
+    "global_avg_pool": GlobalAvgPool,
     "pool": Pool,
     "batch_norm": BatchNorm,
     "layer_norm": LayerNorm,
     "dropout": Dropout,
     "flatten": Flatten,
+    "transposed_conv": TransposedConv,
+    "upsample": Upsample,
 }
 
 
@@ -71,11 +83,18 @@ __all__ = [
     "Conv",
     "ConvMaxout",
     "Dense",
+    "DepthwiseConv",
+    "GlobalAvgPool",
+    "LocallyConnected",
+    "PartialConv",
+    "RBFOutput",
+    "Subsampling",
     "Dropout",
     "Flatten",
     "LayerKind",
     "LayerNorm",
     "Maxout",
+    "SharedDense",
     "PerStep",
     "Pool",
     "SeparableConv",
@@ -88,3 +107,5 @@ __all__ = [
     "register_kind",
     "register_layer",
 ]
+
+import capas.layers.recurrent_kinds  # noqa: E402, F401  (registers the recurrent tokens)

@@ -1,9 +1,16 @@
-"""Convolutional layers (1-D and 2-D): convolution, pooling, conv maxout, separable conv.
+"""Convolutional layers (1-D and 2-D): convolution, pooling, conv maxout, separable and
+depthwise-only convolution, global average pooling.
 
 Course file 000 names the three numbers of a convolution: the filter width ("ancho",
 ``kernel_size``), the step between filter taps ("paso", ``dilation``) and the step between
 filter positions ("salto", ``stride``). Each layer wraps the matching ``nn.Conv1d/2d`` or
 pooling module; inputs are ``(N, C, L)`` for ``dims=1`` and ``(N, C, H, W)`` for ``dims=2``.
+Kernel size and stride may differ per axis (course file 001: "paso del filtro horizontal y
+vertical"): ``kernel_size=(5, 3)``, ``stride=(2, 1)``.
+
+Layers with weights also say how many *connections* they have: multiply-adds per sample,
+a bias counting as one (LeCun et al. 1998 count LeNet-5's C1 as 28x28x6x(25+1) = 122,304
+connections); ``capas summary`` prints them beside the parameters.
 """
 
 from __future__ import annotations
@@ -160,6 +167,11 @@ class Conv(_ConvBase, ActivatedLayer):
     def extra_repr(self) -> str:
         return f"init={self.init_scheme}"
 
+    def connections(self, output_shape: tuple[int, ...]) -> int:
+        """Multiply-adds per sample: every output unit reads in*kernel_area inputs (+1 bias)."""
+        fan_in = self.in_channels * self.kernel_area + (self.bias is not None)
+        return math.prod(output_shape) * fan_in
+
     def config(self) -> dict[str, Any]:
         return {
             "type": "conv",
@@ -218,6 +230,10 @@ class ConvMaxout(_ConvBase):
         z = self.conv(x)  # (N, out*pieces, *L_out)
         return z.unflatten(1, (self.out_channels, self.pieces)).max(dim=2).values  # (N, out, *L_out)
 
+    def connections(self, output_shape: tuple[int, ...]) -> int:
+        """Multiply-adds per sample: ``pieces`` filters (with bias) behind every output unit."""
+        return math.prod(output_shape) * self.pieces * (self.in_channels * self.kernel_area + 1)
+
     def config(self) -> dict[str, Any]:
         return {
             "type": "conv_maxout",
@@ -235,7 +251,8 @@ class SeparableConv(_ConvBase, ActivatedLayer):
 
     Weights: in*m*kernel_area (depthwise) + in*m*out (+ out bias) instead of
     in*out*kernel_area for a full convolution. (The course's exercise puts the 1x1 block
-    first; build that as ``Conv(kernel_size=1)`` followed by this layer.)
+    first and no mixing after: build that as ``Conv(kernel_size=1)`` followed by a
+    :class:`DepthwiseConv`, ``c1x1x6 dw3x3`` in the notation.)
     """
 
     def __init__(
@@ -277,6 +294,13 @@ class SeparableConv(_ConvBase, ActivatedLayer):
         self._check_input(x)
         return self.pointwise(self.depthwise(x))  # (N, out, *L_out)
 
+    def connections(self, output_shape: tuple[int, ...]) -> int:
+        """Depthwise (kernel_area per intermediate unit) plus pointwise (in*m, +1 bias) multiply-adds."""
+        positions = math.prod(output_shape[1:])
+        mid = self.in_channels * self.depth_multiplier
+        pointwise = self.out_channels * (mid + (self.pointwise.bias is not None))
+        return positions * (mid * self.kernel_area + pointwise)
+
     def config(self) -> dict[str, Any]:
         return {
             "type": "separable_conv",
@@ -287,6 +311,93 @@ class SeparableConv(_ConvBase, ActivatedLayer):
             "init": self.init,
             "bias": self.pointwise.bias is not None,
         }
+
+
+class DepthwiseConv(_ConvBase, ActivatedLayer):
+    """Depthwise-only convolution (course file 000, Xception: "each convolution of a layer
+    works with only one of the previous outputs"): input channel c is filtered by its own
+    ``depth_multiplier`` filters of ``kernel_size`` and nothing mixes channels.
+
+    Output channels: in*m, channel ``c*m + j`` from input channel c. Weights: in*m*kernel_area
+    (+ in*m biases): the exercise's 6 channels with 3x3 filters hold 6*(9+1) = 60 (a
+    :class:`SeparableConv` would add a 1x1 mixing of 6*6+6 more). Weight ``(in*m, 1, *kernel)``
+    as ``nn.Conv2d(groups=in)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        kernel_size: Size,
+        stride: Size = 1,
+        dilation: Size = 1,
+        padding: Padding = 0,
+        activation: str | dict | Activation = "linear",
+        dims: int = 2,
+        depth_multiplier: int = 1,
+        init: str | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self._setup(in_channels, kernel_size, stride, dilation, padding, dims)
+        check_positive("DepthwiseConv", depth_multiplier=depth_multiplier)
+        self.depth_multiplier = depth_multiplier
+        self.out_channels = in_channels * depth_multiplier
+        self._set_activation(activation, init)
+        self.conv = _CONV[dims](
+            in_channels, self.out_channels, self.kernel_size, groups=in_channels, bias=bias, **self._conv_args()
+        )
+        self.reset_parameters()
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.conv.weight
+
+    @property
+    def bias(self) -> nn.Parameter | None:
+        return self.conv.bias
+
+    def reset_parameters(self) -> None:
+        area = self.kernel_area
+        initialize_(self.weight, self.init_scheme, area, self.depth_multiplier * area)  # one channel per filter
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def pre_activation(self, x: Tensor) -> Tensor:
+        """z (N, in*m, *L_out): each channel convolved with its own filters."""
+        self._check_input(x)
+        return self.conv(x)  # (N, in*m, *L_out)
+
+    def connections(self, output_shape: tuple[int, ...]) -> int:
+        """Multiply-adds per sample: kernel_area inputs (+1 bias) per output unit."""
+        return math.prod(output_shape) * (self.kernel_area + (self.bias is not None))
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "depthwise_conv",
+            **self._common_config(),
+            "activation": self.activation.config(),
+            "depth_multiplier": self.depth_multiplier,
+            "init": self.init,
+            "bias": self.bias is not None,
+        }
+
+
+class GlobalAvgPool(nn.Module):
+    """Global average pooling: (N, C, *spatial) -> (N, C), the mean of each map (Lin et al.
+    2014's replacement of the dense layers: one map per class, averaged). No weights."""
+
+    def __init__(self, dims: int = 2) -> None:
+        super().__init__()
+        self.dims = _check_dims(dims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != self.dims + 2:
+            layout = "N x C x L" if self.dims == 1 else "N x C x H x W"
+            raise SpecError(f"GlobalAvgPool expects {layout} inputs, got shape {tuple(x.shape)}")
+        return x.mean(dim=tuple(range(2, x.dim())))  # (N, C)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "global_avg_pool", "dims": self.dims}
 
 
 class Pool(nn.Module):

@@ -151,3 +151,92 @@ class Maxout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}"
+
+
+class SharedDense(ActivatedLayer):
+    """A dense layer whose first ``shared`` units share one weight vector and bias
+    (``d300:share150``; course file 000: "la mitad de los procesadores de cada capa
+    comparten los mismos pesos"). x (N, in_features) -> (N, out_features).
+
+    Parameters: ``weight (out - shared, in)``, ``bias (out - shared,)`` for the units with
+    their own weights (units ``shared ... out - 1``) and ``shared_weight (1, in)``,
+    ``shared_bias (1,)`` for the sharing ones (units ``0 ... shared - 1``): the layer holds
+    (out - shared + 1) * (in + 1) parameters instead of out * (in + 1).
+
+    Why this is a teaching case rather than a useful layer: in a fully connected layer every
+    unit sees the same inputs, so units with the same weights and bias compute the *same*
+    output -- the ``shared`` units are one unit copied ``shared`` times, and the next layer
+    could reach the same functions with one of them and the sum of their outgoing weights.
+    Sharing pays only when the sharing units see *different* inputs, as the units of a
+    convolution do (one kernel slid over every position: a feature detector applied
+    everywhere). The count is what the exercise asks; the layer shows why it is also the
+    count of a smaller network.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        shared: int,
+        activation: str | dict | Activation = "linear",
+        init: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive("SharedDense", in_features=in_features, out_features=out_features, shared=shared)
+        if not 2 <= shared <= out_features:
+            raise SpecError(
+                f"SharedDense: between 2 and {out_features} of its {out_features} units can share weights, "
+                f"got {shared}; write d{out_features}:shareK with 2 <= K <= {out_features}"
+            )
+        self.in_features, self.out_features, self.shared = in_features, out_features, shared
+        self._set_activation(activation, init)
+        own = out_features - shared
+        self.weight = nn.Parameter(torch.empty(own, in_features))
+        self.bias = nn.Parameter(torch.empty(own))
+        self.shared_weight = nn.Parameter(torch.empty(1, in_features))
+        self.shared_bias = nn.Parameter(torch.empty(1))
+        self.reset_parameters()
+
+    @property
+    def shares_weights(self) -> bool:
+        """Several units use one set of weights (the summary marks the layer ``shared``)."""
+        return True
+
+    def reset_parameters(self) -> None:
+        for weight in (self.weight, self.shared_weight):
+            initialize_(weight, self.init_scheme, self.in_features, self.out_features)
+        nn.init.zeros_(self.bias)
+        nn.init.zeros_(self.shared_bias)
+
+    def full_weight(self) -> tuple[Tensor, Tensor]:
+        """The (out, in) weight and (out,) bias the layer applies: the shared row repeated."""
+        weight = torch.cat([self.shared_weight.expand(self.shared, -1), self.weight])  # (out, in)
+        return weight, torch.cat([self.shared_bias.expand(self.shared), self.bias])  # (out,)
+
+    def pre_activation(self, x: Tensor) -> Tensor:
+        """z (N, out): the shared units' common z (computed once) repeated, then the others'."""
+        x = flat_input(self, x, self.in_features)  # (N, in)
+        common = F.linear(x, self.shared_weight, self.shared_bias)  # (N, 1)
+        own = F.linear(x, self.weight, self.bias)  # (N, out - shared)
+        return torch.cat([common.expand(-1, self.shared), own], dim=1)  # (N, out)
+
+    def connections(self, output_shape: tuple[int, ...]) -> int:
+        """LeCun et al.'s count: every unit is still connected to every input (plus its bias),
+        out * (in + 1), however few distinct weights there are."""
+        return self.out_features * (self.in_features + 1)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "shared_dense",
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "shared": self.shared,
+            "activation": self.activation.config(),
+            "init": self.init,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, shared={self.shared}, "
+            f"init={self.init_scheme}"
+        )

@@ -31,8 +31,18 @@ from torch import nn
 from capas.errors import SpecError
 from capas.layers.activations import get_activation
 from capas.layers.blocks import Concat, Repeat, Residual
-from capas.layers.conv import Conv, ConvMaxout, Pool, SeparableConv, conv_output_length
-from capas.layers.dense import Dense, Maxout
+from capas.layers.conv import (
+    Conv,
+    ConvMaxout,
+    DepthwiseConv,
+    GlobalAvgPool,
+    Pool,
+    SeparableConv,
+    conv_output_length,
+)
+from capas.layers.dense import Dense, Maxout, SharedDense
+from capas.layers.lenet import PartialConv, RBFOutput, Subsampling
+from capas.layers.local import LocallyConnected
 from capas.layers.norm import BatchNorm, Dropout, Flatten, LayerNorm
 
 Shape = tuple[int, ...]
@@ -207,7 +217,17 @@ def _concat_head(table: dict[str, Any], dims: int, entry: Callable[[Any], str]) 
 
 def _build_dense(layer: Any, shape: Shape, context: BuildContext) -> tuple[nn.Module, Shape]:
     units = layer.sizes[0]
+    if getattr(layer, "share", None):  # d300:share150 (partial weight sharing, capas.layers.dense.SharedDense)
+        return SharedDense(math.prod(shape), units, layer.share, context.activation, init=context.init), (units,)
     return Dense(math.prod(shape), units, context.activation, init=context.init), (units,)
+
+
+def _dense_head(table: dict[str, Any], dims: int, entry: Callable[[Any], str]) -> str:
+    """``{type = "dense", units = 300, share = 150}`` -> ``d300:share150``."""
+    share = table.get("share")
+    if share is not None and (not isinstance(share, int) or isinstance(share, bool)):
+        raise SpecError(f"'share' must be an integer number of units, got {share!r}")
+    return _units_head("d")(table, dims, entry) + (f":share{share}" if share is not None else "")
 
 
 def _build_maxout(layer: Any, shape: Shape, context: BuildContext) -> tuple[nn.Module, Shape]:
@@ -216,10 +236,40 @@ def _build_maxout(layer: Any, shape: Shape, context: BuildContext) -> tuple[nn.M
     return Maxout(math.prod(shape), sizes[0], pieces, init=context.init), (sizes[0],)
 
 
+#: windowed kinds read like pooling: one size K means KxK on an image, no filter count
+_POOL_LIKE = frozenset({"max_pool", "avg_pool", "subsampling"})
+
+
+def _window_and_extra(layer: Any, dims: int) -> tuple[tuple[int, ...], int]:
+    """(window, number of trailing counts) of a windowed token on a ``dims``-D input."""
+    kind, sizes = layer.kind, layer.sizes
+    if kind in _POOL_LIKE:
+        return (sizes * dims if len(sizes) == 1 else sizes), 0
+    if kind == "depthwise_conv":  # dwK / dwKxK, or with a trailing depth multiplier
+        extra = len(sizes) - dims if len(sizes) in (dims, dims + 1) else 1
+        return sizes[: len(sizes) - extra], extra
+    extra = 2 if kind == "conv_maxout" else 1
+    return sizes[:-extra], extra
+
+
+def _strides(layer: Any, window: tuple[int, ...], dims: int, pool: bool) -> tuple[int, ...]:
+    """The per-axis stride: ``:s2`` on every axis, ``:s2x1`` per axis; default 1 (pooling: the window)."""
+    stride = layer.stride
+    if stride is None:
+        return window if pool else (1,) * dims
+    strides = stride if isinstance(stride, tuple) else (stride,) * dims
+    if len(strides) != dims:
+        raise SpecError(
+            f"'{layer.token()}' has {len(strides)} strides for a {dims}-D input; write :sN or one per axis, "
+            f"e.g. :s{'x'.join(['2'] * dims)}"
+        )
+    return strides
+
+
 def _build_windowed(layer: Any, shape: Shape, context: BuildContext) -> tuple[nn.Module, Shape]:
     """Convolutions and pooling: sizes read per the input rank, output by the formula."""
     kind, sizes, before = layer.kind, layer.sizes, context.before
-    pool = kind in ("max_pool", "avg_pool")
+    pool = kind in _POOL_LIKE
     if len(shape) == 1:
         if context.time:
             hint = f"write the input as {context.time}x1x{shape[0]} for a 1-D signal at every step"
@@ -233,42 +283,70 @@ def _build_windowed(layer: Any, shape: Shape, context: BuildContext) -> tuple[nn
         )
     dims = len(shape) - 1
     spatial = shape[1:]
-    if pool:
-        window = sizes * dims if len(sizes) == 1 else sizes
-        extra = 0
-    else:
-        extra = 2 if kind == "conv_maxout" else 1
-        window = sizes[:-extra]
+    window, extra = _window_and_extra(layer, dims)
     if len(window) != dims:
         want = {1: "K", 2: "KxK"}[dims]
         raise SpecError(
             f"'{layer.token()}' has a {len(window)}-D window but {before} gives {context.describe(shape)}, "
             f"a {dims}-D input: write the window as {want}"
         )
-    stride = layer.stride or (1 if extra else None)
+    strides = _strides(layer, window, dims, pool)
     dilation, padding = layer.dilation or 1, 0 if layer.padding is None else layer.padding
-    out_spatial = tuple(conv_output_length(n, k, stride or k, dilation, padding) for n, k in zip(spatial, window))
-    if padding == "same" and stride > 1:
+    out_spatial = tuple(conv_output_length(n, k, s, dilation, padding) for n, k, s in zip(spatial, window, strides))
+    if padding == "same" and max(strides) > 1:
         raise SpecError(f"'{layer.token()}' needs stride 1 with :same padding; write the padding as :pN instead")
     if min(out_spatial) < 1:
         size = "x".join(map(str, window))
-        if extra:
+        if not pool:
             size += f" (dilation {dilation}, padding {padding})"
         raise SpecError(
             f"'{layer.token()}' does not fit: window {size} is larger than the {context.describe(shape)} output of "
-            f"{before}; use a smaller window{', padding (:same)' if extra else ''} or fewer reductions before it"
+            f"{before}; use a smaller window{', padding (:same)' if not pool else ''} or fewer reductions before it"
         )
-    args = {"kernel_size": window, "stride": stride, "dilation": dilation, "padding": padding, "dims": dims}
+    act, init = context.activation, context.init
+    args = {"kernel_size": window, "stride": strides, "dilation": dilation, "padding": padding, "dims": dims}
+    channels = shape[0] if pool else sizes[-extra] if extra else shape[0]
     if kind == "conv":
-        module = Conv(shape[0], sizes[-1], activation=context.activation, init=context.init, **args)
+        module = Conv(shape[0], sizes[-1], activation=act, init=init, **args)
     elif kind == "separable_conv":
-        module = SeparableConv(shape[0], sizes[-1], activation=context.activation, init=context.init, **args)
+        module = SeparableConv(shape[0], sizes[-1], activation=act, init=init, **args)
     elif kind == "conv_maxout":
-        module = ConvMaxout(shape[0], sizes[-2], pieces=sizes[-1], init=context.init, **args)
+        module = ConvMaxout(shape[0], sizes[-2], pieces=sizes[-1], init=init, **args)
+        channels = sizes[-2]
+    elif kind == "depthwise_conv":
+        multiplier = sizes[-1] if extra else 1
+        module = DepthwiseConv(shape[0], depth_multiplier=multiplier, activation=act, init=init, **args)
+        channels = shape[0] * multiplier
+    elif kind == "local":
+        module = LocallyConnected(shape[0], sizes[-1], spatial, window, strides, act, dims, init)
+    elif kind == "partial_conv":
+        module = PartialConv(shape[0], sizes[-1], window, None, strides, padding, act, dims, init)
+    elif kind == "subsampling":
+        module = Subsampling(shape[0], window, act, dims)
     else:
-        module = Pool("max" if kind == "max_pool" else "avg", window, stride, dims)
-    channels = shape[0] if pool else sizes[-extra]
+        module = Pool("max" if kind == "max_pool" else "avg", window, strides, dims)
     return module, (channels, *out_spatial)
+
+
+def _build_global_pool(layer: Any, shape: Shape, context: BuildContext) -> tuple[nn.Module, Shape]:
+    if len(shape) == 1:
+        raise SpecError(
+            f"'gap' averages each map of a CxL or CxHxW input, but {context.before} gives a vector of "
+            f"{shape[0]} features; put it after a convolution"
+        )
+    return GlobalAvgPool(len(shape) - 1), (shape[0],)
+
+
+def _build_rbf(layer: Any, shape: Shape, context: BuildContext) -> tuple[nn.Module, Shape]:
+    units = layer.sizes[0]
+    return RBFOutput(math.prod(shape), units), (units,)
+
+
+def _depthwise_head(table: dict[str, Any], dims: int, entry: Callable[[Any], str]) -> str:
+    window = table_ints(table["kernel"], "kernel")
+    window = window * max(dims, 1) if len(window) == 1 else window
+    multiplier = [table_ints(table["multiplier"], "multiplier")[0]] if "multiplier" in table else []
+    return "dw" + "x".join(str(n) for n in [*window, *multiplier])
 
 
 def _stride_between(n_in: int, n_out: int) -> int | None:
@@ -339,15 +417,15 @@ for _kind in (
         "dense",
         "d",
         _build_dense,
-        _units_head("d"),
+        _dense_head,
         "dense",
         counts=(1,),
-        options=_ACT,
+        options=_ACT | {"share"},
         flattens=True,
         output_slot=True,
         syntax="write dN with N >= 1 units, e.g. d30",
         usage="dN",
-        table_keys=frozenset({"units", "act"}),
+        table_keys=frozenset({"units", "act", "share"}),
         table_required=("units",),
     ),
     LayerKind(
@@ -431,14 +509,93 @@ for _kind in (
         table_required=("size",),
     ),
     LayerKind(
+        "depthwise_conv",
+        "dw",
+        _build_windowed,
+        _depthwise_head,
+        "dwconv",
+        counts=(1, 2, 3),
+        options=_WINDOW | _ACT,
+        output_slot=True,
+        syntax="write dwK (1-D) or dwKxK (2-D), a trailing xM for M filters per channel, e.g. dw3x3",
+        usage="dwKxK",
+        table_keys=frozenset({"kernel", "multiplier", "stride", "dilation", "padding", "act"}),
+        table_required=("kernel",),
+    ),
+    LayerKind(
+        "local",
+        "lc",
+        _build_windowed,
+        _window_head("lc", pool=False),
+        "local",
+        counts=(2, 3),
+        options=frozenset({"stride"}) | _ACT,
+        output_slot=True,
+        syntax="write lcKxF (1-D) or lcKxKxF (2-D), e.g. lc3x3x4",
+        usage="lcKxKxF",
+        table_keys=frozenset({"kernel", "filters", "stride", "act"}),
+        table_required=("kernel", "filters"),
+    ),
+    LayerKind(
+        "partial_conv",
+        "pc",
+        _build_windowed,
+        _window_head("pc", pool=False),
+        "pconv",
+        counts=(2, 3),
+        options=frozenset({"stride", "padding"}) | _ACT,
+        output_slot=True,
+        syntax="write pcKxKxF: a convolution with LeNet-5's C3 connection table (6 -> 16 maps), e.g. pc5x5x16",
+        usage="pcKxKxF",
+        table_keys=frozenset({"kernel", "filters", "stride", "padding", "act"}),
+        table_required=("kernel", "filters"),
+    ),
+    LayerKind(
+        "subsampling",
+        "sub",
+        _build_windowed,
+        _window_head("sub", pool=True),
+        "sub",
+        counts=(1, 2),
+        options=_ACT,
+        output_slot=True,
+        syntax="write subK or subKxK (LeNet-5's trainable subsampling), e.g. sub2",
+        usage="subK",
+        table_keys=frozenset({"size", "act"}),
+        table_required=("size",),
+    ),
+    LayerKind(
+        "global_avg_pool",
+        "gap",
+        _build_global_pool,
+        _fixed_head("gap"),
+        "gap",
+        form="bare",
+        usage="gap",
+    ),
+    LayerKind(
+        "rbf",
+        "rbf",
+        _build_rbf,
+        _units_head("rbf"),
+        "rbf",
+        counts=(1,),
+        flattens=True,
+        syntax="write rbfN with N >= 1 units (LeNet-5's Euclidean RBF output), e.g. rbf10",
+        usage="rbfN",
+        table_keys=frozenset({"units"}),
+        table_required=("units",),
+    ),
+    LayerKind(
         "dropout",
         "drop",
-        lambda layer, shape, context: (Dropout(layer.rate), shape),
-        lambda table, dims, entry: f"drop{format_rate(table['p'])}",
+        lambda layer, shape, context: (Dropout(layer.rate, classic=getattr(layer, "classic", False)), shape),
+        lambda table, dims, entry: f"drop{format_rate(table['p'])}" + (":classic" if table.get("classic") else ""),
         "drop",
         form="rate",
+        options=frozenset({"classic"}),
         usage="dropP",
-        table_keys=frozenset({"p"}),
+        table_keys=frozenset({"p", "classic"}),
         table_required=("p",),
     ),
     LayerKind(

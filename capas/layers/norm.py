@@ -82,30 +82,52 @@ class LayerNorm(nn.LayerNorm):
 
 
 class Dropout(nn.Dropout):
-    """Zero each input with probability ``p`` during training, scaling survivors by 1/(1-p)
-    (inverted dropout: nothing to rescale at test time).
+    """Zero each input with probability ``p`` during training.
+
+    Inverted dropout (the default, ``drop0.5``) scales the survivors by 1/(1-p) in
+    training, so the test pass uses the whole network unchanged. Classic dropout
+    (``classic=True``, ``drop0.5:classic``; Srivastava et al. 2014, course file 004: "Durante
+    el test: se usa toda la red, pero los pesos se multiplican por p", p being there the
+    probability of *keeping* a unit) leaves the survivors as they are in training and
+    multiplies by the keep probability 1 - p at test time -- the same as scaling the next
+    layer's weights by 1 - p. Either way a unit's expected training output equals its test
+    output; the two differ only in where the factor goes (at test time, classic outputs are
+    1 - p times the inverted layer's, which is why the trained weights of one cannot be
+    used in the other).
 
     ``generator``: where the masks are drawn from. A training run sets it to its ``dropout``
     generator so that a fit never draws from (or reseeds) torch's global generator; left
-    None, the layer behaves exactly like ``nn.Dropout``.
+    None, the layer behaves exactly like ``nn.Dropout`` (classic: without the 1/(1-p)).
     """
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, classic: bool = False) -> None:
         if not 0 <= p < 1:
             raise SpecError(f"Dropout probability must be in [0, 1), got {p}")
         super().__init__(p)
+        self.classic = bool(classic)
         self.generator: torch.Generator | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (N, *) -> x * m / (1 - p) with m ~ Bernoulli(1 - p) elementwise (training only)."""
+        """x (N, *) -> x * m / (1 - p) with m ~ Bernoulli(1 - p) elementwise (training only);
+        classic: x * m in training, x * (1 - p) at test."""
+        keep = 1.0 - self.p
+        if self.classic:
+            if not self.training:
+                return x * keep
+            if self.p == 0:
+                return x
+            mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator)  # (N, *) of 0/1
+            return x * mask
         if not self.training or self.p == 0 or self.generator is None:
             return super().forward(x)
-        keep = 1.0 - self.p
         mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator)  # (N, *) of 0/1
         return x * mask.div_(keep)
 
     def config(self) -> dict[str, Any]:
-        return {"type": "dropout", "p": self.p}
+        return {"type": "dropout", "p": self.p, **({"classic": True} if self.classic else {})}
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", classic (test outputs times 1 - p)" if self.classic else "")
 
 
 class Flatten(nn.Flatten):

@@ -7,8 +7,10 @@ mismatch is reported before any tensor exists, naming both layers and shapes; th
 then checks them against a real forward pass.
 
 On a sequence input (``Tx28``) every layer is built for the shape of one time step and
-wrapped in ``PerStep``, which runs it at each step: (B, T, *F) -> (B, T, *F'). Skips are
-refused there (they would concatenate along time).
+wrapped in ``PerStep``, which runs it at each step: (B, T, *F) -> (B, T, *F'), except the
+layers that read time themselves (``reads_time``: the recurrent kinds); after a many-to-one
+``last`` (``ends_time``) layers see one vector per sequence again. Skips are refused on
+sequences (they would concatenate along time).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from capas.errors import SpecError
 from capas.layers import get_activation
 from capas.layers.kinds import KINDS, BuildContext, Shape, describe
+from capas.layers.recurrent_kinds import check_not_in_block
 from capas.layers.sequence import per_step
 from capas.notation import LayerSpec, Spec
 
@@ -35,6 +38,7 @@ class Built:
     names: list[str]
     sources: list[tuple[int, ...]]
     output_shape: Shape
+    time_out: bool = False  # the output still has a time axis (no many-to-one ``last`` token)
 
 
 class Builder:
@@ -43,27 +47,33 @@ class Builder:
     def __init__(self, spec: Spec, act: str, output_act: str, init: str | None) -> None:
         self.spec, self.act, self.output_act, self.init = spec, act, output_act, init
         self.counts: Counter[str] = Counter()
+        self.time = spec.time  # the time axis while layers still see one ('last' ends it)
 
     def build(self) -> Built:
         """Every top-level layer, named and shape-checked, plus a standalone output activation
         when the last layer has no slot for one (pooling, maxout, a ``cat`` or ``rep`` block)."""
         spec = self.spec
-        wrap = per_step if spec.sequence else (lambda module: module)
         outputs: list[tuple[str, Shape]] = [("the input", spec.input_shape)]
         built = Built([], [], [], spec.input_shape)
         for index, layer in enumerate(spec.layers):
             is_output = index == len(spec.layers) - 1
             shape = self._skip_input(layer, outputs)
+            per_step_layer = self.time is not None
             name, module, shape = self.layer(layer, shape, outputs[-1][0], is_output)
-            built.layers.append(wrap(module))
+            reads_time = getattr(module, "reads_time", False)  # recurrent layers consume the time axis
+            built.layers.append(per_step(module) if per_step_layer and not reads_time else module)
+            if getattr(module, "ends_time", False):
+                self.time = None
             built.names.append(name)
             built.sources.append(layer.sources)
             outputs.append((f"{name} ({layer.token()})", shape))
         if not KINDS[spec.layers[-1].kind].output_slot and get_activation(self.output_act).name != "linear":
-            built.layers.append(wrap(get_activation(self.output_act)))
+            activation = get_activation(self.output_act)
+            built.layers.append(per_step(activation) if self.time is not None else activation)
             built.names.append(self._name("activation"))
             built.sources.append(())
         built.output_shape = outputs[-1][1]
+        built.time_out = self.time is not None
         return built
 
     def _skip_input(self, layer: LayerSpec, outputs: list[tuple[str, Shape]]) -> Shape:
@@ -97,6 +107,7 @@ class Builder:
         body = nn.Sequential()
         for layer in layers:
             name, module, shape = self.layer(layer, shape, before, is_output=False)
+            check_not_in_block(module, f"{name} ({layer.token()})")
             body.add_module(name, module)
             before = f"{name} ({layer.token()})"
         return body, shape
@@ -107,7 +118,7 @@ class Builder:
         name = self._name(layer.kind)
         hidden = kind.hidden_activation or self.act  # a residual sum stays linear by default
         activation = layer.activation or (self.output_act if is_output else hidden)
-        context = BuildContext(activation, before, self.init, self.spec.time, self.body)
+        context = BuildContext(activation, before, self.init, self.time, self.body)
         try:
             module, out = kind.build(layer, shape, context)
         except SpecError as err:

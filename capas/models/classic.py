@@ -1,7 +1,14 @@
-"""The two classic single-layer learners: Rosenblatt's perceptron and Widrow-Hoff's Adaline.
+"""The classic single-layer learners: Hebb's rule, Rosenblatt's perceptron and Widrow-Hoff's Adaline.
 
-Both are a ``Dense`` layer (``weight (out, in)``, ``bias (out,)``, starting at zero) with
-their own 1957-1960 learning rules instead of backpropagation:
+Each is a ``Dense`` layer (``weight (out, in)``, ``bias (out,)``, starting at zero) with
+its own 1949-1960 learning rule instead of backpropagation:
+
+* Hebb (course file 001: "1949: Hebb propone una regla que modela el aprendizaje en las
+  neuronas"): a connection grows when the units at both ends are active together. In its
+  supervised form the output is clamped to the target t, so for each sample
+  W += rho t x^T and b += rho t, whatever the unit currently outputs: it never looks at
+  its own error, so it learns bipolar AND in one epoch (W = (2, 2), b = -2) but cannot
+  correct itself where inputs are correlated.
 
 * Perceptron: y = g(W x + b) with g = ``sgn`` (targets +-1) or ``step`` (targets 0/1);
   for each sample, W += rho (t - y) x^T and b += rho (t - y). It only moves on mistakes
@@ -47,6 +54,27 @@ def _like_weights(layer: Dense, values: Tensor) -> Tensor:
 
 def _order(n: int, shuffle: bool, generator: torch.Generator) -> list[int]:
     return torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
+
+
+class Hebb(Dense):
+    """A layer of threshold units (``sgn``) trained by Hebb's rule on bipolar data."""
+
+    def __init__(self, in_features: int, out_features: int = 1) -> None:
+        super().__init__(in_features, out_features, activation="sgn", init="zeros")
+
+    def fit(self, x: Tensor, t: Tensor, epochs: int = 1, lr: float = 1.0) -> list[Tensor]:
+        """W += rho t x^T, b += rho t for each sample in order; returns the weights (out, in)
+        after each epoch. x (N, in_features), t (N,) or (N, out_features), both -1/+1 for
+        the classic Hebb net (0/1 data stop the rule from learning where a value is 0)."""
+        x, t = _training_pair(self, x, t)
+        weights = []
+        with torch.no_grad():
+            for _ in range(epochs):
+                for n in range(len(x)):
+                    self.weight.addr_(t[n], x[n], alpha=lr)  # W += rho t x^T: both ends active together
+                    self.bias.add_(t[n], alpha=lr)
+                weights.append(self.weight.detach().clone())
+        return weights
 
 
 class Perceptron(Dense):

@@ -334,7 +334,7 @@ def build(
             built.names,
             built.sources,
             steps + parsed.input_shape,
-            steps + built.output_shape,
+            steps + built.output_shape if built.time_out else built.output_shape,
             config,
             sequence=True,
             sequence_length=parsed.length,

@@ -17,12 +17,19 @@ from torch import nn
 from capas.errors import TrainingError
 from capas.models.registry import kind_of
 from capas.tasks.autoencoder import AutoencoderTask
+from capas.tasks.gan import GanTask
 from capas.tasks.rbm import ContrastiveDivergenceTask
+from capas.tasks.seq2seq import Seq2SeqTask
 from capas.tasks.supervised import SupervisedTask
 from capas.train.task import Task
 
 #: model kind -> its default task; other kinds and plain modules train supervised
-TASKS: dict[str, type[Task]] = {"autoencoder": AutoencoderTask, "rbm": ContrastiveDivergenceTask}
+TASKS: dict[str, type[Task]] = {
+    "autoencoder": AutoencoderTask,
+    "rbm": ContrastiveDivergenceTask,
+    "gan": GanTask,
+    "seq2seq": Seq2SeqTask,
+}
 
 
 def for_model(model: nn.Module, **options: Any) -> Task:
@@ -49,4 +56,12 @@ def for_model(model: nn.Module, **options: Any) -> Task:
     return task_class(model, **given)
 
 
-__all__ = ["AutoencoderTask", "ContrastiveDivergenceTask", "SupervisedTask", "Task", "for_model"]
+__all__ = [
+    "AutoencoderTask",
+    "ContrastiveDivergenceTask",
+    "GanTask",
+    "Seq2SeqTask",
+    "SupervisedTask",
+    "Task",
+    "for_model",
+]

@@ -37,6 +37,9 @@ UNUSED = (
     "target_encoding",
     "curriculum",
     "frozen_layers",
+    "sparsity",
+    "sparsity_weight",
+    "sparsity_target",
 )
 
 

@@ -48,6 +48,9 @@ UNUSED = (
     "target_encoding",
     "curriculum",
     "frozen_layers",
+    "sparsity",
+    "sparsity_weight",
+    "sparsity_target",
 )
 
 

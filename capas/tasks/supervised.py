@@ -22,14 +22,20 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from capas.augment import augmenter_for
 from capas.backprop.stepper import epoch_mean
 from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.layers.norm import Dropout
+from capas.layers.recurrent import sequence_mask, set_truncation
 from capas.models.freezing import check_trainable, freeze
 from capas.models.modes import eval_mode
 from capas.models.protocol import model_loss, output_shape, training_forward
 from capas.objectives import Loss, apply_max_norm, canonical_loss, penalized_parameters
+from capas.tasks.sequences import SequenceLoss, batch_mask, check_finite, evaluate_sequences, masked_accuracy
+from capas.train import distributed
+from capas.train.activity import DECLINED as ACTIVITY_DECLINED
+from capas.train.activity import activity_for
 from capas.train.curriculum import Curriculum, loss_difficulty
 from capas.train.engines import make_stepper
 from capas.train.imbalance import class_weights, resample
@@ -46,6 +52,11 @@ from capas.train.task import Task, TaskContext
 #: few dozen steps already give a stable mean.
 GRAD_NORM_SAMPLES = 64
 GRAD_NORM_EVERY = 32
+#: why a multi-process run trains under autograd (the history echo and errors say it)
+MULTI_PROCESS_DECLINED = (
+    "the explicit delta-rule engine computes its gradients outside autograd, where DDP's hooks "
+    "never run, so it does not all-reduce them across processes"
+)
 
 
 def grad_norm_stride(steps: int) -> int:
@@ -66,6 +77,7 @@ class SupervisedTask(Task):
     """
 
     kind = "supervised"
+    multi_process = True  # DDP around the training module when the loop runs several ranks
 
     def __init__(
         self,
@@ -73,11 +85,13 @@ class SupervisedTask(Task):
         *,
         curriculum_scores: Tensor | None = None,
         curriculum_reference: nn.Module | None = None,
+        mask_padding: bool = False,
     ) -> None:
         self.wrapper = model if isinstance(model, DistributedDataParallel) else None
         self.model = model.module if self.wrapper is not None else model
         self.curriculum_scores = curriculum_scores
         self.curriculum_reference = curriculum_reference
+        self.mask_padding = mask_padding  # sequences: trailing all-zero steps are padding (capas.tasks.sequences)
         self.curriculum: Curriculum | None = None
         self._losses: list[Tensor] = []  # the epoch's step losses (per-step loop)
         self._epoch_losses: Tensor | None = None  # the same, when the engine ran the epoch
@@ -89,6 +103,7 @@ class SupervisedTask(Task):
         self.ctx = ctx
         config = ctx.config
         self._setup_data(ctx)
+        self.augmenter = augmenter_for(config.augment, self.probe(1).x) if config.augment else None
         self._setup_loss(ctx)
         if config.frozen_layers:
             freeze(self.model, config.frozen_layers)
@@ -97,16 +112,24 @@ class SupervisedTask(Task):
             config.optimizer, self.model.parameters(), config.lr, config.momentum, **config.optimizer_options
         )
         self.forward_module = self._training_module()
-        if self.wrapper is not None:  # the explicit engine would bypass DDP's gradient all-reduce
-            if config.engine == "backprop":
+        if self.wrapper is not None or ctx.ranks is not None:  # the explicit engines bypass DDP's all-reduce
+            if config.engine in ("backprop", "fast"):
                 raise TrainingError(
-                    "engine='backprop' cannot train a DistributedDataParallel model: it does not "
-                    "all-reduce its gradients; use engine='autograd' or 'auto'"
+                    f"engine='{config.engine}' cannot train on several processes: {MULTI_PROCESS_DECLINED}; "
+                    "use engine='autograd' or 'auto'"
                 )
+            config = config.model_copy(update={"engine": "autograd"})
+        self.activity = activity_for(self.model, config)  # activity sparsity (capas/train/activity.py)
+        if self.activity is not None:
+            self.forward_module = self.activity.wrap(self.forward_module)
             config = config.model_copy(update={"engine": "autograd"})
         self.stepper, self.engine = make_stepper(
             self.model, self.optimizer, self.loss, config, forward=self.forward_module, generator=ctx.generators.dropout
         )
+        if self.activity is not None and ctx.config.engine == "auto":
+            self.stepper.declined = ACTIVITY_DECLINED
+        if ctx.ranks is not None and ctx.config.engine == "auto":
+            self.stepper.declined = MULTI_PROCESS_DECLINED
         self._set_dropout_generator(ctx.generators.dropout)
         self._target = 0  # which of a batch's targets the engine steps on
         self._codes: Tensor | None = None
@@ -120,6 +143,8 @@ class SupervisedTask(Task):
         steps = self.train_adapter.steps_per_epoch
         self.schedule = schedule_for(config, self.optimizer, steps, total_steps=self._total_steps())
         self.stride = grad_norm_stride(steps)
+        if config.engine in ("auto", "fast"):
+            self._use_fast_kernel(ctx)
         if ctx.data.loader is None:  # a model that does not fit the inputs fails before a run directory exists
             with torch.no_grad(), eval_mode(self.model):
                 self.eval_step(Batch((self.x_train[:1],), (self.y_train[:1],)))
@@ -133,7 +158,8 @@ class SupervisedTask(Task):
                     raise TrainingError(f"{name} needs in-memory data, not a DataLoader; give (x, y) or a Dataset")
             from capas.data.adapters import LoaderAdapter
 
-            self.train_adapter = LoaderAdapter(data.loader, ctx.device, ctx.dtype)
+            ranks = {} if ctx.ranks is None else {"rank": ctx.ranks.rank, "world_size": ctx.ranks.world_size}
+            self.train_adapter = LoaderAdapter(data.loader, ctx.device, ctx.dtype, seed=config.seed, **ranks)
             self.num_classes = self._loader_classes()
             data.num_classes = self.num_classes
             self.x_train = self.y_train = self.x_val = self.y_val = None
@@ -180,6 +206,10 @@ class SupervisedTask(Task):
         self.eval_loss = Loss(name, num_classes=self.num_classes, target_encoding=config.target_encoding).to(
             ctx.device, ctx.dtype
         )
+        if getattr(self.model, "sequence", False):  # per-step outputs and masks (capas.tasks.sequences)
+            self.loss, self.eval_loss = SequenceLoss(self.loss), SequenceLoss(self.eval_loss)
+            set_truncation(self.model, config.tbptt)
+            check_finite(self.x_train, "training")
 
     def resolve_loss_name(self, ctx: TaskContext) -> str:
         """The config's loss, else the model's own (``Network.loss``), else by task."""
@@ -194,8 +224,11 @@ class SupervisedTask(Task):
         """What a step runs: the network's training module (logits when the loss wants them),
         re-wrapped in DDP when the model came wrapped."""
         module = training_forward(self.model, self.loss.from_logits)
+        ranks = self.ctx.ranks
+        if ranks is not None and self.ctx.config.sync_batchnorm:
+            distributed.sync_batch_norm(self.model)  # in place: the training module shares the layers
         if self.wrapper is None:
-            return module
+            return module if ranks is None else distributed.wrap(module, self.ctx.device)
         if module is self.model:
             return self.wrapper
         wrapper = self.wrapper
@@ -272,11 +305,14 @@ class SupervisedTask(Task):
         """Input noise, one engine update (gradient norms on every ``stride``-th step), max-norm."""
         x = batch.x
         config = self.ctx.config
+        if self.augmenter is not None:  # fresh random transforms of every batch (capas.augment)
+            x = self.augmenter(x, self.ctx.generators.augment)
         if config.input_noise:
             x = add_input_noise(x, config.input_noise, self.ctx.generators.noise)
         self.stepper.measure_norms = self._steps % self.stride == 0
         self._steps += 1
-        loss = self.stepper.step(x, batch.targets[self._target])
+        with sequence_mask(batch_mask(x, batch.mask, self.mask_padding)):
+            loss = self.stepper.step(x, batch.targets[self._target])
         if config.max_norm is not None:
             apply_max_norm(self.constrained, config.max_norm)
         self._losses.append(loss)
@@ -286,8 +322,8 @@ class SupervisedTask(Task):
         loss = self._update(batch)
         if not self.classification:
             return {"loss": loss}
-        correct = self.loss.predictions(self.stepper.last_output) == batch.y
-        return {"loss": loss, "accuracy": correct.float().mean()}
+        with sequence_mask(batch_mask(batch.x, batch.mask, self.mask_padding)):
+            return {"loss": loss, "accuracy": masked_accuracy(self.loss.predictions(self.stepper.last_output), batch.y)}
 
     def run_epoch(self, epoch: int, batches: Any, after_step: Callable[[], None] | None) -> dict[str, Tensor]:
         """The per-step loop without per-step metrics: the losses are kept as a list of
@@ -299,15 +335,16 @@ class SupervisedTask(Task):
         sizes, predicted, labels = [], [], []
         first = len(self._losses)
         # the explicit engine needs no autograd graph: one no_grad for the epoch, not one a step
-        with torch.no_grad() if self.engine == "backprop" else contextlib.nullcontext():
+        with torch.no_grad() if self.engine in ("backprop", "fast") else contextlib.nullcontext():
             for batch in batches:
                 self._update(batch)
                 if after_step is not None:
                     after_step()
                 sizes.append(batch.size)
                 if self.classification:
-                    predicted.append(self.loss.predictions(self.stepper.last_output))
-                    labels.append(batch.y)
+                    real = self._real_steps(batch)  # per-step labels: only the real steps count
+                    predicted.append(self.loss.predictions(self.stepper.last_output)[real].reshape(-1))
+                    labels.append(batch.y[real].reshape(-1))
         if not sizes:
             return {}
         weights = torch.tensor(sizes, dtype=torch.float64)  # (steps,)
@@ -316,6 +353,11 @@ class SupervisedTask(Task):
         if self.classification:
             means["accuracy"] = (torch.cat(predicted) == torch.cat(labels)).double().mean()
         return means
+
+    def _real_steps(self, batch: Batch) -> Tensor | slice:
+        """Index of the labels that count: a (B, T) mask for per-step labels, else all."""
+        mask = batch_mask(batch.x, batch.mask, self.mask_padding) if batch.y.dim() == 2 else None
+        return slice(None) if mask is None else mask
 
     def _engine_runs_epochs(self, after_step: Callable[[], None] | None) -> bool:
         """True when a step is the explicit engine's update and nothing else: in-memory data
@@ -327,9 +369,33 @@ class SupervisedTask(Task):
             and after_step is None
             and self.curriculum is None
             and not config.input_noise
-            and config.max_norm is None
+            and not config.augment
+            and (config.max_norm is None or self.engine == "fast")  # the kernel applies max-norm itself
             and (not self.classification or self._codes.shape[1] > 1)
         )
+
+    def _use_fast_kernel(self, ctx: TaskContext) -> None:
+        """The compiled whole-epoch kernel (``capas.fast``) around the delta-rule engine when
+        it applies (``engine="auto"`` also wants a small net); ``"fast"`` that cannot apply
+        is an error naming why."""
+        from capas.fast import FastStepper, unsupported_reason
+        from capas.fast.stepper import MAX_PARAMETERS, parameter_count
+
+        config = ctx.config
+        reason = unsupported_reason(
+            self.stepper,
+            config,
+            device=ctx.device,
+            in_memory=self.x_train is not None,
+            per_batch_schedule=self.schedule is not None and self.schedule.per_batch,
+            threshold_decision=self.classification and self._codes is not None and self._codes.shape[1] == 1,
+        )
+        if reason is None and config.engine == "auto" and parameter_count(self.stepper) > MAX_PARAMETERS:
+            reason = f"the network has more than {MAX_PARAMETERS:,} parameters"
+        if reason is not None and config.engine == "fast":
+            raise TrainingError(f"engine='fast' cannot train this run: {reason}; use engine='auto'")
+        if reason is None:
+            self.stepper, self.engine = FastStepper(self.stepper, max_norm=config.max_norm), "fast"
 
     def _engine_epoch(self) -> dict[str, Tensor]:
         """One epoch run by ``BackpropStepper.steps`` in the order the adapter would draw
@@ -350,10 +416,11 @@ class SupervisedTask(Task):
         return means
 
     def eval_step(self, batch: Batch) -> dict[str, Tensor]:
-        out = self.forward_module(batch.x)  # (B, K): logits or outputs, as the loss wants
-        metrics = {"loss": self.eval_loss(out, batch.y)}
-        if self.classification:
-            metrics["accuracy"] = (self.eval_loss.predictions(out) == batch.y).float().mean()
+        with sequence_mask(batch_mask(batch.x, batch.mask, self.mask_padding)):
+            out = self.forward_module(batch.x)  # (B, K): logits or outputs, as the loss wants
+            metrics = {"loss": self.eval_loss(out, batch.y)}
+            if self.classification:
+                metrics["accuracy"] = masked_accuracy(self.eval_loss.predictions(out), batch.y)
         return metrics
 
     def probe(self, n: int) -> Batch:
@@ -370,13 +437,16 @@ class SupervisedTask(Task):
         return int((~finite).nonzero()[0, 0]) + 1
 
     def epoch_metrics(self) -> dict[str, float]:
-        """The epoch's mean per-layer gradient norms; resets the per-epoch step counters."""
+        """The epoch's mean per-layer gradient norms (and, under fp16 mixed precision, the loss
+        scale and the steps it skipped); resets the per-epoch step counters."""
         self._losses, self._steps, self._epoch_losses = [], 0, None
+        amp = self.stepper.amp_metrics() if self.ctx.config.amp == "fp16" else {}
+        amp.update(self.activity.epoch_metrics() if self.activity is not None else {})  # active_units
         norms = self.stepper.layer_grad_norms() if self.ctx.config.grad_norms else {}
         if not norms:
-            return {}
+            return amp
         values = torch.stack([v.float() for v in norms.values()]).tolist()
-        return {f"grad_norm/{name}": value for name, value in zip(norms, values)}
+        return {**amp, **{f"grad_norm/{name}": value for name, value in zip(norms, values)}}
 
     def final_metrics(self) -> dict[str, Any]:
         """Test loss/accuracy, per-class scores and confusion matrix (or regression errors)."""
@@ -386,6 +456,9 @@ class SupervisedTask(Task):
         from capas.train.evaluation import evaluate_model
 
         x, y = self.ctx.on_device(data.x_test), self.ctx.on_device(data.y_test)
+        if isinstance(self.eval_loss, SequenceLoss):
+            batch_size = self.ctx.config.eval_batch_size
+            return evaluate_sequences(self.model, x, y, self.eval_loss, batch_size, self.mask_padding)
         return evaluate_model(self.model, x, y, self.eval_loss, self.ctx.config.eval_batch_size)
 
     def state_dict(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -399,4 +472,4 @@ class SupervisedTask(Task):
             self.curriculum.order = tensors["curriculum/order"]
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "engine": self.engine, "loss": self.loss.name}
+        return {"kind": self.kind, "engine": self.engine, "loss": self.loss.name, "amp": self.ctx.config.amp}

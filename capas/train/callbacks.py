@@ -159,7 +159,11 @@ def run_line(trainer: Trainer) -> str:
     ]
     if facts.get("loss"):
         parts.append(f"loss {facts['loss']}")
-    parts += [f"engine {engine}", f"device {trainer.device}"]
+    threads = getattr(trainer, "threads", None)
+    parts += [
+        f"engine {engine}",
+        f"device {trainer.device}" + (f" ({threads} thread{'s' * (threads != 1)})" if threads else ""),
+    ]
     return f"training {describe_model(trainer.model)}: " + ", ".join(parts)
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from capas import defaults
 from capas.errors import TrainingError
 
-Engine = Literal["auto", "backprop", "autograd"]
+Engine = Literal["auto", "fast", "backprop", "autograd"]
 Resample = Literal["none", "over", "under", "smote"]
 TargetEncoding = Literal["onehot", "tanh", "sigmoid"]
 Pacing = Literal["linear", "root", "step"]
@@ -40,17 +40,41 @@ class TrainConfig(BaseModel):
     batch_size: int | Literal["full"] = Field(
         defaults.BATCH_SIZE, description="'full' = batch BackProp, 1 = incremental"
     )
-    engine: Engine = Field(defaults.ENGINE, description="auto | backprop (explicit delta rule) | autograd")
+    engine: Engine = Field(
+        defaults.ENGINE,
+        description="auto | fast (compiled whole-epoch kernel) | backprop (explicit delta rule) | autograd",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="torch threads; None: by the work (1 for small nets, all cores for large matmuls)"
+    )
     seed: int = Field(defaults.SEED, ge=0, description="fixes split, init, shuffling, dropout, noise, resampling")
     device: str = Field(defaults.DEVICE, description="auto (cuda, mps, cpu) or a torch device string")
-    amp: bool = Field(False, description="mixed precision (CUDA only)")
+    amp: Literal["bf16", "fp16"] | None = Field(
+        None,
+        description="mixed precision: bf16 (CUDA, or the CPU's autocast) or fp16 (CUDA, with gradient scaling); "
+        "None: off (True means fp16)",
+    )
+    sync_batchnorm: bool = Field(
+        False, description="multi-process runs: BatchNorm statistics over the batches of every process"
+    )
     l2: float = Field(0.0, ge=0, description="lambda of the L2 penalty lambda/2 sum w^2")
     l1: float = Field(0.0, ge=0, description="lambda of the L1 penalty lambda sum |w|")
     regularize_bias: bool = Field(False, description="also penalise biases (the slides' sum over all theta)")
     max_norm: float | None = Field(None, gt=0, description="cap on the L2 norm of each unit's incoming weights")
     input_noise: float = Field(0.0, ge=0, description="std of Gaussian noise added to training inputs")
+    sparsity: Literal["l1", "kl"] | None = Field(
+        None, description="activity penalty on hidden outputs (capas/train/activity.py); records active_units"
+    )
+    sparsity_weight: float = Field(0.0, ge=0, description="beta of the activity penalty (0: only the metric)")
+    sparsity_target: float = Field(0.05, gt=0, lt=1, description="rho: the KL penalty's mean hidden activation")
+    augment: str | None = Field(
+        None, description="image augmentation of training batches, e.g. 'flip,rotate=15,crop=2,noise=0.1'"
+    )
     clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm")
     clip_value: float | None = Field(None, gt=0, description="clip every gradient component to [-v, v]")
+    tbptt: int | None = Field(
+        None, ge=1, description="truncated BPTT: recurrent layers detach their state every k steps (None: full BPTT)"
+    )
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement")
     monitor: str = Field("val_loss", description="history key watched by early stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
@@ -73,6 +97,31 @@ class TrainConfig(BaseModel):
         True, description="warn about vanishing/exploding gradients, saturated units, dead ReLUs (GradientMonitor)"
     )
     eval_batch_size: int = Field(4096, ge=1, description="batch size of validation/test passes")
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_dtype(cls, value: Any) -> Any:
+        """``True`` (the flag of earlier versions) is fp16 and ``False`` is off; torch's dtype
+        names are accepted too."""
+        if isinstance(value, bool):
+            return "fp16" if value else None
+        if isinstance(value, str):
+            name = value.strip().lower()
+            return {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "off": None, "none": None}.get(name, name)
+        return value
+
+    @field_validator("augment")
+    @classmethod
+    def _augment_spec(cls, value: str | None) -> str | None:
+        """The spec must parse (capas.augment.parse_augment); it is kept in canonical form."""
+        if value is None:
+            return None
+        from capas.augment import AugmentError, parse_augment
+
+        try:
+            return parse_augment(value).text() or None
+        except AugmentError as err:
+            raise ValueError(str(err)) from None
 
     @field_validator("batch_size")
     @classmethod

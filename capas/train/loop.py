@@ -25,9 +25,10 @@ from typing import Any
 
 import torch
 
-from capas.errors import RunDirError, TrainingError, TrainingInterrupted
+from capas.errors import DistributedError, RunDirError, TrainingError, TrainingInterrupted
+from capas.fast.threads import choose_threads, torch_threads
 from capas.rng import Generators
-from capas.train import rundir
+from capas.train import distributed, rundir
 from capas.train.callbacks import Callback, ProgressBar, default_callbacks, progress_callback
 from capas.train.checkpoint import load_optimizer_state, load_scheduler_state, optimizer_state, scheduler_state
 from capas.train.config import TrainConfig
@@ -81,6 +82,7 @@ class Trainer:
         self.stop_training = False
         self.stop_reason: str | None = None
         self.test_metrics: dict[str, Any] = {}
+        self.ranks: distributed.Ranks | None = None  # set by setup
 
     # ---- what callbacks read -------------------------------------------------------------
     @property
@@ -95,6 +97,11 @@ class Trainer:
     def steps_per_epoch(self) -> int:
         return self.task.train_adapter.steps_per_epoch
 
+    @property
+    def writer(self) -> bool:
+        """Whether this process writes the run directory: rank 0 of a multi-process run."""
+        return self.ranks is None or self.ranks.is_main
+
     def on_device(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
         """``tensor`` on the training device, floating data in the model's dtype."""
         return self.context.on_device(tensor)
@@ -107,7 +114,7 @@ class Trainer:
         generators, but a plain ``nn.Dropout`` in a user's module draws from torch's global
         generator; that one is seeded from the run's seed inside the fork, saved in
         checkpoints, and the caller's global state is put back afterwards untouched."""
-        device = resolve_device(self.config.device)
+        device = distributed.rank_device(resolve_device(self.config.device), distributed.current())
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(self.config.seed)
@@ -119,7 +126,10 @@ class Trainer:
         self.setup(data)
         if resume is not None:
             self.run_dir = resume.path
-        with nullcontext() if self.run_dir is None else rundir.lock(self.run_dir):
+        with (
+            torch_threads(self.threads),
+            nullcontext() if self.run_dir is None or not self.writer else rundir.lock(self.run_dir),
+        ):
             try:
                 self._train(resume)
             except TrainingInterrupted:
@@ -132,7 +142,7 @@ class Trainer:
         if resume is not None:
             self.restore(resume)
         elif self.run_dir is not None:
-            if (self.run_dir / "config.json").exists():  # checked under the lock: a run started meanwhile
+            if self.writer and (self.run_dir / "config.json").exists():  # under the lock: a run started meanwhile
                 raise RunDirError(f"{self.run_dir} already holds a capas run; write to another directory or resume it")
             self.write_run_start()
         try:
@@ -150,22 +160,40 @@ class Trainer:
     def setup(self, data: Any) -> None:
         """Device, generators, the task (optimizers, adapters), schedules and callbacks."""
         config = self.config
-        self.device = resolve_device(config.device)
-        if config.amp and self.device.type != "cuda":
-            raise TrainingError(f"amp=True needs a CUDA device, but training runs on {self.device}; drop --amp")
+        self.ranks = distributed.current()  # None: one process
+        self.device = distributed.rank_device(resolve_device(config.device), self.ranks)
+        amp_devices = {"fp16": ("cuda",), "bf16": ("cuda", "cpu")}.get(config.amp, (self.device.type,))
+        if self.device.type not in amp_devices:
+            where = "a CUDA device" + (" or the CPU" if "cpu" in amp_devices else "")
+            raise TrainingError(
+                f"amp={config.amp} needs {where}, but training runs on {self.device}; "
+                "use --amp bf16 on a CPU, or drop --amp"
+            )
         model = self.task.model
         model.to(self.device).train()
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         self.data = as_training_data(data, seed=config.seed)
         check_training_memory(model, config, self.data, self.device)
         self.generators = Generators(config.seed, self.device)
-        self.context = TaskContext(config, self.device, dtype, self.generators, self.data, self.quiet)
+        distributed.seed_rank_generators(self.generators, self.ranks)  # rank r > 0: its own dropout, noise...
+        if self.ranks is not None and not self.ranks.is_main:
+            torch.manual_seed(distributed.rank_seed(config.seed, self.ranks.rank))  # inside fit's fork_rng
+        self.context = TaskContext(config, self.device, dtype, self.generators, self.data, self.quiet, ranks=self.ranks)
+        if self.ranks is not None and not self.task.multi_process:
+            raise DistributedError(
+                f"the {self.task.kind} task does not train on several processes yet; run it with one (--nproc 1)"
+            )
         self.task.setup(self.context)
+        self.threads = choose_threads(
+            sum(p.numel() for p in model.parameters()), config.batch_size, self.task.engine, config.threads
+        )
+        if self.ranks is not None and config.threads is None:  # ranks share the cores: launch gave each its part
+            self.threads = min(self.threads, torch.get_num_threads())
         self.optimizers = self.task.optimizers()
         self.schedules = self.task.schedules()
         self.per_batch_schedules = [s.scheduler for s in self.schedules.values() if s.per_batch]
         self.callbacks = [*default_callbacks(config), *self.user_callbacks]
-        progress = progress_callback(self.quiet)
+        progress = progress_callback(self.quiet or not self.writer)  # one progress bar: rank 0's
         if progress is not None:
             self.callbacks.append(progress)
         self.batch_callbacks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
@@ -178,11 +206,16 @@ class Trainer:
             self.notify("on_epoch_begin", epoch)
             started = time.perf_counter()
             record = {"epoch": epoch, "lr": self.current_lr(), **self.run_epoch(epoch)}
+            if self.ranks is not None:  # BatchNorm statistics of rank 0's last step on every rank
+                distributed.broadcast_buffers(self.task.model, self.ranks)
             record.update(self.validate())
             self.step_schedules_per_epoch(record)
             record["seconds"] = time.perf_counter() - started
             self.history.append(record)
             self.notify("on_epoch_end", epoch, record)
+            if self.ranks is not None and distributed.any_across(self.stop_training, self.ranks):
+                self.stop_training = True  # an early stop is a decision of all ranks
+                self.stop_reason = self.stop_reason or "stopped by another rank"
             finished = self.stop_training or epoch == self.config.epochs
             if self.run_dir is not None and (finished or epoch % self.config.checkpoint_every == 0):
                 self.save_checkpoint(epoch)
@@ -205,6 +238,8 @@ class Trainer:
         means = None if self.batch_callbacks else task.run_epoch(epoch, batches, after_step)
         if means is None:
             means = self._generic_epoch(batches)
+        if self.ranks is not None:  # the epoch's means over every rank's share (a NaN anywhere is a NaN here)
+            means = distributed.mean_across(means, self.ranks)
         values = {name: float(value) for name, value in means.items()}
         if not math.isfinite(values.get("loss", 0.0)):
             self.raise_non_finite(epoch, values["loss"])
@@ -327,14 +362,18 @@ class Trainer:
             "task": self.task.describe(),
             "engine": self.task.engine,
             "device": str(self.device),
+            "distributed": None if self.ranks is None else self.ranks.describe(),
             "command": self.command if self.command is not None else sys.argv,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "torch": torch.__version__,
             "python": platform.python_version(),
         }
-        with self.writing():
-            rundir.write_json(self.run_dir / "model.json", rundir.model_config(self.task.model))
+        if self.writer:
+            with self.writing():
+                rundir.write_json(self.run_dir / "model.json", rundir.model_config(self.task.model))
         self.save_checkpoint(0)
+        if not self.writer:
+            return
         with self.writing():
             rundir.write_json(self.run_dir / "config.json", record)
 
@@ -349,12 +388,21 @@ class Trainer:
         and ``history.json/.csv`` are then refreshed for readers (evaluate, plots), and again
         by a resume, since the history lives in ``state.json`` too. ``"finished"`` is set only
         by :meth:`write_run_end`, once metrics.json is written; ``"stopped"`` records an early
-        stop, so that a resume of a stopped run only writes its results."""
-        tensors: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in self.task.model.state_dict().items()}
-        tensors.update(self.generators.state_tensors())
-        tensors[GLOBAL_RNG] = torch.get_rng_state()  # the forked global generator (plain nn.Dropout)
+        stop, so that a resume of a stopped run only writes its results.
+
+        In a multi-process run every rank calls it: the generators of all ranks are gathered
+        (rank r's as ``rank<r>/rng/...``) and rank 0 writes the checkpoint."""
+        states = self.generators.state_tensors()
+        states[GLOBAL_RNG] = torch.get_rng_state()  # the forked global generator (plain nn.Dropout)
         if self.device.type == "cuda":
-            tensors[GLOBAL_RNG + "/cuda"] = torch.cuda.get_rng_state(self.device)
+            states[GLOBAL_RNG + "/cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.ranks is not None:
+            states = distributed.gather_states(states, self.ranks)
+            if not self.writer:
+                self.last_checkpoint = epoch
+                return
+        tensors: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in self.task.model.state_dict().items()}
+        tensors.update(states)
         optimizers_json = {}
         for name, optimizer in self.optimizers.items():
             opt_tensors, optimizers_json[name] = optimizer_state(optimizer)
@@ -399,6 +447,13 @@ class Trainer:
                 f"{run.path} was written by an older capas (no named optimizers in state.json); "
                 "it can be evaluated but not resumed"
             )
+        saved_world = distributed.saved_world_size(tensors)
+        world = 1 if self.ranks is None else self.ranks.world_size
+        if saved_world != world:
+            raise DistributedError(
+                f"the run in {run.path} was trained on {saved_world} process(es), this resume runs {world}; "
+                f"resume it with --nproc {saved_world}"
+            )
         rundir.load_weights(self.task.model, weights, run.path / "weights.safetensors")
         for name, optimizer in self.optimizers.items():
             prefix = f"{name}/"
@@ -407,11 +462,13 @@ class Trainer:
         for name, schedule in self.schedules.items():
             if name in state.get("schedules", {}):
                 load_scheduler_state(schedule.scheduler, state["schedules"][name])
-        self.generators.load_state_tensors(tensors)
-        if GLOBAL_RNG in tensors:
-            torch.set_rng_state(tensors[GLOBAL_RNG])
-        if GLOBAL_RNG + "/cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors[GLOBAL_RNG + "/cuda"], self.device)
+        names = [*self.generators.state_tensors(), GLOBAL_RNG, GLOBAL_RNG + "/cuda"]
+        own = distributed.own_states(tensors, self.ranks, names)  # this rank's generators
+        self.generators.load_state_tensors(own)
+        if GLOBAL_RNG in own:
+            torch.set_rng_state(own[GLOBAL_RNG])
+        if GLOBAL_RNG + "/cuda" in own and self.device.type == "cuda":
+            torch.cuda.set_rng_state(own[GLOBAL_RNG + "/cuda"], self.device)
         task_tensors = {k.removeprefix("task/"): v for k, v in tensors.items() if k.startswith("task/")}
         self.task.load_state_dict(task_tensors, state.get("task", {}))
         for callback in self.callbacks:
@@ -424,6 +481,8 @@ class Trainer:
         self.history = History.from_json(state["history"])
         self.stop_training = bool(state.get("stopped"))
         self.stop_reason = state.get("stop_reason")
+        if not self.writer:
+            return
         with self.writing():  # a kill between state.json and these left them one epoch behind
             rundir.remove_stale_checkpoints(self.run_dir, keep=Path(state["tensors"]).name)  # and temporary files
             rundir.save_weights(self.run_dir, self.task.model, self.start_epoch)
@@ -432,6 +491,8 @@ class Trainer:
     def write_run_end(self) -> None:
         """Final weights (the best ones after early stopping), history and final metrics, then
         ``state.json`` marked finished: a run killed before that resumes to write them."""
+        if not self.writer:
+            return
         last = self.history[-1]["epoch"] if self.history else 0
         metrics = {
             **self.test_metrics,

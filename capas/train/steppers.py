@@ -55,7 +55,9 @@ class AutogradStepper:
         l1, l2, regularize_bias: the penalty added to the objective (regularization.py);
             its gradient is added after backward, so ``layer_grad_norms`` are the data loss's.
         clip_norm, clip_value: gradient clipping (``torch.nn.utils``), after unscaling.
-        amp: mixed precision on CUDA (``torch.autocast`` + ``GradScaler``).
+        amp: mixed precision: ``"bf16"`` (``torch.autocast`` to bfloat16, on CUDA or the CPU)
+            or ``"fp16"`` (autocast to float16 on CUDA, with a ``GradScaler``: float16's
+            narrow range would flush small gradients to zero); ``True`` means fp16.
         grad_norms: accumulate per-layer weight-gradient norms on the device.
         forward: the module a step runs (the task's training module, possibly wrapped in
             DDP); default: ``model.logits`` when the loss wants logits, else ``model``.
@@ -72,7 +74,7 @@ class AutogradStepper:
         regularize_bias: bool = False,
         clip_norm: float | None = None,
         clip_value: float | None = None,
-        amp: bool = False,
+        amp: str | bool | None = None,
         grad_norms: bool = True,
         forward: nn.Module | None = None,
     ) -> None:
@@ -90,9 +92,13 @@ class AutogradStepper:
         self.penalized = penalized_parameters(model, regularize_bias) if (l1 or l2) else []
         self.clip_norm, self.clip_value = clip_norm, clip_value
         self.params = [p for p in model.parameters() if p.requires_grad]
+        amp = "fp16" if amp is True else (amp or None)
         self.amp = amp
-        self.scaler = torch.amp.GradScaler("cuda") if amp else None
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
+        device_type = next((p.device.type for p in model.parameters()), "cpu")
+        self.scaler = torch.amp.GradScaler(device_type) if amp == "fp16" else None
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        self.autocast = (lambda: torch.autocast(device_type, dtype=dtype)) if amp else contextlib.nullcontext
+        self._skipped: Tensor | None = None  # fp16 steps the scaler skipped (inf/NaN gradients), on device
         weights = layer_weights(model) if grad_norms else {}
         self.grad_names = list(weights)
         self.grad_params = list(weights.values())
@@ -124,7 +130,10 @@ class AutogradStepper:
         self._penalize_and_clip()
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
+            before = self.scaler._scale.clone()  # update() lowers the scale exactly when it skipped the step
             self.scaler.update()
+            skipped = (self.scaler._scale < before).sum()
+            self._skipped = skipped if self._skipped is None else self._skipped + skipped
         else:
             self.optimizer.step()
         self.last_output = output.detach()
@@ -186,6 +195,15 @@ class AutogradStepper:
         means = [total / self._norm_steps for total in self._norm_sums]
         self._norm_sums, self._norm_steps = None, 0
         return dict(zip(self.grad_names, means))
+
+    def amp_metrics(self) -> dict[str, float]:
+        """fp16's loss scale now and the steps it skipped since the last call (history
+        entries ``amp_scale`` and ``amp_skipped_steps``); empty without a scaler."""
+        if self.scaler is None or self.scaler._scale is None:
+            return {}
+        skipped = 0 if self._skipped is None else int(self._skipped)
+        self._skipped = None
+        return {"amp_scale": float(self.scaler.get_scale()), "amp_skipped_steps": float(skipped)}
 
     def state_dict(self) -> dict:
         """The GradScaler's state (the only state outside the optimizer)."""

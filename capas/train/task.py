@@ -25,6 +25,7 @@ from capas.data.adapters import InMemoryAdapter
 from capas.data.batch import Batch
 from capas.rng import Generators
 from capas.train.config import TrainConfig
+from capas.train.distributed import Ranks
 from capas.train.inputs import TrainingData
 
 
@@ -38,6 +39,8 @@ class TaskContext:
         generators: the run's named generators (shuffle, noise, dropout, sample...).
         data: the training data, normalised (splits, classes, an optional DataLoader).
         quiet: no progress output.
+        ranks: this process's place in a multi-process run (``capas.train.distributed``);
+            None for one process. Adapters made here keep the rank's shard.
     """
 
     config: TrainConfig
@@ -47,6 +50,7 @@ class TaskContext:
     data: TrainingData
     quiet: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    ranks: Ranks | None = None
 
     def on_device(self, tensor: Tensor | None) -> Tensor | None:
         """``tensor`` on the training device; floating data in the model's dtype."""
@@ -60,7 +64,10 @@ class TaskContext:
         self, inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...] = (), batch_size: int | str | None = None
     ) -> InMemoryAdapter:
         """An in-memory adapter over tensors already moved with :meth:`on_device`."""
-        return InMemoryAdapter(inputs, targets, self.config.batch_size if batch_size is None else batch_size)
+        size = self.config.batch_size if batch_size is None else batch_size
+        if self.ranks is None:
+            return InMemoryAdapter(inputs, targets, size)
+        return InMemoryAdapter(inputs, targets, size, rank=self.ranks.rank, world_size=self.ranks.world_size)
 
 
 class Task(abc.ABC):
@@ -76,6 +83,7 @@ class Task(abc.ABC):
     train_adapter: Any = None
     val_adapter: Any = None
     engine = "autograd"  # recorded in config.json, the history echo and metrics.json
+    multi_process = False  # trains in a multi-process run (wraps its forward in DDP when ctx.ranks is set)
 
     @abc.abstractmethod
     def setup(self, ctx: TaskContext) -> None:
