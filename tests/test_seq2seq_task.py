@@ -87,6 +87,8 @@ def test_teacher_forcing_schedule_and_options(reverse_data):
         capas.fit(small_model(reverse_data), reverse_data, epochs=1, loss="mse", quiet=True)
     with pytest.raises(TrainingError, match="int64 token ids"):
         capas.fit(small_model(reverse_data), (torch.zeros(8, 3), torch.zeros(8, dtype=torch.long)), quiet=True)
+    with pytest.raises(TrainingError, match="sparsity"):  # no hidden-activity term in its loss: refused, not ignored
+        capas.fit(small_model(reverse_data), reverse_data, epochs=1, sparsity="l1", sparsity_weight=0.1, quiet=True)
 
 
 class StopBefore(Callback):

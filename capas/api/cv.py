@@ -104,6 +104,7 @@ def cross_validate(
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from capas.data import Dataset, Standardizer, load
+    from capas.data.preprocess import standardize_splits
 
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise TrainingError(f"--folds must be an integer of at least 2, got {folds!r}")
@@ -134,8 +135,7 @@ def cross_validate(
         for k, (train, held) in enumerate(split, start=1):
             x_train, x_held = x[train], x[held]
             if standardized:
-                standardizer = Standardizer().fit(x_train)
-                x_train, x_held = standardizer.transform(x_train), standardizer.transform(x_held)
+                (x_train, x_held), _ = standardize_splits([x_train, x_held])
             metrics = _fold(dataset, x_train, y[train], x_held, y[held], model, act, seed, {**options, **setting})
             result.folds.append(metrics)
             if on_fold is not None:

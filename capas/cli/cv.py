@@ -16,6 +16,7 @@ import typer
 
 from capas import defaults
 from capas.cli import app
+from capas.cli.options import IMAGE_SIZE, IMPUTE, TARGET, TASK
 
 #: metrics printed on a setting's line (all of them are in --json)
 SHOWN = ("accuracy", "macro_f1", "loss", "rmse", "mae")
@@ -39,10 +40,10 @@ def cv_command(
     epochs: int = typer.Option(defaults.EPOCHS, "--epochs", help="Epochs of each fold's training."),
     batch_size: int = typer.Option(defaults.BATCH_SIZE, "--batch-size", help="Mini-batch size."),
     seed: int = typer.Option(defaults.SEED, "--seed", help="Seed of the folds and of every network."),
-    target: str = typer.Option(None, "--target", help="A table's target column (default: the last)."),
-    impute: str = typer.Option(None, "--impute", help="Fill a table's missing values: mean or median."),
-    task: str = typer.Option(None, "--task", help="classification or regression (default: from the targets)."),
-    image_size: str = typer.Option(None, "--image-size", help="Resize an image folder's images: N or HxW."),
+    target: str = TARGET,
+    impute: str = IMPUTE,
+    task: str = TASK,
+    image_size: str = IMAGE_SIZE,
     quiet: bool = typer.Option(False, "--quiet", help="No per-fold progress lines."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every fold's metrics."),
 ) -> None:

@@ -1,5 +1,6 @@
-"""What several commands ask of their parsed options: which ones the user typed, and the
-rule that ``--resume`` takes its options from the run it continues."""
+"""What several commands ask of their parsed options: which ones the user typed, the rule
+that ``--resume`` takes its options from the run it continues, and the options of a data
+file (``capas.data.files.FILE_OPTIONS``), declared once for every command that loads one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from collections.abc import Iterable
 import typer
 
 from capas.errors import TrainingError
+
+TARGET = typer.Option(None, "--target", help="A table's target column (default: the last).")
+IMPUTE = typer.Option(None, "--impute", help="Fill a table's missing values: mean or median.")
+TASK = typer.Option(None, "--task", help="classification or regression (default: from the targets).")
+IMAGE_SIZE = typer.Option(None, "--image-size", help="Resize an image folder's images: N or HxW.")
 
 
 def typed_options(ctx: typer.Context) -> list[str]:

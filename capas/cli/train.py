@@ -19,7 +19,7 @@ import typer
 
 from capas import defaults
 from capas.cli import app
-from capas.cli.options import flag, refuse_with_resume, typed_options
+from capas.cli.options import IMAGE_SIZE, IMPUTE, TARGET, TASK, flag, refuse_with_resume, typed_options
 from capas.errors import TrainingError
 
 #: the only ``capas train`` options that --resume combines with (the rest come from config.json)
@@ -101,10 +101,10 @@ def train(
         help="Dataset name (see 'capas datasets'), or a path: a .csv/.tsv table with a header, .npz, .npy "
         "(x.npy beside y.npy), a .txt text, or a folder of images in one subfolder per class.",
     ),
-    target: str = typer.Option(None, "--target", help="A table's target column (default: the last)."),
-    impute: str = typer.Option(None, "--impute", help="Fill a table's missing values: mean or median."),
-    task: str = typer.Option(None, "--task", help="classification or regression (default: from the targets)."),
-    image_size: str = typer.Option(None, "--image-size", help="Resize an image folder's images: N or HxW."),
+    target: str = TARGET,
+    impute: str = IMPUTE,
+    task: str = TASK,
+    image_size: str = IMAGE_SIZE,
     data_option: list[str] = typer.Option(
         [], "--data-option", help="A dataset option as key=value (TOML value), repeatable: --data-option noise=0.2."
     ),

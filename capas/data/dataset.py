@@ -34,6 +34,22 @@ class Dataset:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_splits(cls, name: str, xs: list[torch.Tensor], ys: list[torch.Tensor], **fields: Any) -> Dataset:
+        """The Dataset of [train, validation, test] inputs ``xs`` and targets ``ys``; the input
+        shape is the training inputs'; ``fields`` are the other attributes."""
+        return cls(
+            name=name,
+            x_train=xs[0],
+            y_train=ys[0],
+            x_val=xs[1],
+            y_val=ys[1],
+            x_test=xs[2],
+            y_test=ys[2],
+            input_shape=tuple(xs[0].shape[1:]),
+            **fields,
+        )
+
     def splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{"train": (x, y), "val": (x, y), "test": (x, y)}``."""
         return {

@@ -33,12 +33,12 @@ import torch
 from capas.data.dataset import Dataset
 from capas.data.formats import check_npy_size, check_npz_sizes, npy_header
 from capas.data.images import parse_image_size, read_images, scan_class_folders
-from capas.data.preprocess import Standardizer, stratified_split
+from capas.data.preprocess import standardize_splits
+from capas.data.registry import split_indices, split_record
 from capas.data.tables import MAX_CLASSES_FROM_NUMBERS, TASKS, TableEncoder, read_table
 from capas.data.text import read_text
 from capas.errors import DataError
 
-TEST_FRACTION = 0.2  # as the registry's (capas.data.sources.TEST_FRACTION)
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
 TEXT_SUFFIXES = (".text", ".txt")
 ARRAY_SUFFIXES = (".npz", ".npy")
@@ -121,18 +121,6 @@ def load_path(
     return readers[kind](path, options)
 
 
-def _split(y: np.ndarray, seed: int, validation: float, classification: bool, has_test: bool) -> list[np.ndarray]:
-    """[train, validation, test] indices: TEST_FRACTION held out first (none when the file has
-    its own test arrays), then ``validation`` of the rest; stratified for classes."""
-    n = len(y)
-    if has_test:
-        keep, test = np.arange(n), np.arange(0)
-    else:
-        keep, test = stratified_split(y, TEST_FRACTION, seed, stratify=classification)
-    train, val = stratified_split(y[keep], validation, seed, stratify=classification)
-    return [keep[train], keep[val], test]
-
-
 def _assemble(
     path: Path,
     xs: list[np.ndarray],
@@ -152,20 +140,13 @@ def _assemble(
         raise DataError(f"standardize must be true, false or None (the file's default), got {standardize!r}")
     record: dict[str, Any] = {"split": split, **preprocessing}
     if standardize:
-        standardizer = Standardizer().fit(tensors[0])
-        tensors = [standardizer.transform(t) for t in tensors]
-        record["standardize"] = standardizer.to_dict()
+        tensors, record["standardize"] = standardize_splits(tensors)
     classification = classes is not None
     targets = [torch.from_numpy(np.ascontiguousarray(y)) for y in ys]
-    return Dataset(
-        name=str(path),
-        x_train=tensors[0],
-        y_train=targets[0],
-        x_val=tensors[1],
-        y_val=targets[1],
-        x_test=tensors[2],
-        y_test=targets[2],
-        input_shape=tuple(tensors[0].shape[1:]),
+    return Dataset.from_splits(
+        str(path),
+        tensors,
+        targets,
         num_classes=len(classes) if classification else None,
         class_names=list(classes or []),
         task="classification" if classification else "regression",
@@ -174,18 +155,13 @@ def _assemble(
     )
 
 
-def _split_record(seed: int, validation: float, classification: bool, has_test: bool) -> dict[str, Any]:
-    test: float | str = "official" if has_test else TEST_FRACTION
-    return {"test": test, "validation": validation, "stratified": classification, "seed": seed}
-
-
 def _load_table(path: Path, options: dict[str, Any]) -> Dataset:
     table = read_table(path)
     seed, validation = options["seed"], options["validation"]
     typed = TableEncoder.fit(table, options.get("target"), options.get("task"), None)  # classes of every row
     y_all = typed.targets(table)
     classification = typed.task == "classification"
-    train, val, test = _split(y_all if classification else y_all[:, 0], seed, validation, classification, False)
+    train, val, test = split_indices(y_all if classification else y_all[:, 0], seed, validation, classification, False)
     encoder = TableEncoder.fit(table, options.get("target"), typed.task, options.get("impute"), train)
     x_all = encoder.transform(table)  # (N, F) float64
     parts = [train, val, test]
@@ -197,7 +173,7 @@ def _load_table(path: Path, options: dict[str, Any]) -> Dataset:
         options,
         {"table": encoder.to_json()},
         standardize_default=True,
-        split=_split_record(seed, validation, classification, False),
+        split=split_record(seed, validation, classification, False),
     )
 
 
@@ -316,7 +292,7 @@ def _load_arrays(path: Path, arrays: dict[str, np.ndarray], options: dict[str, A
             coded.append(np.asarray(y, dtype=np.float32).reshape(len(y), -1))
         classes = None
     split_y = coded[0] if classification else coded[0][:, 0]
-    train, val, test = _split(split_y, seed, validation, classification, has_test)
+    train, val, test = split_indices(split_y, seed, validation, classification, has_test)
     x0, y0 = arrays[x_name], coded[0]
     xs, ys = [x0[train], x0[val]], [y0[train], y0[val]]
     if has_test:
@@ -327,7 +303,7 @@ def _load_arrays(path: Path, arrays: dict[str, np.ndarray], options: dict[str, A
         ys.append(y0[test])
     record = {"arrays": {"classes": classes, "task": task, "input_shape": list(x0.shape[1:])}}
     return _assemble(
-        path, xs, ys, classes, options, record, True, _split_record(seed, validation, classification, has_test)
+        path, xs, ys, classes, options, record, True, split_record(seed, validation, classification, has_test)
     )
 
 
@@ -350,7 +326,7 @@ def _load_folder(path: Path, options: dict[str, Any]) -> Dataset:
         options["image_size"] = f"{size[0]}x{size[1]}"
     seed, validation = options["seed"], options["validation"]
     x, mode, size = read_images(files, size)  # (N, C, H, W) uint8
-    train, val, test = _split(labels, seed, validation, True, False)
+    train, val, test = split_indices(labels, seed, validation, True, False)
     x = x.astype(np.float32) / 255.0
     record = {
         "images": {"size": list(size), "mode": mode, "classes": classes},
@@ -365,7 +341,7 @@ def _load_folder(path: Path, options: dict[str, Any]) -> Dataset:
         options,
         record,
         False,
-        _split_record(seed, validation, True, False),
+        split_record(seed, validation, True, False),
     )
 
 

@@ -85,6 +85,13 @@ class Standardizer:
         return f"Standardizer(features={shape})"
 
 
+def standardize_splits(xs: list[torch.Tensor]) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """Every split (N_i, *F) standardised with the first (training) split's statistics, so
+    nothing is learnt from held-out data; returns the splits and the standardiser's record."""
+    standardizer = Standardizer().fit(xs[0])
+    return [standardizer.transform(x) for x in xs], standardizer.to_dict()
+
+
 def scale_to_unit(x: torch.Tensor, max_value: float) -> torch.Tensor:
     """Map raw values in [0, max_value] (e.g. pixels 0..255) to [0, 1]; any shape."""
     if max_value <= 0:

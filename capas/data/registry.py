@@ -20,7 +20,7 @@ import torch
 
 from capas.data.dataset import Dataset, DatasetInfo
 from capas.data.formats import Arrays
-from capas.data.preprocess import Standardizer, scale_to_unit, stratified_split
+from capas.data.preprocess import scale_to_unit, standardize_splits, stratified_split
 from capas.data.sources import ENTRIES, TEST_FRACTION, Entry
 from capas.errors import DataError
 
@@ -98,33 +98,24 @@ def load(
     classification = entry.task == "classification"
 
     per_step = arrays.y_train.ndim > 1  # per-step labels (sequences) cannot be stratified
-    splits, test_record = _split(arrays, validation, seed, classification and not per_step)
-    preprocessing: dict[str, Any] = {
-        "split": {"test": test_record, "validation": validation, "stratified": classification, "seed": seed}
-    }
+    splits = _split(arrays, validation, seed, classification and not per_step)
+    preprocessing: dict[str, Any] = {"split": split_record(seed, validation, classification, arrays.x_test is not None)}
     xs = [_inputs(x) for x, _ in splits]
     ys = [_targets(y, classification) for _, y in splits]
     if scale:
         xs = [scale_to_unit(x, entry.max_value) for x in xs]
         preprocessing["scale"] = {"divide_by": entry.max_value, "range": [0.0, 1.0]}
     if standardize:
-        standardizer = Standardizer().fit(xs[0])
-        xs = [standardizer.transform(x) for x in xs]
-        preprocessing["standardize"] = standardizer.to_dict()
+        xs, preprocessing["standardize"] = standardize_splits(xs)
 
     classes = entry.classes(dataset_options)
     all_options = {"seed": seed, "validation": validation, "standardize": standardize, **dataset_options}
     if entry.max_value is not None:
         all_options["scale"] = scale
-    return Dataset(
-        name=entry.name,
-        x_train=xs[0],
-        y_train=ys[0],
-        x_val=xs[1],
-        y_val=ys[1],
-        x_test=xs[2],
-        y_test=ys[2],
-        input_shape=tuple(xs[0].shape[1:]),
+    return Dataset.from_splits(
+        entry.name,
+        xs,
+        ys,
         num_classes=len(classes) if classification else None,
         class_names=classes,
         task=entry.task,
@@ -133,21 +124,35 @@ def load(
     )
 
 
-def _split(
-    arrays: Arrays, validation: float, seed: int, classification: bool
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], float | str]:
-    """[(x, y) train, validation, test] and the test record: the official test split, or
-    TEST_FRACTION held out first; then ``validation`` of the rest (stratified for classes)."""
-    x_train, y_train = arrays.x_train, arrays.y_train
-    if arrays.x_test is None:
-        keep, test = stratified_split(y_train, TEST_FRACTION, seed, stratify=classification)
-        x_test, y_test = x_train[test], y_train[test]
-        x_train, y_train = x_train[keep], y_train[keep]
-        test_record: float | str = TEST_FRACTION
+def split_indices(
+    y: np.ndarray, seed: int, validation: float, classification: bool, has_test: bool
+) -> list[np.ndarray]:
+    """[train, validation, test] indices into the N samples of ``y`` (N, ...): TEST_FRACTION
+    held out first (none when the data have their own test split), then ``validation`` of
+    the rest; stratified by class for classification. Registry names and data files
+    (``capas.data.files``) split alike."""
+    if has_test:
+        keep, test = np.arange(len(y)), np.arange(0)
     else:
-        x_test, y_test, test_record = arrays.x_test, arrays.y_test, "official"
-    keep, val = stratified_split(y_train, validation, seed, stratify=classification)
-    return [(x_train[keep], y_train[keep]), (x_train[val], y_train[val]), (x_test, y_test)], test_record
+        keep, test = stratified_split(y, TEST_FRACTION, seed, stratify=classification)
+    train, val = stratified_split(y[keep], validation, seed, stratify=classification)
+    return [keep[train], keep[val], test]
+
+
+def split_record(seed: int, validation: float, classification: bool, has_test: bool) -> dict[str, Any]:
+    """How the splits were drawn, as ``Dataset.preprocessing["split"]`` records it."""
+    test: float | str = "official" if has_test else TEST_FRACTION
+    return {"test": test, "validation": validation, "stratified": classification, "seed": seed}
+
+
+def _split(arrays: Arrays, validation: float, seed: int, classification: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(x, y) train, validation, test]: the official test split, or TEST_FRACTION held out
+    first; then ``validation`` of the rest (stratified for classes)."""
+    official = arrays.x_test is not None
+    train, val, test = split_indices(arrays.y_train, seed, validation, classification, official)
+    x, y = arrays.x_train, arrays.y_train
+    held_out = (arrays.x_test, arrays.y_test) if official else (x[test], y[test])
+    return [(x[train], y[train]), (x[val], y[val]), held_out]
 
 
 def _check_common(seed: Any, validation: Any, standardize: Any) -> None:

@@ -87,12 +87,18 @@ class _ConvBase(nn.Module):
             self.padding = _per_axis("padding", padding, dims, minimum=0)
         self.kernel_area = math.prod(self.kernel_size)
 
+    def _check_layout(self, x: Tensor) -> None:
+        """SpecError naming the expected and actual shapes if ``x`` is not (N, in, *spatial)."""
+        if x.dim() != self.dims + 2 or x.shape[1] != self.in_channels:
+            layout = "N x C x L" if self.dims == 1 else "N x C x H x W"
+            raise SpecError(
+                f"{type(self).__name__} expects {layout} inputs with C={self.in_channels}, got shape {tuple(x.shape)}"
+            )
+
     def _check_input(self, x: Tensor) -> None:
         """SpecError naming the expected and actual shapes if ``x`` cannot be convolved."""
         name = type(self).__name__
-        if x.dim() != self.dims + 2 or x.shape[1] != self.in_channels:
-            layout = "N x C x L" if self.dims == 1 else "N x C x H x W"
-            raise SpecError(f"{name} expects {layout} inputs with C={self.in_channels}, got shape {tuple(x.shape)}")
+        self._check_layout(x)
         pads = self.padding if isinstance(self.padding, tuple) else (self.padding,) * self.dims
         per_axis = zip(x.shape[2:], self.kernel_size, self.stride, self.dilation, pads)
         for axis, (length, k, s, d, p) in enumerate(per_axis):
@@ -116,7 +122,26 @@ class _ConvBase(nn.Module):
         }
 
 
-class Conv(_ConvBase, ActivatedLayer):
+class _OneConv(_ConvBase):
+    """A convolution-like layer held as one torch module, ``self.conv``: its ``weight`` and
+    ``bias`` are that module's."""
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.conv.weight
+
+    @property
+    def bias(self) -> nn.Parameter | None:
+        return self.conv.bias
+
+    def _init_conv(self, fan_in: int, fan_out: int) -> None:
+        """The weight drawn by ``init_scheme`` for these fans; the bias, if any, zeroed."""
+        initialize_(self.weight, self.init_scheme, fan_in, fan_out)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
+class Conv(_OneConv, ActivatedLayer):
     """s = g(W * x + b): ``out_channels`` filters of ``kernel_size`` over ``in_channels``.
 
     ``weight`` is ``(out, in, *kernel_size)`` and ``bias`` ``(out,)``, as in ``nn.Conv1d/2d``
@@ -145,19 +170,9 @@ class Conv(_ConvBase, ActivatedLayer):
         self.conv = _CONV[dims](in_channels, out_channels, self.kernel_size, bias=bias, **self._conv_args())
         self.reset_parameters()
 
-    @property
-    def weight(self) -> nn.Parameter:
-        return self.conv.weight
-
-    @property
-    def bias(self) -> nn.Parameter | None:
-        return self.conv.bias
-
     def reset_parameters(self) -> None:
         area = self.kernel_area
-        initialize_(self.weight, self.init_scheme, self.in_channels * area, self.out_channels * area)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        self._init_conv(self.in_channels * area, self.out_channels * area)
 
     def pre_activation(self, x: Tensor) -> Tensor:
         """z = W * x + b (N, out, *L_out), before the activation."""
@@ -183,7 +198,7 @@ class Conv(_ConvBase, ActivatedLayer):
         }
 
 
-class ConvMaxout(_ConvBase):
+class ConvMaxout(_OneConv):
     """Convolutional maxout: a convolution with ``out_channels * pieces`` filters; output
     channel j is the max over filters ``j*pieces ... j*pieces + pieces - 1``."""
 
@@ -209,21 +224,12 @@ class ConvMaxout(_ConvBase):
         self.reset_parameters()
 
     @property
-    def weight(self) -> nn.Parameter:
-        return self.conv.weight
-
-    @property
-    def bias(self) -> nn.Parameter:
-        return self.conv.bias
-
-    @property
     def init_scheme(self) -> str:
         return self.init or init_for("maxout")
 
     def reset_parameters(self) -> None:
         area = self.kernel_area
-        initialize_(self.weight, self.init_scheme, self.in_channels * area, self.out_channels * area)
-        nn.init.zeros_(self.bias)
+        self._init_conv(self.in_channels * area, self.out_channels * area)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
@@ -313,7 +319,7 @@ class SeparableConv(_ConvBase, ActivatedLayer):
         }
 
 
-class DepthwiseConv(_ConvBase, ActivatedLayer):
+class DepthwiseConv(_OneConv, ActivatedLayer):
     """Depthwise-only convolution (course file 000, Xception: "each convolution of a layer
     works with only one of the previous outputs"): input channel c is filtered by its own
     ``depth_multiplier`` filters of ``kernel_size`` and nothing mixes channels.
@@ -348,19 +354,9 @@ class DepthwiseConv(_ConvBase, ActivatedLayer):
         )
         self.reset_parameters()
 
-    @property
-    def weight(self) -> nn.Parameter:
-        return self.conv.weight
-
-    @property
-    def bias(self) -> nn.Parameter | None:
-        return self.conv.bias
-
     def reset_parameters(self) -> None:
         area = self.kernel_area
-        initialize_(self.weight, self.init_scheme, area, self.depth_multiplier * area)  # one channel per filter
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        self._init_conv(area, self.depth_multiplier * area)  # one input channel per filter
 
     def pre_activation(self, x: Tensor) -> Tensor:
         """z (N, in*m, *L_out): each channel convolved with its own filters."""

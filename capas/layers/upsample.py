@@ -28,9 +28,8 @@ from torch.nn import functional as F
 
 from capas.errors import SpecError
 from capas.layers.activations import Activation
-from capas.layers.conv import Padding, Size, _ConvBase
+from capas.layers.conv import Padding, Size, _OneConv
 from capas.layers.dense import ActivatedLayer, check_positive
-from capas.layers.init import initialize_
 from capas.layers.kinds import BuildContext, LayerKind, Shape, _window_head, register_kind, table_ints
 
 _TRANSPOSED = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
@@ -42,7 +41,7 @@ def transposed_output_length(L_in: int, kernel: int, stride: int = 1, dilation: 
     return (L_in - 1) * stride - 2 * padding + dilation * (kernel - 1) + 1
 
 
-class TransposedConv(_ConvBase, ActivatedLayer):
+class TransposedConv(_OneConv, ActivatedLayer):
     """s = g(W^T * x + b): the gradient of a convolution with respect to its input, used as
     a layer. ``weight`` is ``(in, out, *kernel_size)`` and ``bias`` ``(out,)``, exactly as in
     ``nn.ConvTranspose1d/2d`` (held as ``self.conv``). ``init`` defaults to the activation's
@@ -68,37 +67,18 @@ class TransposedConv(_ConvBase, ActivatedLayer):
         check_positive("TransposedConv", out_channels=out_channels)
         self.out_channels = out_channels
         self._set_activation(activation, init)
-        self.conv = _TRANSPOSED[dims](
-            in_channels, out_channels, self.kernel_size, bias=bias, stride=self.stride, dilation=self.dilation,
-            padding=self.padding,
-        )  # fmt: skip
+        self.conv = _TRANSPOSED[dims](in_channels, out_channels, self.kernel_size, bias=bias, **self._conv_args())
         self.reset_parameters()
-
-    @property
-    def weight(self) -> nn.Parameter:
-        return self.conv.weight
-
-    @property
-    def bias(self) -> nn.Parameter | None:
-        return self.conv.bias
 
     def reset_parameters(self) -> None:
         area, steps = self.kernel_area, 1
         for s in self.stride:
             steps *= s
-        fan_in = max(1, self.in_channels * area // steps)
-        initialize_(self.weight, self.init_scheme, fan_in, self.out_channels * area)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
-
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() != self.dims + 2 or x.shape[1] != self.in_channels:
-            layout = "N x C x L" if self.dims == 1 else "N x C x H x W"
-            raise SpecError(f"TransposedConv expects {layout} inputs with C={self.in_channels}, got {tuple(x.shape)}")
+        self._init_conv(max(1, self.in_channels * area // steps), self.out_channels * area)
 
     def pre_activation(self, x: Tensor) -> Tensor:
-        """z = W^T * x + b (N, out, *L_out), before the activation."""
-        self._check_input(x)
+        """z = W^T * x + b (N, out, *L_out), before the activation (any input length grows)."""
+        self._check_layout(x)
         return self.conv(x)
 
     def extra_repr(self) -> str:

@@ -20,27 +20,12 @@ from torch.nn import functional as F
 from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.models.autoencoder import Autoencoder
-from capas.tasks.options import refuse_unused
+from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
 from capas.train.optim import make_optimizer, schedule_for
 from capas.train.task import Task, TaskContext
 
 #: TrainConfig fields of supervised learning an autoencoder has no use for
-UNUSED = (
-    "loss",
-    "engine",
-    "amp",
-    "l1",
-    "max_norm",
-    "input_noise",
-    "class_weights",
-    "resample",
-    "target_encoding",
-    "curriculum",
-    "frozen_layers",
-    "sparsity",
-    "sparsity_weight",
-    "sparsity_target",
-)
+UNUSED = (*SUPERVISED_ONLY, *SPARSITY_PENALTY)
 
 
 class AutoencoderTask(Task):

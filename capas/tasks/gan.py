@@ -28,28 +28,12 @@ from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.models.gan import GAN
 from capas.objectives.gan_losses import gan_loss, gradient_penalty, pack
-from capas.tasks.options import refuse_unused
+from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
 from capas.train.optim import make_optimizer, schedule_for
 from capas.train.task import Task, TaskContext
 
 #: TrainConfig fields of supervised learning a GAN has no use for
-UNUSED = (
-    "loss",
-    "engine",
-    "amp",
-    "l1",
-    "l2",
-    "max_norm",
-    "input_noise",
-    "class_weights",
-    "resample",
-    "target_encoding",
-    "curriculum",
-    "frozen_layers",
-    "sparsity",
-    "sparsity_weight",
-    "sparsity_target",
-)
+UNUSED = (*SUPERVISED_ONLY, "l2", *SPARSITY_PENALTY)
 #: the fixed noise batch of the sample grids is drawn from seed + this (no run generator moves)
 FIXED_NOISE_OFFSET = 7919
 

@@ -14,6 +14,24 @@ from collections.abc import Iterable
 from capas.errors import TrainingError
 from capas.train.config import TrainConfig
 
+#: fields only supervised training on the loop's own step reads (loss, engine, input and
+#: label handling, curriculum, frozen layers): what a task with its own objective refuses
+SUPERVISED_ONLY = (
+    "loss",
+    "engine",
+    "amp",
+    "l1",
+    "max_norm",
+    "input_noise",
+    "class_weights",
+    "resample",
+    "target_encoding",
+    "curriculum",
+    "frozen_layers",
+)
+#: the supervised hidden-activity penalty (an autoencoder or RBM sets its own sparsity)
+SPARSITY_PENALTY = ("sparsity", "sparsity_weight", "sparsity_target")
+
 
 def refuse_unused(config: TrainConfig, kind: str, fields: Iterable[str]) -> None:
     """TrainingError when any of ``fields`` differs from its ``TrainConfig`` default."""

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.models.rbm import RBM, CDOptions, ContrastiveDivergence
-from capas.tasks.options import refuse_unused
+from capas.tasks.options import SPARSITY_PENALTY, refuse_unused
 from capas.train.task import Task, TaskContext
 
 #: TrainConfig fields CD has no use for (it has no loss, optimizer, gradient or schedule)
@@ -48,9 +48,7 @@ UNUSED = (
     "target_encoding",
     "curriculum",
     "frozen_layers",
-    "sparsity",
-    "sparsity_weight",
-    "sparsity_target",
+    *SPARSITY_PENALTY,
 )
 
 

@@ -30,25 +30,13 @@ from capas.data.batch import Batch
 from capas.data.vocab import PAD
 from capas.errors import TrainingError
 from capas.models.seq2seq import Seq2Seq
-from capas.tasks.options import refuse_unused
+from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
 from capas.tasks.seq2seq_metrics import bleu, exact_match, token_accuracy
 from capas.train.optim import make_optimizer, schedule_for
 from capas.train.task import Task, TaskContext
 
 #: TrainConfig fields of supervised classification an encoder-decoder has no use for
-UNUSED = (
-    "loss",
-    "engine",
-    "amp",
-    "l1",
-    "max_norm",
-    "input_noise",
-    "class_weights",
-    "resample",
-    "target_encoding",
-    "curriculum",
-    "frozen_layers",
-)
+UNUSED = (*SUPERVISED_ONLY, *SPARSITY_PENALTY)  # its loss has no hidden-activity term
 
 
 def masked_loss(logits: Tensor, tgt: Tensor) -> Tensor:
