@@ -386,3 +386,37 @@ def test_a_model_that_does_not_fit_the_inputs_fails_before_writing_a_run(tmp_pat
     with pytest.raises(CapasError, match="expects inputs of shape"):
         fit(build("3-4-2"), (x, y), epochs=1, quiet=True, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+class CountingSteps(Callback):
+    """Counts per-batch calls; ``needs`` says whether it insists on them."""
+
+    def __init__(self, needs: bool) -> None:
+        self.needs_batches = needs
+        self.calls = 0
+
+    def on_batch_end(self, trainer, step, loss) -> None:
+        self.calls += 1
+
+
+def test_a_progress_bar_does_not_force_the_per_step_loop(monkeypatch):
+    from capas.tasks.supervised import SupervisedTask
+    from capas.train.callbacks import ProgressBar
+
+    whole_epochs = []
+    original = SupervisedTask.run_epoch
+
+    def counting(self, epoch, batches, after_step):
+        result = original(self, epoch, batches, after_step)
+        whole_epochs.append(result is not None)
+        return result
+
+    monkeypatch.setattr(SupervisedTask, "run_epoch", counting)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    nicety, insists = CountingSteps(needs=False), CountingSteps(needs=True)
+    fit(build("4-8-2", seed=0), (x, y), epochs=2, batch_size=8, quiet=True, callbacks=[nicety])
+    assert whole_epochs == [True, True] and nicety.calls == 0  # the engine ran each epoch whole
+    whole_epochs.clear()
+    fit(build("4-8-2", seed=0), (x, y), epochs=2, batch_size=8, quiet=True, callbacks=[insists])
+    assert whole_epochs == [] and insists.calls == 2 * 8  # a callback that needs batches gets every step
+    assert ProgressBar.needs_batches is False

@@ -22,9 +22,16 @@ if TYPE_CHECKING:
 
 
 class Callback:
-    """Base class: every hook does nothing."""
+    """Base class: every hook does nothing.
+
+    A callback that defines ``on_batch_end`` makes the loop run every step itself (no
+    whole-epoch fast path, no compiled kernel), unless it sets ``needs_batches = False``:
+    then its per-batch calls are a nicety (a progress bar's step count) that the loop makes
+    when it steps anyway and skips when the task runs a whole epoch at once.
+    """
 
     name = "callback"
+    needs_batches = True
 
     def on_fit_begin(self, trainer: Trainer) -> None: ...
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
@@ -210,10 +217,13 @@ class ProgressBar(Callback):
     last losses.
 
     The step bar advances every ~2% of an epoch (not every step), and losses are shown only
-    once per epoch, so the bar never forces a device synchronisation inside the loop.
+    once per epoch, so the bar never forces a device synchronisation inside the loop. It does
+    not need per-batch calls: when the task runs a whole epoch at once (the compiled kernel),
+    the step bar jumps to the end of the epoch.
     """
 
     name = "progress"
+    needs_batches = False
 
     def __init__(self) -> None:
         self.progress: Any = None

@@ -197,6 +197,7 @@ class Trainer:
         if progress is not None:
             self.callbacks.append(progress)
         self.batch_callbacks = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
+        self.forces_steps = any(c.needs_batches for c in self.batch_callbacks)  # else run_epoch may run it whole
 
     def fit_loop(self) -> None:
         if self.stop_training:  # a resumed run whose last checkpoint had stopped (early stopping)
@@ -235,7 +236,7 @@ class Trainer:
         task.model.train()
         batches = task.train_adapter.epoch(epoch, self.generators.shuffle, task.epoch_subset(epoch))
         after_step = self.after_step if self.per_batch_schedules else None
-        means = None if self.batch_callbacks else task.run_epoch(epoch, batches, after_step)
+        means = None if self.forces_steps else task.run_epoch(epoch, batches, after_step)
         if means is None:
             means = self._generic_epoch(batches)
         if self.ranks is not None:  # the epoch's means over every rank's share (a NaN anywhere is a NaN here)
