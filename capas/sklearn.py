@@ -23,6 +23,7 @@ one estimator fits any table.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from capas import defaults
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-class _CapasEstimator(BaseEstimator):
+class _CapasEstimator(BaseEstimator, abc.ABC):
     """What both estimators share: the parameters, the fit through ``capas.fit``, pickling."""
 
     _task = "classification"
@@ -80,11 +81,13 @@ class _CapasEstimator(BaseEstimator):
         self.verbose = verbose
 
     # -- what subclasses define -------------------------------------------------------------
+    @abc.abstractmethod
     def _encode_targets(self, y: Any, reset: bool) -> np.ndarray:
-        raise NotImplementedError
+        """The targets as the network trains on them (class indices or float columns)."""
 
+    @abc.abstractmethod
     def _output_width(self) -> int:
-        raise NotImplementedError
+        """How many output units the network needs for the targets seen in ``fit``."""
 
     # -- shared ----------------------------------------------------------------------------
     def _numpy_dtype(self) -> type:

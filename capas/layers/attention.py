@@ -19,6 +19,8 @@ encoders always keep ``<eos>``, so no real input is empty.
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import Tensor, nn
 
@@ -33,7 +35,7 @@ def masked_softmax(scores: Tensor, mask: Tensor | None) -> Tensor:
     return torch.softmax(scores, dim=-1)
 
 
-class Attention(nn.Module):
+class Attention(nn.Module, abc.ABC):
     """Base: ``forward(query, keys (B, S, Hk), mask (B, S) bool | None) -> (context, weights)``
     for one query per row (B, Hq) -> ((B, Hk), (B, S)), or T queries per row (B, T, Hq) ->
     ((B, T, Hk), (B, T, S)): a decoder whose states are all known (teacher forcing, Luong's
@@ -49,8 +51,9 @@ class Attention(nn.Module):
     def prepare(self, keys: Tensor) -> Tensor:
         return keys
 
-    def score(self, queries: Tensor, prepared: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def score(self, queries: Tensor, prepared: Tensor) -> Tensor:
+        """Unnormalised scores of every query against every prepared key."""
 
     def attend(self, query: Tensor, keys: Tensor, prepared: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """Context and weights (shapes as ``forward``) from keys already ``prepare``-d."""

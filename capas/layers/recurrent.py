@@ -48,6 +48,7 @@ gradients flow back at most k steps while the forward pass still carries the sta
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import contextvars
 import math
@@ -103,7 +104,7 @@ def _uniform_(tensors: list[Tensor], hidden: int) -> None:
         nn.init.uniform_(tensor, -bound, bound)
 
 
-class Cell(nn.Module):
+class Cell(nn.Module, abc.ABC):
     """One time step of a recurrent layer with ``gates`` blocks of H pre-activations:
     ``weight_ih (G*H, F)``, ``weight_hh (G*H, H)``, ``bias (G*H,)``."""
 
@@ -133,8 +134,9 @@ class Cell(nn.Module):
         """The step's output (B, H) read off its state."""
         return state
 
+    @abc.abstractmethod
     def step(self, x: Tensor, state: Any, record: dict[str, list[Tensor]] | None) -> Any:
-        raise NotImplementedError  # every cell defines its equation
+        """One step of the cell's equation: x_t (B, F) and the state at t-1 -> the state at t."""
 
     def has_kernel(self) -> bool:
         """Whether torch has a fused kernel for this cell (:meth:`fused`)."""
