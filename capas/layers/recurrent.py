@@ -144,7 +144,7 @@ class Cell(nn.Module, abc.ABC):
 
     def fused(self, x: Tensor, state: Any, training: bool) -> tuple[Tensor, Any]:
         """torch's fused kernel over all of x (B, T, F) -> (outputs (B, T, H), last state)."""
-        raise NotImplementedError(f"a {self.kind} cell has no fused kernel; run the cell loop")
+        raise SpecError(f"a {self.kind} cell has no fused kernel (torch has none for it); run it with fused=False")
 
 
 class ElmanCell(Cell):
