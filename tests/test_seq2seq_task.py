@@ -11,7 +11,7 @@ from capas.api.recipes import resume_recipe, run_recipe
 from capas.api.seq2seq import load_seq2seq_recipe, read_raw_recipe
 from capas.cli import main
 from capas.data.pairs import load_pairs
-from capas.errors import RunDirError, TrainingError, TrainingInterrupted
+from capas.errors import DataError, RunDirError, TrainingError, TrainingInterrupted
 from capas.models.seq2seq import Seq2Seq
 from capas.tasks import Seq2SeqTask, for_model
 from capas.train import rundir
@@ -48,6 +48,24 @@ def test_learns_to_reverse_short_strings(reverse_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["translate", str(run), "abce"])
     assert exit_info.value.code == 2 and "never seen in training: 'e'" in capsys.readouterr().err
+    # capas evaluate reloads the run's pairs (capas.data.load knows them) and recomputes its test metrics
+    main(["evaluate", str(run), "--json"])
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("test_loss", "test_exact_match", "test_token_accuracy", "test_bleu"):
+        assert evaluated[key] == pytest.approx(result.test_metrics[key], abs=1e-6), key
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run), "--data", "digits"])
+    assert "not made of this encoder-decoder's symbol pairs" in capsys.readouterr().err
+
+
+def test_the_dataset_registry_loads_pairs_by_name():
+    data = capas.data.load("dates", n=200, seed=3, validation=0.1)
+    again = load_pairs("dates", n=200, seed=3, validation=0.1)
+    assert data.pairs == again.pairs and torch.equal(data.x_train, again.x_train)
+    with pytest.raises(DataError, match="sequence pairs: addition, reverse, sort, dates"):
+        capas.data.load("datez")
+    with pytest.raises(DataError, match="cannot be standardized"):
+        capas.data.load("dates", standardize=True)
 
 
 def test_seq2seq_recipe_writes_its_report(tmp_path):

@@ -61,9 +61,34 @@ def evaluate(
         bound = Loss(name, num_classes=dataset.num_classes)
     if len(dataset.x_test) == 0:
         raise DataError(f"dataset {dataset.name} has no test split to evaluate on")
-    metrics = evaluate_model(model, dataset.x_test, dataset.y_test, bound)
+    metrics = _task_metrics(model, dataset)
+    if metrics is None:
+        metrics = evaluate_model(model, dataset.x_test, dataset.y_test, bound)
     classes = list(dataset.class_names) if "test_accuracy" in metrics else None
     return Evaluation(dataset.name, len(dataset.x_test), classes, metrics)
+
+
+def _task_metrics(model: nn.Module, dataset: Any) -> dict[str, Any] | None:
+    """The test metrics of a model whose task is not supervised learning (None for one that
+    is): an encoder-decoder's exact match, token accuracy and BLEU of greedy decoding."""
+    from capas.models.gan import GAN
+    from capas.models.seq2seq import Seq2Seq
+
+    if isinstance(model, GAN):
+        raise DataError(
+            "a GAN has no test split to score; measure its samples with capas sample RUN --npy, "
+            "or run its recipe (capas run recipes/gan-ring.toml) for modes and Fréchet distances"
+        )
+    if not isinstance(model, Seq2Seq):
+        return None
+    from capas.tasks.seq2seq import test_metrics
+
+    if not hasattr(dataset, "target_vocab") or dataset.target_vocab.tokens != model.target_vocab.tokens:
+        raise DataError(
+            f"dataset {dataset.name} is not made of this encoder-decoder's symbol pairs; evaluate it on "
+            "the pairs it was trained on (leave --data out) or on a pairs dataset of the same vocabulary"
+        )
+    return test_metrics(model, dataset.x_test, dataset.y_test)
 
 
 def check_one_run(run: Run) -> None:

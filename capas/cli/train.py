@@ -315,7 +315,12 @@ def evaluate(
     metrics = result.metrics
     typer.echo(f"run {run_dir} on {result.data} test ({result.n_samples} samples)")
     typer.echo(f"test loss: {metrics['test_loss']:.6g}")
-    if result.class_names is not None:
+    if "test_exact_match" in metrics:
+        typer.echo(
+            f"test exact match: {metrics['test_exact_match']:.4f}  token accuracy: "
+            f"{metrics['test_token_accuracy']:.4f}  BLEU: {metrics['test_bleu']:.4f}"
+        )
+    elif result.class_names is not None:
         typer.echo(f"test accuracy: {metrics['test_accuracy']:.4f}  macro F1: {metrics['macro_f1']:.4f}")
         scores = metrics["per_class"]
         for c, name in enumerate(result.class_names):

@@ -40,7 +40,10 @@ def get_entry(name: str) -> Entry:
         return REGISTRY[key]
     close = difflib.get_close_matches(key, REGISTRY, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    raise DataError(f"unknown dataset {name!r}; {hint}available: {', '.join(REGISTRY)}")
+    from capas.data.pairs import PAIR_SOURCES
+
+    pairs = ", ".join(source for source in PAIR_SOURCES if source not in REGISTRY)
+    raise DataError(f"unknown dataset {name!r}; {hint}available: {', '.join(REGISTRY)}; sequence pairs: {pairs}")
 
 
 def available() -> list[DatasetInfo]:
@@ -87,9 +90,15 @@ def load(
     :func:`capas.data.files.load_path` (tables, arrays, image folders, text).
     """
     from capas.data.files import load_path, looks_like_path
+    from capas.data.pairs import PAIR_SOURCES, load_pairs
 
     _check_common(seed, validation, standardize)
-    if str(name).strip().lower().replace("_", "-") not in REGISTRY and looks_like_path(name):
+    key = str(name).strip().lower().replace("_", "-")
+    if key in PAIR_SOURCES and key not in REGISTRY:
+        if standardize:
+            raise DataError(f"{key!r} is a dataset of symbol pairs; it cannot be standardized (leave standardize out)")
+        return load_pairs(key, seed=seed, validation=validation, **options)
+    if key not in REGISTRY and looks_like_path(name):
         return load_path(name, seed=seed, validation=validation, standardize=standardize, **options)
     entry = get_entry(name)
     dataset_options, scale = _resolve_options(entry, options)

@@ -168,37 +168,13 @@ class Seq2SeqTask(Task):
             "decoded_token_accuracy": token_accuracy(decoded, tgt),
         }
 
-    @torch.no_grad()
     def final_metrics(self) -> dict[str, Any]:
         """Test loss (teacher-forced), exact match, token accuracy and BLEU of greedy decoding."""
         data = self.ctx.data
         if data.x_test is None:
             return {}
-        from capas.models.modes import eval_mode
-
         x, y = self._ids(data.x_test, data.y_test, "test")
-        totals = {"loss": 0.0, "exact_match": 0.0, "token_accuracy": 0.0}
-        candidates, references = [], []
-        vocab = self.model.target_vocab
-        with eval_mode(self.model):
-            size = self.ctx.config.eval_batch_size
-            for start in range(0, len(x), size):
-                src, tgt = trim(x[start : start + size]), trim(y[start : start + size])
-                logits, _ = self.model(src, tgt, 1.0)
-                decoded, _ = self.model.greedy(src)
-                totals["loss"] += float(masked_loss(logits, tgt)) * len(src)
-                totals["exact_match"] += float(exact_match(decoded, tgt)) * len(src)
-                real = int((tgt != PAD).sum())
-                totals["token_accuracy"] += float(token_accuracy(decoded, tgt)) * real
-                candidates += [list(vocab.decode(row)) for row in decoded.tolist()]
-                references += [list(vocab.decode(row)) for row in tgt.tolist()]
-        n, tokens = len(x), int((y != PAD).sum())
-        return {
-            "test_loss": totals["loss"] / n,
-            "test_exact_match": totals["exact_match"] / n,
-            "test_token_accuracy": totals["token_accuracy"] / tokens,
-            "test_bleu": bleu(candidates, references),
-        }
+        return test_metrics(self.model, x, y, self.ctx.config.eval_batch_size)
 
     def probe(self, n: int) -> Batch:
         return Batch((self.x_train[:n],), (self.y_train[:n],))
@@ -213,3 +189,32 @@ class Seq2SeqTask(Task):
     def describe(self) -> dict[str, Any]:
         """config.json's task record; ``options`` rebuild the same task on resume."""
         return {"kind": self.kind, "engine": self.engine, "options": dict(self.options)}
+
+
+@torch.no_grad()
+def test_metrics(model: Seq2Seq, x: Tensor, y: Tensor, batch_size: int = 1024) -> dict[str, Any]:
+    """``test_loss`` (teacher-forced), ``test_exact_match``, ``test_token_accuracy`` and
+    ``test_bleu`` of greedy decoding, for source ids x (N, S) and target ids y (N, T) of
+    ``model``'s vocabularies: what ``fit`` reports and ``capas evaluate`` recomputes."""
+    from capas.models.modes import eval_mode
+
+    totals = {"loss": 0.0, "exact_match": 0.0, "token_accuracy": 0.0}
+    candidates, references = [], []
+    vocab = model.target_vocab
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            src, tgt = trim(x[start : start + batch_size]), trim(y[start : start + batch_size])
+            logits, _ = model(src, tgt, 1.0)
+            decoded, _ = model.greedy(src)
+            totals["loss"] += float(masked_loss(logits, tgt)) * len(src)
+            totals["exact_match"] += float(exact_match(decoded, tgt)) * len(src)
+            totals["token_accuracy"] += float(token_accuracy(decoded, tgt)) * int((tgt != PAD).sum())
+            candidates += [list(vocab.decode(row)) for row in decoded.tolist()]
+            references += [list(vocab.decode(row)) for row in tgt.tolist()]
+    n, tokens = len(x), int((y != PAD).sum())
+    return {
+        "test_loss": totals["loss"] / n,
+        "test_exact_match": totals["exact_match"] / n,
+        "test_token_accuracy": totals["token_accuracy"] / tokens,
+        "test_bleu": bleu(candidates, references),
+    }
