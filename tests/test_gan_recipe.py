@@ -26,6 +26,7 @@ options = { n = 600 }
 [model]
 generator = "4-16-2"
 discriminator = "{input}-16-1"
+init = "glorot_uniform"
 [train]
 epochs = 2
 batch_size = 64
@@ -56,6 +57,7 @@ def test_gan_recipe_runs_variants_over_seeds_and_writes_its_report(tmp_path):
     assert results["summary"]["minimax"]["modes"]["mean"] == pytest.approx(np.mean(modes))
     packed = json.loads((tmp_path / "out" / "packed-m-2" / "seed-0" / "model.json").read_text())
     assert packed["packing"] == 2 and packed["discriminator"]["spec"].startswith("4 ")
+    assert packed["generator"]["init"] == packed["discriminator"]["init"] == "glorot_uniform"
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| minimax |" in report and "saturation.png" in report
     for name in ("minimax-samples.png", "packed-m-2-curves.png", "saturation.png"):
@@ -92,3 +94,24 @@ def test_minimax_generator_gradient_vanishes_as_the_discriminator_learns():
     assert len(minimax) == len(non_saturating) == 60
     assert minimax[-1] < minimax[0] / 5 and non_saturating[-1] > 5 * non_saturating[0]
     assert non_saturating[-1] > 10 * minimax[-1]
+
+
+def test_the_samples_gif_keeps_at_most_max_frames_first_and_last_included(tmp_path):
+    from PIL import Image
+
+    from capas.diagnostics.gan_plots import animate
+
+    frames = []
+    for i in range(7):  # frame i is a flat grey of level 30 i, so the GIF's frames can be told apart
+        frames.append(tmp_path / f"epoch-{i:04d}.png")
+        Image.fromarray(np.full((8, 8, 3), 30 * i, dtype=np.uint8)).save(frames[-1])
+    gif = Image.open(animate(frames, tmp_path / "all.gif"))
+    assert gif.n_frames == 7
+    gif = Image.open(animate(frames, tmp_path / "three.gif", max_frames=3))
+    levels = []
+    for k in range(gif.n_frames):
+        gif.seek(k)
+        levels.append(int(np.asarray(gif.convert("RGB"))[0, 0, 0]))
+    assert levels == [0, 90, 180]  # frames 0, 3 and 6
+    with pytest.raises(CapasError, match="at least 2"):
+        animate(frames, tmp_path / "one.gif", max_frames=1)

@@ -30,3 +30,11 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def evenly_spaced(n: int, most: int) -> list[int]:
+    """At most ``most`` (>= 2) indices of ``range(n)``, evenly spaced, the first and the last
+    included: the frames an animation of ``n`` snapshots shows."""
+    if n <= most:
+        return list(range(n))
+    return list(dict.fromkeys(round(i * (n - 1) / (most - 1)) for i in range(most)))

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from capas.diagnostics.figures import plt, save_figure
+from capas.diagnostics.figures import evenly_spaced, plt, save_figure
 from capas.errors import CapasError
 from capas.train.callbacks import Callback
 
 SAMPLES_DIR = "samples"
 GIF_NAME = "samples.gif"
+#: the most frames a samples.gif holds (at 300 ms each: 30 s)
+MAX_GIF_FRAMES = 100
 
 
 def image_grid(images: Tensor | np.ndarray, columns: int | None = None) -> np.ndarray:
@@ -92,12 +94,17 @@ def save_samples(samples: Tensor, path: str | Path, real: Tensor | None = None) 
     return path
 
 
-def animate(frames: list[Path], path: str | Path, ms_per_frame: int = 300) -> Path:
-    """A looping GIF of the PNG ``frames`` in order (each shown ``ms_per_frame``)."""
+def animate(frames: list[Path], path: str | Path, ms_per_frame: int = 300, max_frames: int = MAX_GIF_FRAMES) -> Path:
+    """A looping GIF of the PNG ``frames`` in order (each shown ``ms_per_frame``); of more
+    than ``max_frames``, an evenly spaced selection that keeps the first and the last, so a
+    600-epoch run still plays in half a minute (every epoch's PNG stays in the run)."""
     from PIL import Image
 
     if not frames:
         raise CapasError("no sample frames to animate; train at least one epoch with a run directory")
+    if max_frames < 2:
+        raise CapasError(f"max_frames must be at least 2 (the first and the last frame), got {max_frames}")
+    frames = [frames[i] for i in evenly_spaced(len(frames), max_frames)]
     images = [Image.open(frame).convert("RGB") for frame in frames]
     path = Path(path)
     images[0].save(path, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)

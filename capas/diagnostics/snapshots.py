@@ -17,7 +17,7 @@ from matplotlib.animation import FuncAnimation, PillowWriter
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from capas.diagnostics.figures import plt
+from capas.diagnostics.figures import evenly_spaced, plt
 from capas.diagnostics.plots_model import boundary_axes, draw_regions, predict_grid
 from capas.errors import RunDirError
 from capas.train.callbacks import Callback
@@ -99,7 +99,7 @@ def animate_boundary(
 ) -> list[int]:
     """A GIF of the decision regions over epochs (evenly spaced, first and last included); returns the epochs shown."""
     epochs, classes = snapshots["epochs"], snapshots["classes"]
-    frames = np.unique(np.linspace(0, len(epochs) - 1, min(max_frames, len(epochs))).round().astype(int))
+    frames = evenly_spaced(len(epochs), max_frames)
     fig, ax = plt.subplots(figsize=(4.5, 4))
     mesh = draw_regions(ax, snapshots["gx"], snapshots["gy"], classes[frames[0]], x, y, num_classes)
     title = ax.set_title("")
