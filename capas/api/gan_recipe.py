@@ -77,6 +77,7 @@ class GanModel(BaseModel):
     noise: Literal["gaussian", "uniform"] = "gaussian"
     act: str | None = None
     discriminator_act: str | None = None
+    init: str | None = None
 
 
 class GanVariant(BaseModel):
@@ -195,7 +196,8 @@ def run_gan_recipe(path: Path, raw: dict[str, Any], out: str | Path | None, quie
             run_dir = out_dir / _slug(variant.label) / f"seed-{seed}"
             gan = build_gan(
                 recipe.model.generator, discriminator, noise=recipe.model.noise, packing=variant.packing,
-                act=recipe.model.act, discriminator_act=recipe.model.discriminator_act, seed=seed,
+                act=recipe.model.act, discriminator_act=recipe.model.discriminator_act, init=recipe.model.init,
+                seed=seed,
             )  # fmt: skip
             started = time.perf_counter()
             fit(gan, x, seed=seed, out=run_dir, quiet=True, task_options=task_options, **options)
@@ -290,7 +292,8 @@ def _plots_and_report(result: GanRecipeResult, x: torch.Tensor, build_gan: Any, 
         lines += [f"## {run.label} (seed {first})", "", f"![samples]({picture.relative_to(out_dir)}) "
                   f"![curves]({curves.relative_to(out_dir)}) [animation]({(run.run_dir / 'samples.gif').relative_to(out_dir)})", ""]  # fmt: skip
     fresh = build_gan(recipe.model.generator, recipe.model.discriminator.format(input="x".join(map(str, x.shape[1:])), data=""),
-                      noise=recipe.model.noise, act=recipe.model.act, discriminator_act=recipe.model.discriminator_act, seed=first)  # fmt: skip
+                      noise=recipe.model.noise, act=recipe.model.act, discriminator_act=recipe.model.discriminator_act,
+                      init=recipe.model.init, seed=first)  # fmt: skip
     norms = generator_gradient_norms(fresh, x, steps=200, seed=first)
     saturation = plot_saturation(norms, plots / "saturation.png")
     lines += ["## Why the generator minimises -log D(G(z))", "",

@@ -143,6 +143,7 @@ def build_gan(
     packing: int = 1,
     act: str | None = None,
     discriminator_act: str | None = None,
+    init: str | None = None,
     seed: int | None = None,
 ) -> GAN:
     """A GAN from two specs: ``build_gan("8-128-128-2", "2-128-128-1")``.
@@ -155,9 +156,9 @@ def build_gan(
     toys). ``seed`` fixes both initialisations (generator from ``seed``, discriminator from
     ``seed + 1``).
     """
-    g = build(generator, act=act, loss="mse", seed=seed)
+    g = build(generator, act=act, loss="mse", init=init, seed=seed)
     d = build(
-        discriminator, act=discriminator_act or "leaky_relu", loss="binary_cross_entropy",
+        discriminator, act=discriminator_act or "leaky_relu", loss="binary_cross_entropy", init=init,
         seed=None if seed is None else seed + 1,
     )  # fmt: skip
     return GAN(g, d, noise=noise, packing=packing)
