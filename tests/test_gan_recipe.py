@@ -115,3 +115,42 @@ def test_the_samples_gif_keeps_at_most_max_frames_first_and_last_included(tmp_pa
     assert levels == [0, 90, 180]  # frames 0, 3 and 6
     with pytest.raises(CapasError, match="at least 2"):
         animate(frames, tmp_path / "one.gif", max_frames=1)
+
+
+def test_parallel_jobs_and_an_interrupted_recipe_give_the_numbers_of_one_plain_run(tmp_path, monkeypatch):
+    """Each run is seeded on its own: two worker processes (jobs = 2) measure what one process
+    does, and a recipe stopped after its first run, then resumed, ends with the same table."""
+    from capas.api import gan_recipe
+    from capas.api.recipes import resume_recipe
+    from capas.errors import TrainingInterrupted
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(RECIPE)
+    plain = run_recipe(path, out=tmp_path / "plain", quiet=True)
+    numbers = [(r.label, r.seed, r.test_metrics["high_quality"], r.test_metrics["histogram"]) for r in plain.variants]
+
+    both = run_recipe(path, out=tmp_path / "both", overrides={"jobs": 2}, quiet=True)
+    assert [
+        (r.label, r.seed, r.test_metrics["high_quality"], r.test_metrics["histogram"]) for r in both.variants
+    ] == numbers
+
+    calls = []
+    train = gan_recipe._train
+
+    def stop_at_the_second(job, x):
+        calls.append(job.label)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        train(job, x)
+
+    monkeypatch.setattr(gan_recipe, "_train", stop_at_the_second)
+    with pytest.raises(TrainingInterrupted, match="capas run --resume"):
+        run_recipe(path, out=tmp_path / "cut", quiet=True)
+    monkeypatch.setattr(gan_recipe, "_train", train)
+    resumed = resume_recipe(tmp_path / "cut", quiet=True)
+    assert [
+        (r.label, r.seed, r.test_metrics["high_quality"], r.test_metrics["histogram"]) for r in resumed.variants
+    ] == numbers
+    assert json.loads((tmp_path / "cut" / "recipe.json").read_text())["finished"] is True
+    with pytest.raises(CapasError, match="already finished"):
+        resume_recipe(tmp_path / "cut", quiet=True)

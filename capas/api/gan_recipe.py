@@ -6,6 +6,7 @@ A GAN recipe is a TOML file with ``kind = "gan"`` (``capas run`` dispatches it h
     name = "gan-ring"
     description = "..."
     seeds = [0, 1, 2, 3, 4]          # one run per variant and seed (--seed N: just N)
+    jobs = 2                         # runs trained at once, one process each (default 1)
 
     [data]
     name = "ring"                    # a capas.data dataset (ring, grid: the mode measures)
@@ -34,10 +35,12 @@ A GAN recipe is a TOML file with ``kind = "gan"`` (``capas run`` dispatches it h
     classifier_epochs = 2            # images: the feature classifier capas trains itself
 
 Each run is a capas run directory ``OUT/<variant>/seed-<s>/`` (history, per-epoch sample
-grids, samples.gif, exact resume). ``OUT/report.md`` holds the table of measures (mean and
-standard deviation over the seeds, with the time each run took), ``OUT/results.json`` the
-per-run numbers, ``OUT/plots/`` the final samples of every variant, their training curves
-and the saturation plot (the generator's gradient norm under minimax and non-saturating).
+grids, samples.gif, exact resume) with its ``measures.json``; ``capas run --resume OUT``
+keeps the measured runs, resumes an interrupted one and trains the rest. ``OUT/report.md``
+holds the table of measures (mean and standard deviation over the seeds, with the time
+each run took), ``OUT/results.json`` the per-run numbers, ``OUT/plots/`` the final
+samples of every variant, their training curves and the saturation plot (the generator's
+gradient norm under minimax and non-saturating).
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,11 +57,13 @@ import tomllib
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from capas.api.outputs import claim_output_dir
-from capas.errors import CapasError
+from capas.api.outputs import RECIPE_RECORD, claim_output_dir
+from capas.errors import CapasError, RunDirError, TrainingInterrupted
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 TOYS = ("ring", "grid")
+#: each run's measures, written when it is measured (a resumed recipe keeps measured runs)
+MEASURES = "measures.json"
 
 
 class GanData(BaseModel):
@@ -111,6 +115,7 @@ class GanRecipe(BaseModel):
     train: dict[str, Any] = {}
     variants: list[GanVariant] = Field(min_length=1)
     measures: GanMeasures = GanMeasures()
+    jobs: int = Field(1, ge=1, le=64)  # runs trained at once, each in its own process (set threads = 1)
 
     @property
     def run_seeds(self) -> list[int]:
@@ -162,14 +167,81 @@ def _slug(label: str) -> str:
 
 def run_gan_recipe(path: Path, raw: dict[str, Any], out: str | Path | None, quiet: bool) -> GanRecipeResult:
     """Train every variant of the GAN recipe over its seeds, measure, plot, write report.md."""
+    recipe = load_gan_recipe(path, raw)
+    out_dir = Path(out) if out is not None else Path("runs") / recipe.name
+    claim_output_dir(out_dir, hint="choose another --out, or continue it with capas run --resume")
+    record = {"format": "capas-recipe", "kind": "gan", "recipe_path": str(path), "recipe": raw, "finished": False}
+    return _run(recipe, out_dir, record, quiet)
+
+
+def resume_gan_recipe(out_dir: Path, record: dict[str, Any], *, quiet: bool = False) -> GanRecipeResult:
+    """Continue an interrupted GAN recipe (``capas run --resume OUT``): measured runs are kept,
+    interrupted ones resume from their last checkpoint (the weights of an uninterrupted run),
+    the rest train; then the report is written."""
+    if record.get("finished"):
+        raise RunDirError(
+            f"the recipe run in {out_dir} already finished (see {out_dir / 'report.md'}); nothing to resume"
+        )
+    path = Path(record.get("recipe_path", "recipe.toml"))
+    return _run(load_gan_recipe(path, record.get("recipe", {})), out_dir, record, quiet)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One (variant, seed) run: everything a worker process needs to train it."""
+
+    label: str
+    seed: int
+    run_dir: Path
+    generator: str
+    discriminator: str
+    build: dict[str, Any]  # build_gan's keywords (noise, packing, act, discriminator_act, init)
+    fit: dict[str, Any]  # capas.fit's keywords ([train] with the variant's overrides)
+    task_options: dict[str, Any]
+
+
+def _jobs(recipe: GanRecipe, x: torch.Tensor, out_dir: Path, measure_toy: bool) -> list[_Job]:
+    data_shape = "x".join(map(str, x.shape[1:]))
+    jobs = []
+    for variant in recipe.variants:
+        packed = "x".join(map(str, (x.shape[1] * variant.packing, *x.shape[2:])))
+        model = recipe.model
+        build = {"noise": model.noise, "packing": variant.packing, "act": model.act,
+                 "discriminator_act": model.discriminator_act, "init": model.init}  # fmt: skip
+        task_options = {
+            "loss": variant.loss, "d_steps": variant.d_steps, "label_smoothing": variant.label_smoothing,
+            "gp_weight": variant.gp_weight, "generator_lr": variant.generator_lr,
+            "discriminator_lr": variant.discriminator_lr, "grid": 512 if measure_toy else 64,
+        }  # fmt: skip
+        for seed in recipe.run_seeds:
+            jobs.append(
+                _Job(variant.label, seed, out_dir / _slug(variant.label) / f"seed-{seed}", model.generator,
+                     model.discriminator.format(input=packed, data=data_shape), build,
+                     {**recipe.train, **variant.train}, task_options)
+            )  # fmt: skip
+    return jobs
+
+
+def _train(job: _Job, x: torch.Tensor) -> None:
+    """Train one run into its run directory (resuming it if it has a checkpoint). Runs in a
+    worker process when the recipe has ``jobs`` > 1, so it takes and returns plain data."""
     from capas.api.fit import fit
+    from capas.models.gan import build_gan
+    from capas.train import rundir
+
+    if (job.run_dir / "state.json").is_file():
+        fit(rundir.load_model(job.run_dir), x, resume=job.run_dir, quiet=True)
+        return
+    gan = build_gan(job.generator, job.discriminator, seed=job.seed, **job.build)
+    fit(gan, x, seed=job.seed, out=job.run_dir, quiet=True, task_options=job.task_options, **job.fit)
+
+
+def _run(recipe: GanRecipe, out_dir: Path, record: dict[str, Any], quiet: bool) -> GanRecipeResult:
     from capas.data import load
     from capas.diagnostics import gan_measures
     from capas.models.gan import build_gan
+    from capas.train import rundir
 
-    recipe = load_gan_recipe(path, raw)
-    out_dir = Path(out) if out is not None else Path("runs") / recipe.name
-    claim_output_dir(out_dir, hint="choose another --out")
     data = load(recipe.data.name, seed=0, validation=0.0, **recipe.data.options)
     x = data.x_train if recipe.data.train_size is None else data.x_train[: recipe.data.train_size]
     y = data.y_train if recipe.data.train_size is None else data.y_train[: recipe.data.train_size]
@@ -181,48 +253,72 @@ def run_gan_recipe(path: Path, raw: dict[str, Any], out: str | Path | None, quie
         if not quiet:
             print(f"training the feature classifier on {recipe.data.name} ({recipe.measures.classifier_epochs} epochs)")
         judge = gan_measures.train_feature_classifier(x, y, data.num_classes, epochs=recipe.measures.classifier_epochs)
-    result = GanRecipeResult(recipe, out_dir, recipe.data.name, out_dir / "report.md")
-    data_shape = "x".join(map(str, x.shape[1:]))
-    for variant in recipe.variants:
-        packed = "x".join(map(str, (x.shape[1] * variant.packing, *x.shape[2:])))
-        discriminator = recipe.model.discriminator.format(input=packed, data=data_shape)
-        options = {**recipe.train, **variant.train}
-        task_options = {
-            "loss": variant.loss, "d_steps": variant.d_steps, "label_smoothing": variant.label_smoothing,
-            "gp_weight": variant.gp_weight, "generator_lr": variant.generator_lr,
-            "discriminator_lr": variant.discriminator_lr, "grid": 512 if measure_toy else 64,
-        }  # fmt: skip
-        for seed in recipe.run_seeds:
-            run_dir = out_dir / _slug(variant.label) / f"seed-{seed}"
-            gan = build_gan(
-                recipe.model.generator, discriminator, noise=recipe.model.noise, packing=variant.packing,
-                act=recipe.model.act, discriminator_act=recipe.model.discriminator_act, init=recipe.model.init,
-                seed=seed,
-            )  # fmt: skip
-            started = time.perf_counter()
-            fit(gan, x, seed=seed, out=run_dir, quiet=True, task_options=task_options, **options)
-            seconds = time.perf_counter() - started
-            samples = gan.sample(recipe.measures.samples, torch.Generator().manual_seed(seed))
-            if measure_toy:
-                from capas.data.gan_toys import SIGMAS, mode_centres
+    rundir.write_json(out_dir / RECIPE_RECORD, record)
+    jobs = _jobs(recipe, x, out_dir, measure_toy)
+    runs: dict[Path, GanRun] = {}
 
-                name = recipe.data.name
-                sigma = recipe.data.options.get("sigma", SIGMAS[name])
-                metrics = gan_measures.mode_measures(samples, mode_centres(name), sigma).to_json()
-            else:
-                n = min(recipe.measures.samples, len(data.x_test), len(x))
-                other = 2 * data.x_test[:n] - 1 if recipe.data.symmetric else data.x_test[:n]
-                metrics = gan_measures.image_measures(judge, samples[:n], x[:n], other, data.num_classes)
-            metrics["seconds"] = seconds
-            (run_dir / "measures.json").write_text(json.dumps(metrics, indent=2))
-            result.variants.append(
-                GanRun(variant.label, gan.config()["generator"]["spec"], run_dir, seed, seconds, metrics)
-            )
-            if not quiet:
-                print(f"{variant.label} seed {seed}: {_brief(metrics)} ({seconds:.1f} s)", flush=True)
+    def measure(job: _Job) -> None:
+        """Sample the trained run, score the samples, keep them in measures.json."""
+        gan = rundir.load_model(job.run_dir)
+        history = json.loads((job.run_dir / "history.json").read_text())
+        seconds = sum(row.get("seconds", 0.0) for row in history)
+        samples = gan.sample(recipe.measures.samples, torch.Generator().manual_seed(job.seed))
+        if measure_toy:
+            from capas.data.gan_toys import SIGMAS, mode_centres
+
+            name = recipe.data.name
+            sigma = recipe.data.options.get("sigma", SIGMAS[name])
+            metrics = gan_measures.mode_measures(samples, mode_centres(name), sigma).to_json()
+        else:
+            n = min(recipe.measures.samples, len(data.x_test), len(x))
+            other = 2 * data.x_test[:n] - 1 if recipe.data.symmetric else data.x_test[:n]
+            metrics = gan_measures.image_measures(judge, samples[:n], x[:n], other, data.num_classes)
+        metrics["seconds"] = seconds
+        rundir.write_json(job.run_dir / MEASURES, metrics)
+        adopt(job, metrics)
+        if not quiet:
+            print(f"{job.label} seed {job.seed}: {_brief(metrics)} ({seconds:.1f} s)", flush=True)
+
+    def adopt(job: _Job, metrics: dict[str, Any]) -> None:
+        spec = json.loads((job.run_dir / "model.json").read_text())["generator"]["spec"]
+        runs[job.run_dir] = GanRun(job.label, spec, job.run_dir, job.seed, metrics["seconds"], metrics)
+
+    pending = []
+    for job in jobs:
+        if (job.run_dir / MEASURES).is_file():
+            adopt(job, json.loads((job.run_dir / MEASURES).read_text()))
+        else:
+            pending.append(job)
+    try:
+        if recipe.jobs == 1 or len(pending) < 2:
+            for job in pending:
+                _train(job, x)
+                measure(job)
+        else:
+            _train_in_processes(pending, x, min(recipe.jobs, len(pending)), measure)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"interrupted while training the GAN recipe {recipe.name}; continue with: capas run --resume {out_dir}"
+        ) from None
+    result = GanRecipeResult(recipe, out_dir, recipe.data.name, out_dir / "report.md")
+    result.variants = [runs[job.run_dir] for job in jobs]
     result.summary = _summarise(result.variants)
     _plots_and_report(result, x, build_gan, measure_toy)
+    rundir.write_json(out_dir / RECIPE_RECORD, {**record, "finished": True})
     return result
+
+
+def _train_in_processes(jobs: list[_Job], x: torch.Tensor, workers: int, measure: Any) -> None:
+    """Train ``jobs`` in ``workers`` fresh (spawned) processes, measuring each as it ends.
+    Each run is seeded on its own, so its result does not depend on which worker ran it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train, job, x): job for job in jobs}
+        for future in as_completed(futures):
+            future.result()  # a worker's error is raised here, with its own message
+            measure(futures[future])
 
 
 def _brief(metrics: dict[str, Any]) -> str:

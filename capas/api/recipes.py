@@ -347,6 +347,10 @@ def resume_recipe(out: str | Path, *, quiet: bool = False) -> RecipeResult:
         from capas.api.seq2seq import resume_seq2seq_recipe
 
         return resume_seq2seq_recipe(out_dir, record, quiet=quiet)
+    if record.get("kind") == "gan":
+        from capas.api.gan_recipe import resume_gan_recipe
+
+        return resume_gan_recipe(out_dir, record, quiet=quiet)
     if record.get("finished"):
         raise RunDirError(
             f"the recipe run in {out_dir} already finished (see {out_dir / 'report.md'}); nothing to resume"
