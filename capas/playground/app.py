@@ -181,6 +181,7 @@ class Channel:
     async def close(self) -> None:
         """The tab closed: stop its training and forget it."""
         if self.app.state.sessions.pop(self.session.id, None) is not None:
+            self.session.stop()  # before the await: a handler cancelled there must not leave the thread running
             await asyncio.to_thread(self.session.close)
 
 

@@ -67,10 +67,16 @@ class Session:
         self.commands.put((kind, payload, future))
         return future
 
+    def stop(self) -> None:
+        """Tell the thread to end (it does within half a second); returns at once, so a
+        server handler that is being cancelled cannot lose it."""
+        if not self.closed:
+            self.closed = True
+            self.commands.put(("close", None, Future()))
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop training and end the thread (a closed tab)."""
-        self.closed = True
-        self.commands.put(("close", None, Future()))
+        self.stop()
         if self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join(timeout)
 
