@@ -147,6 +147,9 @@ def test_parallel_jobs_and_an_interrupted_recipe_give_the_numbers_of_one_plain_r
     with pytest.raises(TrainingInterrupted, match="capas run --resume"):
         run_recipe(path, out=tmp_path / "cut", quiet=True)
     monkeypatch.setattr(gan_recipe, "_train", train)
+    unstarted = tmp_path / "cut" / "minimax" / "seed-1"  # as if killed before its first checkpoint
+    unstarted.mkdir(parents=True)
+    (unstarted / "config.json").write_text("{}")
     resumed = resume_recipe(tmp_path / "cut", quiet=True)
     assert [
         (r.label, r.seed, r.test_metrics["high_quality"], r.test_metrics["histogram"]) for r in resumed.variants

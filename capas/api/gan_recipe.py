@@ -57,7 +57,7 @@ import tomllib
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from capas.api.outputs import RECIPE_RECORD, claim_output_dir
+from capas.api.outputs import RECIPE_RECORD, claim_output_dir, discard_unstarted_run
 from capas.errors import CapasError, RunDirError, TrainingInterrupted
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -232,6 +232,7 @@ def _train(job: _Job, x: torch.Tensor) -> None:
     if (job.run_dir / "state.json").is_file():
         fit(rundir.load_model(job.run_dir), x, resume=job.run_dir, quiet=True)
         return
+    discard_unstarted_run(job.run_dir)
     gan = build_gan(job.generator, job.discriminator, seed=job.seed, **job.build)
     fit(gan, x, seed=job.seed, out=job.run_dir, quiet=True, task_options=job.task_options, **job.fit)
 

@@ -156,3 +156,14 @@ def _refuse_virtual(path: Path) -> None:
     for root in VIRTUAL_ROOTS:
         if resolved == root or root in resolved.parents:
             raise RunDirError(f"{path} is in {root}, the kernel's virtual file system; write results elsewhere")
+
+
+def discard_unstarted_run(run_dir: Path) -> None:
+    """Remove a recipe's run directory that holds no checkpoint (``state.json``): a run
+    killed before its first epoch ended left only the files ``fit`` writes at its start,
+    nothing to resume, and ``fit`` would refuse the non-empty folder. Run directories with a
+    checkpoint are left alone (they resume)."""
+    import shutil
+
+    if run_dir.is_dir() and not (run_dir / "state.json").exists():
+        shutil.rmtree(run_dir)

@@ -39,7 +39,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from capas import defaults
-from capas.api.outputs import claim_output_dir
+from capas.api.outputs import claim_output_dir, discard_unstarted_run
 from capas.errors import CapasError, RunDirError, TrainingInterrupted
 from capas.train import rundir
 
@@ -205,6 +205,7 @@ def _run(recipe: Seq2SeqRecipe, path: Path, out_dir: Path, record: dict[str, Any
             elif state is not None:
                 result = fit(rundir.load_model(run_dir), data, resume=run_dir, quiet=quiet)
             else:
+                discard_unstarted_run(run_dir)
                 options = {"seed": recipe.seed, "out": run_dir, "task_options": recipe.task, **recipe.train}
                 result = fit(model, data, quiet=quiet, callbacks=callbacks, **options)
         except KeyboardInterrupt:
