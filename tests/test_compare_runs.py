@@ -42,6 +42,12 @@ def test_cli_plot_takes_several_runs(two_runs, tmp_path):
     assert out.stat().st_size > 10_000
     result = CliRunner().invoke(app, ["plot", *map(str, two_runs), "--what", "confusion", "--out", str(out)])
     assert result.exit_code != 0 and "learning curves only" in str(result.exception or result.output)
+    again = CliRunner().invoke(app, ["plot", *map(str, two_runs), "--out", str(out)])
+    assert again.exit_code != 0 and "already exists" in str(again.exception) and "--force" in str(again.exception)
+    forced = CliRunner().invoke(app, ["plot", *map(str, two_runs), "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    alone = CliRunner().invoke(app, ["plot", str(two_runs[0]), "--out", str(tmp_path / "one.png")])
+    assert alone.exit_code != 0 and "overlay of several runs" in str(alone.exception)
 
 
 def test_capas_plot_draws_a_result_without_run_dir(tmp_path):
