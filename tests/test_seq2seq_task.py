@@ -137,6 +137,20 @@ def test_resume_gives_the_uninterrupted_weights(reverse_data, tmp_path):
     assert resumed.test_metrics == whole.test_metrics
 
 
+def test_capas_train_resume_reloads_the_pairs_and_finishes_the_run(reverse_data, tmp_path, capsys):
+    """From the command line: the run's config names its pairs, capas.data.load rebuilds them."""
+    options = {"batch_size": 64, "seed": 3, "epochs": 3, "quiet": True}
+    whole = capas.fit(small_model(reverse_data), reverse_data, **options)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        capas.fit(small_model(reverse_data), reverse_data, out=run, callbacks=[StopBefore(3)], **options)
+    main(["train", "--resume", str(run), "--json"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["epochs"] == 3
+    assert printed["test_exact_match"] == pytest.approx(whole.test_metrics["test_exact_match"], abs=1e-9)
+    assert printed["test_token_accuracy"] == pytest.approx(whole.test_metrics["test_token_accuracy"], abs=1e-9)
+
+
 @pytest.mark.parametrize("name", ["dates", "addition", "reverse"])
 def test_shipped_seq2seq_recipes_validate_and_build(name):
     path = Path(__file__).resolve().parent.parent / "recipes" / f"{name}.toml"

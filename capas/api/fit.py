@@ -45,7 +45,8 @@ class FitResult:
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers as one JSON-able dict (what ``capas train --json`` prints):
-        test loss and accuracy (or mse/rmse/mae), epochs run, last losses, engine, run dir."""
+        test loss and accuracy (or mse/rmse/mae, or an encoder-decoder's exact match and token
+        accuracy), epochs run, last losses, engine, run dir."""
         metrics = self.test_metrics
         last = self.history[-1] if self.history else {}
         summary = {
@@ -57,7 +58,7 @@ class FitResult:
             "engine": self.engine,
             "run_dir": str(self.run_dir) if self.run_dir else None,
         }
-        for key in ("test_accuracy", "test_mse", "test_rmse", "test_mae"):
+        for key in ("test_accuracy", "test_mse", "test_rmse", "test_mae", "test_exact_match", "test_token_accuracy"):
             if key in metrics:
                 summary[key] = metrics[key]
         return summary

@@ -277,6 +277,8 @@ def train(
         return
     if "test_accuracy" in summary:
         typer.echo(f"test accuracy: {summary['test_accuracy']:.4f}  (test loss {summary['test_loss']:.4f})")
+    elif "test_exact_match" in summary:  # an encoder-decoder (a resumed seq2seq run)
+        typer.echo(f"test exact match: {summary['test_exact_match']:.4f}  (test loss {summary['test_loss']:.4f})")
     elif summary.get("test_loss") is not None:
         typer.echo(f"test loss: {summary['test_loss']:.6g}")
     if result.stop_reason:
