@@ -10,7 +10,7 @@ import torch
 from capas.data.pairs import DATE_FORMATS, addition_pairs, date_pairs, load_pairs
 from capas.data.vocab import EOS, PAD, SPECIALS, UNK, Vocab
 from capas.errors import DataError
-from capas.tasks.seq2seq_metrics import bleu, exact_match, token_accuracy
+from capas.tasks.seq2seq_metrics import bleu, bleu_scores, exact_match, token_accuracy
 
 
 def test_vocab_specials_round_trip_and_the_unknown_rule():
@@ -110,6 +110,17 @@ def test_bleu_by_hand():
     # p1 = p2 = 1, BP = exp(1 - 6/2)
     assert bleu([["the", "cat"]], [ref], max_n=2) == pytest.approx(math.exp(-2), rel=1e-12)
     assert bleu([list("1979-05-03")], [list("1979-05-03")]) == 1.0
+    # three-word references hold no 4-grams: the order drops to 3, and a perfect output scores 1
+    assert bleu([["red", "cat", "sat"], ["a", "dog", "ran"]], [["red", "cat", "sat"], ["a", "dog", "ran"]]) == 1.0
+    assert bleu([["red", "cat"]], [["red", "cat", "sat"]]) == 0.0  # no candidate trigram
+
+
+def test_word_bleu_is_reported_for_text_targets_only():
+    # words: p1 = 5/6, p2 = 3/5, p3 = 2/4, p4 = 1/3, BP = 1: (1/12) ** (1/4)
+    scores = bleu_scores(["the cat sat on a mat"], ["the cat sat on the mat"])
+    assert scores["word_bleu"] == pytest.approx((1 / 12) ** 0.25, rel=1e-12)
+    assert scores["bleu"] == bleu([list("the cat sat on a mat")], [list("the cat sat on the mat")])
+    assert bleu_scores(["1979-05-03", "168"], ["1979-05-03", "169"]).keys() == {"bleu"}  # one word each
 
 
 def test_exact_match_and_token_accuracy_by_hand():

@@ -14,6 +14,7 @@ from capas.data.pairs import load_pairs
 from capas.errors import DataError, RunDirError, TrainingError, TrainingInterrupted
 from capas.models.seq2seq import Seq2Seq
 from capas.tasks import Seq2SeqTask, for_model
+from capas.tasks.seq2seq_metrics import bleu_scores
 from capas.train import rundir
 from capas.train.callbacks import Callback
 from capas.train.config import TrainConfig
@@ -56,6 +57,35 @@ def test_learns_to_reverse_short_strings(reverse_data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", str(run), "--data", "digits"])
     assert "not made of this encoder-decoder's symbol pairs" in capsys.readouterr().err
+
+
+def test_a_text_pairs_file_reports_word_bleu_in_metrics_evaluate_and_the_report(tmp_path, capsys):
+    words = ["red", "blue", "green", "cat", "dog", "bird", "big", "small"]
+    rng = torch.Generator().manual_seed(1)
+    lines = []
+    for _ in range(300):
+        sentence = [words[int(i)] for i in torch.randint(len(words), (3,), generator=rng)]
+        lines.append(" ".join(sentence) + "\t" + " ".join(reversed(sentence)))
+    path = tmp_path / "text.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = load_pairs("pairs-file", path=str(path), seed=0)
+    model = small_model(data)
+    result = capas.fit(model, data, epochs=1, batch_size=32, quiet=True, out=tmp_path / "run")
+    metrics = result.test_metrics
+    decoded = [model.target_vocab.decode(row) for row in model.greedy(data.x_test)[0].tolist()]
+    expected = bleu_scores(decoded, [target for _, target in data.pairs["test"]])
+    assert metrics["test_word_bleu"] == pytest.approx(expected["word_bleu"], abs=1e-9)
+    assert metrics["test_bleu"] == pytest.approx(expected["bleu"], abs=1e-9)
+    main(["evaluate", str(tmp_path / "run")])
+    assert f"word BLEU: {metrics['test_word_bleu']:.4f}" in capsys.readouterr().out
+    recipe = tmp_path / "text.toml"
+    recipe.write_text(
+        f'kind = "seq2seq"\nname = "text"\n[data]\nname = "pairs-file"\noptions = {{ path = "{path}" }}\n'
+        '[[models]]\nlabel = "gru"\noptions = { embed = 8, hidden = 16 }\n[train]\nepochs = 1\nbatch_size = 32\n',
+        encoding="utf-8",
+    )
+    report = run_recipe(recipe, out=tmp_path / "recipe", quiet=True).report.read_text()
+    assert "test word BLEU" in report
 
 
 def test_the_dataset_registry_loads_pairs_by_name():

@@ -257,15 +257,20 @@ def _write_report(recipe: Seq2SeqRecipe, path: Path, out_dir: Path, data: Any, v
         "",
         "Validation is drawn like the training split; the test split may differ (e.g. longer strings). "
         "Test metrics decode greedily; token accuracy is per output position, `<eos>` included; BLEU is "
-        "corpus BLEU-4 over characters; seconds are the training epochs' (validation included).",
+        "corpus BLEU-4 over characters (word BLEU: over words, for targets with spaces); seconds are the "
+        "training epochs' (validation included).",
         "",
+    ]
+    words = any("test_word_bleu" in v.test_metrics for v in variants)
+    columns = (*METRICS[:3], "test_word_bleu", METRICS[3]) if words else METRICS
+    lines += [
         "| model | options | params | epochs | seconds | val exact match | test exact match | "
-        "test token accuracy | test BLEU | test loss |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "test token accuracy | test BLEU | " + ("test word BLEU | " if words else "") + "test loss |",
+        "|---" * (6 + len(columns)) + "|",
     ]
     for v in variants:
         m = v.test_metrics
-        cells = [f"{m[k]:.4f}" if isinstance(m.get(k), float) else "-" for k in METRICS]
+        cells = [f"{m[k]:.4f}" if isinstance(m.get(k), float) else "-" for k in columns]
         val = "-" if v.val_exact_match is None else f"{v.val_exact_match:.4f}"
         head = f"| {v.label} | {v.spec} | {v.params:,} | {v.epochs} | {v.seconds:.0f} | {val} | "
         lines.append(head + " | ".join(cells) + " |")

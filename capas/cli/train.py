@@ -321,6 +321,7 @@ def evaluate(
         typer.echo(
             f"test exact match: {metrics['test_exact_match']:.4f}  token accuracy: "
             f"{metrics['test_token_accuracy']:.4f}  BLEU: {metrics['test_bleu']:.4f}"
+            + (f"  word BLEU: {metrics['test_word_bleu']:.4f}" if "test_word_bleu" in metrics else "")
         )
     elif result.class_names is not None:
         typer.echo(f"test accuracy: {metrics['test_accuracy']:.4f}  macro F1: {metrics['macro_f1']:.4f}")

@@ -14,8 +14,8 @@ stays. The loss is the cross-entropy of every real target position (``<eos>`` in
 History: ``train_loss``, ``train_token_accuracy`` (teacher-forced argmax);
 ``val_loss``, ``val_token_accuracy`` (teacher-forced), ``val_exact_match`` and
 ``val_decoded_token_accuracy`` (greedy decoding). Test metrics (metrics.json): ``test_loss``,
-``test_exact_match``, ``test_token_accuracy`` and ``test_bleu`` (character BLEU), all of
-greedy decoding.
+``test_exact_match``, ``test_token_accuracy``, ``test_bleu`` (character BLEU) and, when the
+targets are text with spaces, ``test_word_bleu`` (BLEU over words), all of greedy decoding.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from capas.data.vocab import PAD
 from capas.errors import TrainingError
 from capas.models.seq2seq import Seq2Seq
 from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
-from capas.tasks.seq2seq_metrics import bleu, exact_match, token_accuracy
+from capas.tasks.seq2seq_metrics import bleu_scores, exact_match, token_accuracy
 from capas.train.optim import make_optimizer, schedule_for
 from capas.train.task import Task, TaskContext
 
@@ -194,7 +194,7 @@ class Seq2SeqTask(Task):
 @torch.no_grad()
 def test_metrics(model: Seq2Seq, x: Tensor, y: Tensor, batch_size: int = 1024) -> dict[str, Any]:
     """``test_loss`` (teacher-forced), ``test_exact_match``, ``test_token_accuracy`` and
-    ``test_bleu`` of greedy decoding, for source ids x (N, S) and target ids y (N, T) of
+    ``test_bleu`` (``test_word_bleu`` too for text targets) of greedy decoding, for source ids x (N, S) and target ids y (N, T) of
     ``model``'s vocabularies: what ``fit`` reports and ``capas evaluate`` recomputes."""
     from capas.models.modes import eval_mode
 
@@ -209,12 +209,12 @@ def test_metrics(model: Seq2Seq, x: Tensor, y: Tensor, batch_size: int = 1024) -
             totals["loss"] += float(masked_loss(logits, tgt)) * len(src)
             totals["exact_match"] += float(exact_match(decoded, tgt)) * len(src)
             totals["token_accuracy"] += float(token_accuracy(decoded, tgt)) * int((tgt != PAD).sum())
-            candidates += [list(vocab.decode(row)) for row in decoded.tolist()]
-            references += [list(vocab.decode(row)) for row in tgt.tolist()]
+            candidates += [vocab.decode(row) for row in decoded.tolist()]
+            references += [vocab.decode(row) for row in tgt.tolist()]
     n, tokens = len(x), int((y != PAD).sum())
     return {
         "test_loss": totals["loss"] / n,
         "test_exact_match": totals["exact_match"] / n,
         "test_token_accuracy": totals["token_accuracy"] / tokens,
-        "test_bleu": bleu(candidates, references),
+        **{f"test_{name}": value for name, value in bleu_scores(candidates, references).items()},
     }

@@ -1,4 +1,5 @@
-"""Metrics of generated sequences: exact match, per-token accuracy, BLEU.
+"""Metrics of generated sequences: exact match, per-token accuracy, BLEU (over characters,
+and over words when the targets are text).
 
 Tensors of ids follow the encoder-decoder layout: targets ``tgt`` (B, T) end in ``<eos>``
 and are padded with ``<pad>``; decoded ``pred`` (B, L) likewise (any L).
@@ -48,9 +49,13 @@ def bleu(candidates: Sequence[Sequence[str]], references: Sequence[Sequence[str]
     ``BP * exp(mean_n log p_n)``, ``p_n`` the clipped n-gram precision summed over the corpus
     (n = 1..max_n), ``BP = min(1, exp(1 - r / c))`` with r and c the total reference and
     candidate lengths. Any ``p_n`` of 0 gives 0 (no smoothing). Tokens are whatever the
-    sequences hold: characters for capas's character vocabularies, words if split first."""
+    sequences hold: characters for capas's character vocabularies, words if split first.
+
+    The order is capped at the longest reference: a corpus of three-word sentences holds no
+    4-grams, and BLEU-4 would score even a perfect output 0, so it is scored as BLEU-3."""
     if len(candidates) != len(references):
         raise ValueError(f"{len(candidates)} candidates but {len(references)} references")
+    max_n = max(1, min(max_n, max((len(r) for r in references), default=1)))
     matched, total = [0] * max_n, [0] * max_n
     c_len = r_len = 0
     for cand, ref in zip(candidates, references):
@@ -65,3 +70,15 @@ def bleu(candidates: Sequence[Sequence[str]], references: Sequence[Sequence[str]
     log_precision = sum(math.log(m / t) for m, t in zip(matched, total)) / max_n
     brevity = 1.0 if c_len > r_len else math.exp(1 - r_len / c_len)
     return brevity * math.exp(log_precision)
+
+
+def bleu_scores(candidates: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """``{"bleu": character BLEU}`` of decoded strings against their references, plus
+    ``"word_bleu"`` (BLEU over whitespace-separated words, the usual score for translation)
+    when some reference holds a space, i.e. the targets are text. Targets without spaces
+    (``"168"``, ``"1979-05-03"``) are one word each: their word BLEU would be 0 for want of
+    bigrams, so it is not reported."""
+    scores = {"bleu": bleu([list(c) for c in candidates], [list(r) for r in references])}
+    if any(" " in r.strip() for r in references):
+        scores["word_bleu"] = bleu([c.split() for c in candidates], [r.split() for r in references])
+    return scores
