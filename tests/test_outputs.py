@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import capas
 import capas.data
@@ -33,6 +34,7 @@ from capas.api.recipes import load_recipe, run_recipe
 from capas.cli import main
 from capas.data import downloads
 from capas.errors import CapasError, DataError, RunDirError, TrainingError, TrainingInterrupted
+from capas.train import rundir
 from capas.train.callbacks import Callback
 
 TINY = {"epochs": 2, "batch_size": 50, "quiet": True}
@@ -194,11 +196,59 @@ class _StopAt(Callback):
             raise KeyboardInterrupt
 
 
-def test_resuming_a_finished_run_with_more_epochs_leaves_config_json_alone(xor_run):
-    config = (xor_run / "config.json").read_bytes()
-    with pytest.raises(RunDirError, match="already finished"):
-        resume_run(xor_run, epochs=6, quiet=True)
-    assert (xor_run / "config.json").read_bytes() == config
+def assert_same_results(run: Path, reference: Path) -> None:
+    """Same history (but seconds), metrics and weights: ``run`` ended as ``reference``."""
+    history = [
+        [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((d / "history.json").read_text())]
+        for d in (run, reference)
+    ]
+    assert history[0] == history[1]
+    assert json.loads((run / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
+    ours, theirs = rundir.load_model(run), rundir.load_model(reference)
+    for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_finished_run_trains_on_with_more_epochs_exactly_as_a_longer_run(tmp_path):
+    fit_xor(tmp_path / "longer", epochs=6)
+    out = tmp_path / "run"
+    fit_xor(out, epochs=3)
+    result = resume_run(out, epochs=6, quiet=True)
+    assert len(result.history) == 6 and json.loads((out / "config.json").read_text())["train"]["epochs"] == 6
+    assert_same_results(out, tmp_path / "longer")
+    config = (out / "config.json").read_bytes()
+    with pytest.raises(RunDirError, match=r"already finished \(6 epochs\); nothing to resume. .*epochs above 6"):
+        resume_run(out, quiet=True)
+    assert (out / "config.json").read_bytes() == config
+
+
+def test_an_extension_interrupted_before_its_first_checkpoint_resumes_to_its_new_length(tmp_path):
+    fit_xor(tmp_path / "longer", epochs=6)
+    out = tmp_path / "run"
+    fit_xor(out, epochs=3, checkpoint_every=10)
+    with pytest.raises(TrainingInterrupted):  # Ctrl-C in epoch 4: state.json still says finished at 3
+        capas.fit("2-4-2", "xor", resume=out, epochs=6, quiet=True, callbacks=[_StopAt(4)])
+    state = json.loads((out / "state.json").read_text())
+    assert state["finished"] is True and state["epoch"] == 3
+    resume_run(out, quiet=True)  # config.json already says 6
+    assert_same_results(out, tmp_path / "longer")
+
+
+def test_finished_runs_that_cannot_train_on_are_refused_and_left_alone(xor_run, tmp_path):
+    stopped = tmp_path / "stopped"
+    fit_xor(stopped, epochs=50, target_loss=10.0)  # converged after its first epoch
+    cosine = tmp_path / "cosine"
+    fit_xor(cosine, epochs=3, scheduler="cosine")
+    cases = [
+        (xor_run, None, RunDirError, r"already finished \(2 epochs\).*epochs above 2"),
+        (stopped, 60, RunDirError, r"stopped at epoch 1 \(converged: train_loss .*\); a stopped run is not trained on"),
+        (cosine, 6, TrainingError, "cosine LR schedule spans its 3 epochs"),
+    ]
+    for run, epochs, error, message in cases:
+        before = snapshot(run)
+        with pytest.raises(error, match=message):
+            resume_run(run, epochs=epochs, quiet=True)
+        assert snapshot(run) == before
 
 
 def test_resuming_with_no_more_epochs_than_done_is_refused_and_more_are_recorded(tmp_path):

@@ -205,9 +205,9 @@ def _resumed_config(resume: str | Path, epochs: int | None, given: dict[str, Any
     if not isinstance(state, dict):
         raise RunDirError(f"{run.path / 'state.json'} is not a capas checkpoint; the run directory is damaged")
     done = state.get("epoch") if isinstance(state.get("epoch"), int) else 0
-    if state.get("finished"):
-        raise RunDirError(f"the run in {run.path} already finished ({done} epochs); nothing to resume")
     saved = dict(run.config["train"])
+    if state.get("finished"):
+        _check_finished_run_extends(run.path, state, done, saved.get("epochs") if epochs is None else epochs)
     if epochs is not None and epochs != saved.get("epochs"):  # train a resumed run for longer (or shorter)
         if epochs <= done:
             raise TrainingError(
@@ -254,14 +254,35 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, quiet: bool = Fals
     return fit(rundir.load_model(run_dir), dataset, resume=run_dir, quiet=quiet, epochs=epochs)
 
 
+def _check_finished_run_extends(path: Path, state: dict[str, Any], done: int, epochs: Any) -> None:
+    """A finished run trains on only when it ran its full length and ``epochs`` (the new
+    length, or config.json's, lengthened by an extension that was interrupted before its
+    first checkpoint) goes past it: the last checkpoint then holds everything the next epoch
+    needs, and the extended run equals one trained that long from the start."""
+    if state.get("stopped"):
+        raise RunDirError(
+            f"the run in {path} stopped at epoch {done} ({state.get('stop_reason') or 'early stopping'}); "
+            "a stopped run is not trained on: start a new run with more patience or a lower target"
+        )
+    if not isinstance(epochs, int) or epochs <= done:
+        raise RunDirError(
+            f"the run in {path} already finished ({done} epochs); nothing to resume. "
+            f"To train it longer, resume it with epochs above {done} (--epochs)"
+        )
+
+
 def _check_schedule_allows_new_epochs(saved: dict[str, Any]) -> None:
-    """one_cycle counts its total steps from the epochs it was built for: past them torch fails."""
+    """one_cycle counts its total steps from the epochs it was built for (past them torch
+    fails), and cosine anneals over them (past them its rate climbs back up): both keep the
+    length they were built with."""
     from capas.train.optim import SCHEDULER_ALIASES
 
     key = str(saved.get("scheduler") or "").strip().lower().replace("-", "_")
-    if SCHEDULER_ALIASES.get(key, key) == "one_cycle":
+    key = SCHEDULER_ALIASES.get(key, key)
+    if key in ("one_cycle", "cosine"):
         raise TrainingError(
-            f"the run's one_cycle LR schedule spans its {saved.get('epochs')} epochs; resume it without changing epochs"
+            f"the run's {key} LR schedule spans its {saved.get('epochs')} epochs; resume it without changing "
+            "epochs, or start a new run with the length you want"
         )
 
 

@@ -439,9 +439,11 @@ class Trainer:
             rundir.write_history(self.run_dir, self.history)
 
     def restore(self, run: rundir.Run) -> None:
-        """Continue ``run`` from its last checkpoint."""
+        """Continue ``run`` from its last checkpoint (a finished run that ran its full length:
+        on to ``config.epochs``, which the caller checked is beyond it)."""
         weights, state, tensors = run.checkpoint()
-        if state.get("finished"):
+        finished = bool(state.get("finished"))
+        if finished and (state.get("stopped") or self.config.epochs <= state["epoch"]):
             raise RunDirError(f"the run in {run.path} already finished ({state['epoch']} epochs); nothing to resume")
         if "optimizers" not in state:
             raise RunDirError(
@@ -482,7 +484,7 @@ class Trainer:
         self.history = History.from_json(state["history"])
         self.stop_training = bool(state.get("stopped"))
         self.stop_reason = state.get("stop_reason")
-        if not self.writer:
+        if not self.writer or finished:  # a finished run trained on: its weights and history are complete
             return
         with self.writing():  # a kill between state.json and these left them one epoch behind
             rundir.remove_stale_checkpoints(self.run_dir, keep=Path(state["tensors"]).name)  # and temporary files
