@@ -127,8 +127,10 @@ class InMemoryAdapter:
 
 
 class LoaderAdapter:
-    """A ``torch.utils.data.DataLoader``'s own batches (``(x, y)`` pairs or bare ``x``),
-    moved to ``device`` without blocking; floating tensors are cast to ``dtype`` (the model's).
+    """A ``torch.utils.data.DataLoader``'s own batches, moved to ``device`` without blocking;
+    floating tensors are cast to ``dtype`` (the model's). An item is ``x``, ``(x, y)``,
+    ``(x, y, mask)`` or a dict with keys ``x`` and optionally ``y`` and ``mask``: ``mask``
+    ``(B, T)`` marks the real steps of right-padded sequences (see :func:`loader_batch`).
 
     For a CUDA device, or for rank ``rank`` of ``world_size`` > 1, the loader is rebuilt
     over the same dataset (:func:`distributed_loader`): batches in pinned memory, so that
@@ -161,10 +163,10 @@ class LoaderAdapter:
         return len(self.loader)
 
     def to_batch(self, item: Any) -> Batch:
-        """A loader item as a Batch on the device: ``(x, y)``, ``[x, y]`` or ``x``."""
-        parts = tuple(item) if isinstance(item, (tuple, list)) else (item,)
-        moved = tuple(self._move(t) for t in parts)
-        return Batch(moved[:1], moved[1:2])
+        """A loader item as a Batch on the device."""
+        batch = loader_batch(item)
+        mask = None if batch.mask is None else batch.mask.to(self.device, non_blocking=True)
+        return Batch(tuple(map(self._move, batch.inputs)), tuple(map(self._move, batch.targets)), mask)
 
     def _move(self, tensor: Tensor) -> Tensor:
         if tensor.is_floating_point() and self.dtype is not None:
@@ -183,6 +185,38 @@ class LoaderAdapter:
     def batches(self, size: int) -> Iterator[Batch]:
         for item in self.loader:
             yield self.to_batch(item)
+
+
+LOADER_ITEM = "a DataLoader item must be x, (x, y), (x, y, mask) or a dict with keys x, y, mask"
+
+
+def loader_batch(item: Any) -> Batch:
+    """A DataLoader item as a Batch (on the loader's device): ``x``, ``(x, y)``,
+    ``(x, y, mask)`` or ``{"x": ..., "y": ..., "mask": ...}`` (y and mask optional). The mask
+    (B, T), True (or non-zero) at real steps, must match x's first two axes; anything else
+    is a one-line TrainingError, never a silently dropped tensor."""
+    if isinstance(item, dict):
+        unknown = sorted(set(item) - {"x", "y", "mask"})
+        if unknown or "x" not in item:
+            raise TrainingError(f"{LOADER_ITEM}; this one has keys {sorted(item)}")
+        parts = (item["x"], item.get("y"), item.get("mask"))
+    else:
+        parts = tuple(item) if isinstance(item, (tuple, list)) else (item,)
+        if len(parts) > 3:
+            raise TrainingError(f"{LOADER_ITEM}; this one holds {len(parts)} tensors")
+        parts = (*parts, None, None)[:3]
+    x, y, mask = parts
+    if not isinstance(x, Tensor):
+        raise TrainingError(f"{LOADER_ITEM} of tensors; its x is a {type(x).__name__}")
+    if mask is not None:
+        if not isinstance(mask, Tensor) or mask.dim() != 2 or tuple(mask.shape) != tuple(x.shape[:2]):
+            shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            raise TrainingError(
+                f"a DataLoader's mask must be (B, T) = {tuple(x.shape[:2])}, True at real steps, for x of shape "
+                f"{tuple(x.shape)}; got {shape}"
+            )
+        mask = mask if mask.dtype == torch.bool else mask != 0
+    return Batch((x,), () if y is None else (y,), mask)
 
 
 def distributed_loader(loader: Any, rank: int, world_size: int, seed: int, pin_memory: bool) -> Any:

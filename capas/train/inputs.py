@@ -3,7 +3,8 @@
 - a ``capas.data.Dataset`` (train / validation / test splits, task, classes);
 - a dataset name (``"digits"``), loaded with ``capas.data.load(name, seed=seed)``;
 - a tuple ``(x, y)`` or ``(x_train, y_train, x_val, y_val)`` of tensors or arrays;
-- a ``torch.utils.data.DataLoader`` yielding ``(xb, yb)`` batches (its own batching);
+- a ``torch.utils.data.DataLoader`` yielding ``(xb, yb)`` batches (its own batching), or
+  ``(xb, yb, mask)`` for right-padded sequences (``capas.data.adapters.loader_batch``);
 - a bare tensor or array ``x`` (N, ...): inputs without targets, for unsupervised tasks
   (autoencoders, RBMs).
 
