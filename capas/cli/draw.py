@@ -29,7 +29,8 @@ def draw(
     as_json: bool = typer.Option(False, "--json", help="Print what was drawn as one JSON object (last stdout line)."),
 ) -> None:
     """Draw units and connections for a small MLP (trained weights coloured by sign and
-    drawn thicker by size), volumes for a CNN, and boxes for res, cat and rep blocks."""
+    drawn thicker by size), volumes for a CNN, boxes for res, cat and rep blocks, and a
+    recurrent network unrolled in time."""
     from capas.diagnostics.draw import draw as draw_network
     from capas.models import build, build_from_toml
     from capas.models.presets import resolve
