@@ -49,6 +49,19 @@ def test_killed_run_resumes_to_the_same_weights_and_history(tmp_path):
     assert (tmp_path / "cut" / "samples.gif").stat().st_size > 0
 
 
+def test_a_finished_gan_run_trained_longer_ends_as_a_longer_run(tmp_path):
+    x = ring_data()
+    options = dict(seed=2, task_options={"grid": 16}, **OPTIONS)
+    longer = capas.fit(build_gan("4-16-2", "2-16-1", seed=1), x, out=tmp_path / "longer", epochs=4, **options)
+    capas.fit(build_gan("4-16-2", "2-16-1", seed=1), x, out=tmp_path / "run", epochs=2, **options)
+    extended = capas.fit(build_gan("4-16-2", "2-16-1", seed=1), x, resume=tmp_path / "run", epochs=4, quiet=True)
+    for name, tensor in longer.model.state_dict().items():
+        assert torch.equal(extended.model.state_dict()[name], tensor), name
+    assert longer.history.without_timing() == extended.history.without_timing()
+    frames = sorted(p.name for p in (tmp_path / "run" / "samples").glob("*.png"))
+    assert frames == [f"epoch-000{i}.png" for i in (1, 2, 3, 4)]
+
+
 def test_d_steps_update_the_generator_every_kth_step():
     x = ring_data(128)
     gan = build_gan("4-8-2", "2-8-1", seed=0)
