@@ -88,6 +88,32 @@ def test_a_text_pairs_file_reports_word_bleu_in_metrics_evaluate_and_the_report(
     assert "test word BLEU" in report
 
 
+def test_capas_train_builds_an_encoder_decoder_for_pair_data(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", "reverse", "--data-option", "n=600", "--data-option", "max_len=4"]
+    argv += ["--data-option", "alphabet=4", "--epochs", "4", "--lr", "0.01", "--quiet", "--json", "--out", str(run)]
+    main([*argv, "--model", '{hidden = 24, embed = 8, attention = "dot", style = "luong"}'])
+    printed = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(printed[-1])
+    assert printed[0] == f"test exact match: {summary['test_exact_match']:.4f}  (test loss {summary['test_loss']:.4f})"
+    assert summary["test_exact_match"] > 0.5
+    model = rundir.load_model(run)
+    assert isinstance(model, Seq2Seq) and model.options["hidden"] == 24 and model.options["attention"] == "dot"
+    errors = [
+        (["--model", "64-10"], "reverse holds sequence pairs, which an encoder-decoder reads: give --model as"),
+        (["--model", "{hiden = 3}"], "no encoder-decoder option hiden; the options are embed, hidden"),
+        (["--model", "{hidden = }"], "is not a TOML inline table"),
+        (["--act", "tanh", "--loss", "mse"], "an encoder-decoder has no --act, --loss to set; drop them"),
+    ]
+    for extra, message in errors:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv[:-2], "--out", str(tmp_path / "refused"), *extra])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "refused").exists()
+    with pytest.raises(TrainingError, match="holds sequence pairs .* which a layer spec like '64-10' cannot read"):
+        capas.fit("64-10", load_pairs("reverse", n=50), epochs=1, quiet=True)
+
+
 def test_the_dataset_registry_loads_pairs_by_name():
     data = capas.data.load("dates", n=200, seed=3, validation=0.1)
     again = load_pairs("dates", n=200, seed=3, validation=0.1)

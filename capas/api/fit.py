@@ -314,9 +314,16 @@ def build_for(
     """Build ``spec`` (with ``seed``) for ``data``: the network's loss (and so its output
     activation) is ``loss``, else the task's default loss (``mse`` for regression); ``init``
     overrides every layer's initialisation scheme (default: by activation)."""
+    from capas.api.seq2seq import is_pairs_data
     from capas.models import build
     from capas.models.presets import resolve
 
+    if is_pairs_data(data):
+        raise TrainingError(
+            f"{data.name} holds sequence pairs (source -> target strings), which a layer spec like {spec!r} "
+            "cannot read; train an encoder-decoder: Seq2Seq.for_data(data, ...) from capas.models.seq2seq "
+            "(capas train: leave --model out, or give its options as --model '{hidden = 64}')"
+        )
     spec = resolve(spec)  # a preset's name (lenet5, nielsen-ch6...) is its spec
     task = task_of(data)
     if task == "unsupervised":

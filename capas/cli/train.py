@@ -112,7 +112,8 @@ def train(
         None,
         "--model",
         help=f"Model spec, e.g. 64-64-10, or a preset: lenet5, lenet, nielsen-ch6, fashion-inception "
-        f"(default: <inputs>-{defaults.HIDDEN_UNITS}-<classes>).",
+        f"(default: <inputs>-{defaults.HIDDEN_UNITS}-<classes>). For sequence pairs (--data dates, addition...): "
+        "the encoder-decoder's options as a TOML table, e.g. '{hidden = 64, attention = \"dot\"}'.",
     ),
     act: str = typer.Option(
         defaults.ACTIVATION, "--act", help=f"Hidden activation: {', '.join(defaults.ACTIVATIONS)}."
@@ -207,6 +208,7 @@ def train(
     """Train a network and print its test accuracy and run directory."""
     from capas.api.fit import build_for, default_spec, fit
     from capas.api.outputs import claim_output_dir
+    from capas.api.seq2seq import is_pairs_data, seq2seq_for
     from capas.data import load
     from capas.train.rundir import load_model, new_run_dir, remove_if_empty
 
@@ -267,6 +269,13 @@ def train(
             if model is not None:
                 raise TrainingError("give either --model or --init-from, not both")
             network = load_model(init_from)
+        elif is_pairs_data(dataset):  # an encoder-decoder, its options as --model '{...}'
+            given = sorted(
+                flag(ctx, name) for name in set(typed_options(ctx)) & {"act", "init", "loss", "target_encoding"}
+            )
+            if given:
+                raise TrainingError(f"an encoder-decoder has no {', '.join(given)} to set; drop them")
+            network = seq2seq_for(model, dataset, seed=options["seed"])
         else:
             network = build_for(
                 model or default_spec(dataset), dataset, loss=options["loss"], act=act, seed=options["seed"], init=init
