@@ -124,7 +124,7 @@ def test_float64_model_summarizes_like_its_spec():
 
 def test_only_networks_and_specs():
     with pytest.raises(SpecError, match="not a Linear"):
-        summarize(torch.nn.Linear(3, 2))
+        summarize(torch.nn.Linear(3, 2))  # a module capas does not know
     with pytest.raises(SpecError, match="only apply when summarizing a spec"):
         summarize(build("3-2"), act="tanh")
 

@@ -109,6 +109,13 @@ def cross_validate(
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise TrainingError(f"--folds must be an integer of at least 2, got {folds!r}")
     dataset = data if isinstance(data, Dataset) else load(data, seed=seed, validation=0.0, **(data_options or {}))
+    from capas.api.seq2seq import is_pairs_data
+
+    if is_pairs_data(dataset):
+        raise TrainingError(
+            f"cross-validation trains layer-spec networks, and {dataset.name} holds sequence pairs; train an "
+            f"encoder-decoder on them with capas train --data {dataset.name} (or a seq2seq recipe)"
+        )
     x = torch.cat([dataset.x_train, dataset.x_val])
     y = torch.cat([dataset.y_train, dataset.y_val])
     standardized = "standardize" in dataset.preprocessing

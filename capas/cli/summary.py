@@ -64,7 +64,9 @@ def summary(
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
-    Console(width=max(Console().width, 100)).print(result.table())
+    console = Console(width=max(Console().width, 100))
+    for table in result.tables() if hasattr(result, "tables") else [result.table()]:
+        console.print(table)
 
 
 def _summarize_run_dir(path: Path, options: dict[str, Any]):
@@ -74,6 +76,7 @@ def _summarize_run_dir(path: Path, options: dict[str, Any]):
 
     from capas.diagnostics import summarize
     from capas.models import Network
+    from capas.models.registry import from_config
     from capas.train.rundir import read_json
 
     model_file = path / "model.json"
@@ -84,6 +87,11 @@ def _summarize_run_dir(path: Path, options: dict[str, Any]):
         raise SpecError(
             f"{model_file} holds a {type(config).__name__}, not a model config; is this a capas run directory?"
         )
+    if config.get("model", "network") != "network":  # a GAN, an encoder-decoder...: by its parts
+        if options:
+            raise SpecError(f"{', '.join(f'--{k}' for k in options)}: only for a network's summary; drop them")
+        with torch.device("meta"):
+            return summarize(from_config(config))
     if "loss" in options and "output_act" not in options:
         config.pop("output_act", None)  # the stored one followed the stored loss; follow the new one
     with torch.device("meta"):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.table import Table
@@ -35,6 +35,10 @@ from capas.layers.blocks import Repeat
 from capas.layers.sequence import PerStep
 from capas.models import Network, build
 from capas.models.modes import eval_mode
+from capas.models.registry import kind_of
+
+if TYPE_CHECKING:
+    from capas.diagnostics.parts import PartsSummary
 
 
 @dataclass(frozen=True)
@@ -140,14 +144,20 @@ class Summary:
         return table
 
 
-def summarize(model_or_spec: Network | str | list | dict, **build_options: Any) -> Summary:
-    """Summarize a built ``Network`` or a spec (built on the meta device with ``build_options``)."""
+def summarize(model_or_spec: nn.Module | str | list | dict, **build_options: Any) -> Summary | PartsSummary:
+    """Summarize a built ``Network`` or a spec (built on the meta device with ``build_options``);
+    another capas model (a GAN, an encoder-decoder, an autoencoder, an RBM) by its parts
+    (:func:`capas.diagnostics.parts.summarize_parts`)."""
+    if isinstance(model_or_spec, nn.Module) and build_options:
+        raise SpecError(f"build options {sorted(build_options)} only apply when summarizing a spec, not a model")
     if isinstance(model_or_spec, Network):
-        if build_options:
-            raise SpecError(f"build options {sorted(build_options)} only apply when summarizing a spec, not a model")
         model = model_or_spec
     elif isinstance(model_or_spec, nn.Module):
-        raise SpecError(f"summarize takes a capas Network or a spec, not a {type(model_or_spec).__name__}")
+        if kind_of(model_or_spec) is None:
+            raise SpecError(f"summarize takes a capas model or a spec, not a {type(model_or_spec).__name__}")
+        from capas.diagnostics.parts import summarize_parts
+
+        return summarize_parts(model_or_spec)
     else:
         with torch.device("meta"):
             model = build(model_or_spec, **build_options)
