@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,11 +55,17 @@ def test_a_gan_shows_both_networks_and_a_tied_autoencoder_counts_its_weight_once
         summarize(DBN([4, 2]), act="tanh")
 
 
-def test_capas_summary_of_gan_and_seq2seq_run_directories(tmp_path, capsys):
-    x = torch.rand(64, 2)
-    capas.fit(build_gan("4-8-2", "2-8-1", seed=0), x, epochs=1, out=tmp_path / "gan", quiet=True)
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("parts")
+    capas.fit(build_gan("4-8-2", "2-8-1", seed=0), torch.rand(64, 2), epochs=1, out=tmp_path / "gan", quiet=True)
     data = load_pairs("reverse", n=60, max_len=4, alphabet=3)
     capas.fit(Seq2Seq.for_data(data, embed=4, hidden=8), data, epochs=1, out=tmp_path / "s2s", quiet=True)
+    return tmp_path
+
+
+def test_capas_summary_of_gan_and_seq2seq_run_directories(runs, capsys):
+    tmp_path = runs
     main(["summary", str(tmp_path / "gan"), "--json"])
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["model"] == "gan" and record["total_params"] == (5 * 8 + 9 * 2) + (3 * 8 + 9)
@@ -69,3 +76,19 @@ def test_capas_summary_of_gan_and_seq2seq_run_directories(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["summary", str(tmp_path / "gan"), "--act", "tanh"])
     assert exit_info.value.code == 2 and "--act: only for a network's summary" in capsys.readouterr().err
+
+
+def test_capas_predict_points_gan_and_seq2seq_runs_to_their_commands(runs, tmp_path, capsys):
+    samples = tmp_path / "x.npy"
+    np.save(samples, np.zeros((2, 2), dtype=np.float32))
+    expected = {
+        "gan": f"holds a GAN, not a classifier or regressor, so it predicts nothing; draw samples from it with "
+        f"capas sample {runs / 'gan'}",
+        "s2s": f"holds an encoder-decoder, not a classifier or regressor, so it predicts nothing; give it text "
+        f"with capas translate {runs / 's2s'} TEXT",
+    }
+    for run, message in expected.items():
+        for extra in ([], ["--proba"]):
+            with pytest.raises(SystemExit) as exit_info:
+                main(["predict", str(runs / run), str(samples), *extra])
+            assert exit_info.value.code == 2 and message in capsys.readouterr().err

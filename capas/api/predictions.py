@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from capas.api.predict import prepare, read_inputs, run_preprocessing
+from capas.api.predict import check_predicts, prepare, read_inputs, run_preprocessing
 from capas.data.fitted import class_names, read_new, reads_files
 from capas.errors import DataError
 from capas.train.rundir import load_run
@@ -80,6 +80,7 @@ def predict_table(run_dir: str | Path, inputs: str | Path, *, proba: bool = Fals
     run = load_run(run_dir)
     preprocessing = run_preprocessing(run.config, run.path / "config.json")
     model = run.build_model()
+    check_predicts(model, run_dir)
     if reads_files(preprocessing):
         new = read_new(preprocessing, inputs)
         array, ids = new.x, new.ids
