@@ -70,9 +70,18 @@ def evaluate(
 
 def _task_metrics(model: nn.Module, dataset: Any) -> dict[str, Any] | None:
     """The test metrics of a model whose task is not supervised learning (None for one that
-    is): an encoder-decoder's exact match, token accuracy and BLEU of greedy decoding."""
+    is): an encoder-decoder's exact match, token accuracy and BLEU of greedy decoding; an
+    autoencoder's or an RBM's reconstruction error (and free energy) of the test inputs."""
+    from capas.models.autoencoder import Autoencoder
     from capas.models.gan import GAN
+    from capas.models.rbm import RBM
     from capas.models.seq2seq import Seq2Seq
+
+    if isinstance(model, (Autoencoder, RBM)):
+        from capas.tasks import autoencoder, rbm
+
+        measure = autoencoder.test_metrics if isinstance(model, Autoencoder) else rbm.test_metrics
+        return measure(model, model.check_data(dataset.x_test))
 
     if isinstance(model, GAN):
         raise DataError(

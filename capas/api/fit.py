@@ -58,7 +58,10 @@ class FitResult:
             "engine": self.engine,
             "run_dir": str(self.run_dir) if self.run_dir else None,
         }
-        for key in ("test_accuracy", "test_mse", "test_rmse", "test_mae", "test_exact_match", "test_token_accuracy"):
+        for key in (
+            *("test_accuracy", "test_mse", "test_rmse", "test_mae"),
+            *("test_exact_match", "test_token_accuracy", "test_reconstruction_error", "test_free_energy"),
+        ):
             if key in metrics:
                 summary[key] = metrics[key]
         return summary

@@ -70,19 +70,17 @@ def check_predicts(model: nn.Module, where: str | Path) -> None:
     """DataError unless ``model`` maps samples to outputs (a Network: classifier or
     regressor), naming the command that serves the model it is instead."""
     from capas.models import Network
-    from capas.models.registry import kind_of
+    from capas.models.registry import kind_of, noun
 
     if isinstance(model, Network) or (hasattr(model, "predict") and hasattr(model, "input_shape")):
         return
     kind = kind_of(model)
-    names = {"seq2seq": "an encoder-decoder", "gan": "a GAN", "autoencoder": "an autoencoder", "rbm": "an RBM"}
-    name = names.get(kind, f"a {kind or type(model).__name__}")
     hints = {
         "seq2seq": f"give it text with capas translate {where} TEXT",
         "gan": f"draw samples from it with capas sample {where} --n 64 --out grid.png",
     }
     hint = hints.get(kind, f"see what it learned with capas plot {where}, or fine-tune it with capas train --init-from")
-    raise DataError(f"{where} holds {name}, not a classifier or regressor, so it predicts nothing; {hint}")
+    raise DataError(f"{where} holds {noun(model)}, not a classifier or regressor, so it predicts nothing; {hint}")
 
 
 def run_preprocessing(config: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from torch import Tensor
 from capas.api.outputs import check_output_file
 from capas.errors import RunDirError
 from capas.models.gan import GAN
+from capas.models.registry import noun
 from capas.train import rundir
 
 
@@ -19,7 +20,7 @@ def sample(run_dir: str | Path, n: int = 64, *, seed: int = 0) -> Tensor:
     weights), from noise drawn with ``seed``; RunDirError if the run is not a GAN's."""
     model = rundir.load_model(Path(run_dir))
     if not isinstance(model, GAN):
-        raise RunDirError(f"{run_dir} holds a {type(model).__name__}, not a GAN; capas sample draws from GAN runs")
+        raise RunDirError(f"{run_dir} holds {noun(model)}, not a GAN; capas sample draws from GAN runs")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RunDirError(f"the number of samples must be a positive integer, got {n!r}")
     return model.sample(n, torch.Generator().manual_seed(seed))

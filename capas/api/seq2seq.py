@@ -71,13 +71,12 @@ def translate(
     """Translate ``texts`` with the seq2seq model saved in ``run_dir`` (greedy, or beam search
     of width ``beam``); with ``attention``, draw each text's heatmap there (several texts:
     ``<stem>-1.png``, ``<stem>-2.png``...). Bad input is a one-line ``CapasError``."""
+    from capas.models.registry import noun
     from capas.models.seq2seq import Seq2Seq
 
     model = rundir.load_model(Path(run_dir))
     if not isinstance(model, Seq2Seq):
-        raise CapasError(
-            f"{run_dir} holds a {type(model).__name__}, not an encoder-decoder; train one with a seq2seq recipe"
-        )
+        raise CapasError(f"{run_dir} holds {noun(model)}, not an encoder-decoder; train one with a seq2seq recipe")
     outputs = model.translate(list(texts), beam=beam, allow_longer=allow_longer)
     results = [Translation(text, output) for text, (output, _) in zip(texts, outputs)]
     if attention is not None:

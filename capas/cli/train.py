@@ -288,6 +288,8 @@ def train(
         typer.echo(f"test accuracy: {summary['test_accuracy']:.4f}  (test loss {summary['test_loss']:.4f})")
     elif "test_exact_match" in summary:  # an encoder-decoder (a resumed seq2seq run)
         typer.echo(f"test exact match: {summary['test_exact_match']:.4f}  (test loss {summary['test_loss']:.4f})")
+    elif summary.get("test_reconstruction_error") is not None:  # an autoencoder or an RBM
+        typer.echo(f"test reconstruction error: {summary['test_reconstruction_error']:.6g}")
     elif summary.get("test_loss") is not None:
         typer.echo(f"test loss: {summary['test_loss']:.6g}")
     if result.stop_reason:
@@ -325,7 +327,14 @@ def evaluate(
         return
     metrics = result.metrics
     typer.echo(f"run {run_dir} on {result.data} test ({result.n_samples} samples)")
-    typer.echo(f"test loss: {metrics['test_loss']:.6g}")
+    if "test_loss" in metrics:
+        typer.echo(f"test loss: {metrics['test_loss']:.6g}")
+    if "test_reconstruction_error" in metrics:  # an autoencoder or an RBM
+        energy = metrics.get("test_free_energy")
+        typer.echo(
+            f"test reconstruction error: {metrics['test_reconstruction_error']:.6g}"
+            + ("" if energy is None else f"  free energy: {energy:.6g}")
+        )
     if "test_exact_match" in metrics:
         typer.echo(
             f"test exact match: {metrics['test_exact_match']:.4f}  token accuracy: "
@@ -342,7 +351,7 @@ def evaluate(
             )
         for line in confusion_lines(metrics["confusion_matrix"], result.class_names):
             typer.echo(line)
-    else:
+    elif "test_rmse" in metrics:
         typer.echo(f"test rmse: {metrics['test_rmse']:.6g}  mae: {metrics['test_mae']:.6g}")
 
 

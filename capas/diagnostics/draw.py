@@ -41,6 +41,7 @@ from capas.layers.blocks import Concat, Repeat, Residual
 from capas.layers.dense import Dense
 from capas.layers.recurrent import LastStep, Recurrent
 from capas.models import Network
+from capas.models.registry import noun
 
 POSITIVE = "#1f77b4"  # blue: an excitatory weight
 NEGATIVE = "#d62728"  # red: an inhibitory weight
@@ -138,7 +139,7 @@ def draw(
         raise CapasError(f"max_units must be at least 4 (first units, '...', last two), got {max_units}")
     if not isinstance(model, Network):
         raise CapasError(
-            f"capas draw draws networks written in the notation, not a {type(model).__name__}; "
+            f"capas draw draws networks written in the notation, not {noun(model)}; "
             "give a spec such as 784-30-10 or the run directory of a network"
         )
     title = title or str(model.options["spec"])

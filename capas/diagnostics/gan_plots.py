@@ -6,6 +6,7 @@ gradient norm under the minimax and non-saturating losses at the start of traini
 after every epoch it draws G(z_fixed) (the same z each time, ``GanTask.fixed_samples``)
 into ``samples/epoch-NNNN.png`` and at the end of the fit makes ``samples.gif`` of them;
 since the frames are files of the run directory, a resumed run's GIF has every epoch.
+Samples with no picture (vectors of 5 values) get no grids; the run trains all the same.
 """
 
 from __future__ import annotations
@@ -72,20 +73,39 @@ def scatter_picture(samples: Tensor, real: Tensor | None = None, size: int = 256
     return picture
 
 
+def drawn_shape(sample_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """How one sample of ``sample_shape`` is drawn: (C, H, W) as an image; (2,) as a point; a
+    flat vector of s^2 or 3 s^2 values (an MLP GAN on MNIST: 784) as a square grey or colour
+    image (1 or 3, s, s); None for anything else (5 values have no picture)."""
+    if len(sample_shape) == 3 or tuple(sample_shape) == (2,):
+        return tuple(sample_shape)
+    if len(sample_shape) == 1:
+        for channels in (1, 3):
+            side = math.isqrt(sample_shape[0] // channels)
+            if channels * side * side == sample_shape[0] and side > 1:
+                return (channels, side, side)
+    return None
+
+
 def save_samples(samples: Tensor, path: str | Path, real: Tensor | None = None) -> Path:
-    """Write generated ``samples`` as a PNG: an image grid for (n, C, H, W), a scatter picture
-    over the ``real`` points (grey) for 2-D vectors (n, 2)."""
+    """Write generated ``samples`` as a PNG: an image grid for images (n, C, H, W) and square
+    flat vectors (see :func:`drawn_shape`), a scatter picture over the ``real`` points (grey)
+    for 2-D vectors (n, 2)."""
     from PIL import Image
 
     path = Path(path)
-    if samples.dim() == 4:
-        picture = image_grid(samples)
+    shape = drawn_shape(tuple(samples.shape[1:]))
+    if shape is None:
+        raise CapasError(
+            f"samples of shape {tuple(samples.shape)} cannot be drawn: need images (n, C, H, W), square flat "
+            "images (n, s*s) or points (n, 2); save them with --npy instead"
+        )
+    if len(shape) == 3:
+        picture = image_grid(samples.reshape(len(samples), *shape))
         scale = max(1, 256 // picture.shape[0])
         picture = np.kron(picture, np.ones((scale, scale) + picture.shape[2:], dtype=np.uint8))
-    elif samples.dim() == 2 and samples.shape[1] == 2:
-        picture = scatter_picture(samples, real)
     else:
-        raise CapasError(f"samples of shape {tuple(samples.shape)} cannot be drawn: need (n, C, H, W) images or (n, 2)")
+        picture = scatter_picture(samples, real)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(picture).save(path)
@@ -117,7 +137,7 @@ class SampleGrids(Callback):
     name = "sample_grids"
 
     def on_epoch_end(self, trainer: Any, epoch: int, record: dict[str, Any]) -> None:
-        if trainer.run_dir is None:
+        if trainer.run_dir is None or drawn_shape(trainer.task.model.data_shape) is None:  # no picture of 5-D data
             return
         task = trainer.task
         real = task.x_train if task.x_train.dim() == 2 else None

@@ -2,7 +2,8 @@
 
 Kinds (``PLOT_KINDS``): ``curves``, ``gradients``, ``confusion``, ``boundary``, ``hidden``,
 ``weights``, ``activations``; ``all`` draws each that applies to the model and data
-(``boundary`` needs 2-D inputs, ``confusion`` a classifier, ``gradients`` recorded norms).
+(``boundary`` needs 2-D inputs, ``confusion`` a classifier, ``gradients`` recorded norms;
+a GAN or an encoder-decoder gets its curves, an autoencoder or an RBM its curves and weights).
 Asked for by name, a kind that does not apply is an error saying why.
 """
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from capas.diagnostics import filters, plots_model, plots_training, projection, snapshots, time_gradients
 from capas.errors import CapasError
+from capas.models.registry import kind_of
 from capas.objectives import Loss
 
 PLOT_KINDS = (
@@ -100,6 +102,9 @@ def _not_applicable(kind: str, model: nn.Module, history: list[dict], data: Any)
         return None if history else "the run has no history"
     if kind == "gradients":
         return None if plots_training.gradient_norm_series(history) else "the history has no grad_norm/<layer> columns"
+    kind_of_model = kind_of(model)
+    if kind_of_model not in ("network", None) and not (kind == "weights" and kind_of_model in ("autoencoder", "rbm")):
+        return f"it reads the layers of a network, and the run holds a model of kind {kind_of_model}"
     if data is None:
         return "the run's data cannot be reloaded (it was not a named capas dataset)"
     if kind == "time-gradients":

@@ -53,10 +53,9 @@ def curve_series(history: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
 def plot_curves(history: Sequence[dict[str, Any]], path: str | Path) -> dict[str, np.ndarray]:
     """Loss, metric and learning-rate panels per epoch, the best epoch marked; returns the series."""
     series = curve_series(history)
-    metrics = sorted(
-        {k.split("_", 1)[1] for k in series if k.startswith(("train_", "val_")) and not k.endswith("_loss")}
-    )
-    panels = ["loss", *metrics] + (["lr"] if "lr" in series else [])
+    names = {k.split("_", 1)[1] for k in series if k.startswith(("train_", "val_"))}  # a GAN's d_loss, g_loss too
+    has_loss = "loss" in names  # an RBM's history has none: reconstruction error and free energy
+    panels = ["loss"] * has_loss + sorted(names - {"loss"}) + (["lr"] if "lr" in series else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     epochs, best = series["epoch"], float(series["best_epoch"])
     for ax, panel in zip(axes[0], panels):

@@ -68,3 +68,21 @@ def from_config(config: dict[str, Any]) -> nn.Module:
     if kind not in MODELS:
         raise SpecError(f"unknown model kind {kind!r}; capas knows {', '.join(sorted(MODELS))}")
     return MODELS[kind].from_config(config)
+
+
+#: how messages name each kind of model ("holds an encoder-decoder, not a GAN")
+NOUNS = {
+    "network": "a network",
+    "autoencoder": "an autoencoder",
+    "rbm": "an RBM",
+    "dbn": "a DBN",
+    "gan": "a GAN",
+    "seq2seq": "an encoder-decoder",
+}
+
+
+def noun(model: nn.Module) -> str:
+    """``model`` as a message names it, with its article: "an encoder-decoder", "a GAN"; a
+    module capas does not know by its class ("a Sequential")."""
+    kind = kind_of(model)
+    return NOUNS.get(kind or "", f"a {kind or type(model).__name__}")

@@ -104,7 +104,33 @@ class AutoencoderTask(Task):
         error = F.mse_loss(model.decode(code), x)
         return {"loss": error + model.sparsity_penalty(code), "reconstruction_error": error}
 
+    def final_metrics(self) -> dict[str, Any]:
+        """``test_loss`` and ``test_reconstruction_error`` on the clean test inputs (none
+        without a test split, or from a DataLoader, which has none)."""
+        data = self.ctx.data
+        if data.loader is not None or data.x_test is None or len(data.x_test) == 0:
+            return {}
+        return test_metrics(self.model, self.model.check_data(self.ctx.on_device(data.x_test)))
+
     def probe(self, n: int) -> Batch:
         if self.x_train is not None:
             return Batch((self.x_train[:n],))
         return Batch((self.train_adapter.to_batch(next(iter(self.ctx.data.loader))).x[:n],))
+
+
+@torch.no_grad()
+def test_metrics(model: Autoencoder, x: Tensor, batch_size: int = 1024) -> dict[str, float]:
+    """``test_loss`` (reconstruction error plus the sparsity penalty) and
+    ``test_reconstruction_error`` (mean squared error) of clean inputs x (N, *input_shape),
+    in eval mode: what ``fit`` writes to metrics.json and ``capas evaluate`` recomputes."""
+    from capas.models.modes import eval_mode
+
+    totals = {"test_loss": 0.0, "test_reconstruction_error": 0.0}
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            chunk = x[start : start + batch_size]
+            code = model.encode(chunk)
+            error = F.mse_loss(model.decode(code), chunk)
+            totals["test_reconstruction_error"] += float(error) * len(chunk)
+            totals["test_loss"] += float(error + model.sparsity_penalty(code)) * len(chunk)
+    return {name: value / len(x) for name, value in totals.items()}

@@ -162,6 +162,14 @@ class ContrastiveDivergenceTask(Task):
             )
         return metrics
 
+    def final_metrics(self) -> dict[str, Any]:
+        """``test_reconstruction_error`` and ``test_free_energy`` of the test inputs (none
+        without a test split)."""
+        x_test = self.ctx.data.x_test
+        if x_test is None or len(x_test) == 0:
+            return {}
+        return test_metrics(self.model, self.model.check_data(self.ctx.on_device(x_test)))
+
     def probe(self, n: int) -> Batch:
         return Batch((self.x_train[:n],))
 
@@ -176,3 +184,16 @@ class ContrastiveDivergenceTask(Task):
         """config.json's task record; ``options`` are the constructor's keyword arguments
         (``capas.fit(..., resume=)`` builds the same task from them)."""
         return {"kind": self.kind, "engine": self.engine, "options": dict(self.options)}
+
+
+@torch.no_grad()
+def test_metrics(rbm: RBM, x: Tensor) -> dict[str, float]:
+    """``test_reconstruction_error`` (mean squared error of the mean-field reconstruction
+    v -> P(h|v) -> P(v|h)) and ``test_free_energy`` (mean F(v)) of inputs x (N, V): what
+    ``fit`` writes to metrics.json and ``capas evaluate`` recomputes. Compared with the
+    training split's free energy (history), a much higher test value means overfitting."""
+    reconstruction = rbm.visible_probs(rbm.hidden_probs(x))
+    return {
+        "test_reconstruction_error": float(F.mse_loss(reconstruction, x)),
+        "test_free_energy": float(rbm.free_energy(x).mean()),
+    }

@@ -1,0 +1,115 @@
+"""Every command on every kind of run directory (network, GAN, autoencoder, RBM,
+encoder-decoder): numbers, pictures or a one-line error, never a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+import capas
+from capas.cli import main
+from capas.data.pairs import load_pairs
+from capas.diagnostics.gan_plots import drawn_shape
+from capas.models import build
+from capas.models.autoencoder import Autoencoder
+from capas.models.gan import build_gan
+from capas.models.rbm import RBM
+from capas.models.seq2seq import Seq2Seq
+from capas.train import rundir
+
+FAST = {"epochs": 2, "quiet": True, "warn_gradients": False}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kinds")
+    capas.fit("64-8-10", "digits", out=root / "net", **FAST)
+    capas.fit(build_gan("4-16-64", "64-16-1", seed=1), "digits", out=root / "gan", **FAST)  # an MLP GAN on images
+    capas.fit(build_gan("4-8-5", "5-8-1", seed=1), torch.randn(96, 5), out=root / "gan5", **FAST)  # no picture
+    capas.fit(Autoencoder(build("64-12", act="sigmoid")), "digits", out=root / "ae", **FAST)
+    capas.fit(RBM(64, 12), "digits", out=root / "rbm", **FAST)
+    pairs = load_pairs("reverse", n=80, max_len=4, alphabet=3)
+    capas.fit(Seq2Seq.for_data(pairs, embed=4, hidden=8), pairs, out=root / "s2s", **FAST)
+    np.save(root / "x.npy", np.zeros((2, 64), dtype=np.float32))
+    return root
+
+
+def cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            code = exit_.code or 0
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["net", "gan", "gan5", "ae", "rbm", "s2s"])
+def test_every_command_answers_every_kind_of_run(runs, kind):
+    run = str(runs / kind)
+    commands = [
+        ["evaluate", run],
+        ["predict", run, str(runs / "x.npy")],
+        ["plot", run, "--what", "all"],
+        ["summary", run],
+        ["draw", run, "--out", str(runs / f"{kind}-draw.png")],
+        ["translate", run, "abc"],
+        ["sample", run, "--n", "4", "--out", str(runs / f"{kind}-samples.png")],
+    ]
+    for argv in commands:
+        code, _, err = cli(argv)
+        assert code in (0, 2) and "Traceback" not in err, (argv, err[-1500:])
+        if code == 2:
+            assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, (argv, err)
+
+
+def test_autoencoder_and_rbm_runs_report_test_reconstruction_and_evaluate_repeats_it(runs):
+    data = capas.data.load("digits")
+    for kind, keys in (("ae", {"test_loss", "test_reconstruction_error"}), ("rbm", {"test_free_energy"})):
+        metrics = json.loads((runs / kind / "metrics.json").read_text())
+        evaluated = capas.evaluate(runs / kind).metrics
+        assert keys | {"test_reconstruction_error"} <= set(metrics)
+        for key in evaluated:
+            assert evaluated[key] == pytest.approx(metrics[key], rel=1e-6), (kind, key)
+    rbm = rundir.load_model(runs / "rbm")
+    x = data.x_test.reshape(len(data.x_test), -1)
+    by_hand = F.mse_loss(
+        torch.sigmoid(torch.sigmoid(x @ rbm.weight.T + rbm.hidden_bias) @ rbm.weight + rbm.visible_bias), x
+    )
+    assert json.loads((runs / "rbm" / "metrics.json").read_text())["test_reconstruction_error"] == pytest.approx(
+        float(by_hand), rel=1e-5
+    )
+    code, out, _ = cli(["evaluate", str(runs / "rbm")])
+    assert code == 0 and "test reconstruction error:" in out and "free energy:" in out
+
+
+def test_plots_that_apply_to_each_kind(runs):
+    expected = {"gan": ["curves.png"], "ae": ["curves.png", "weights.png"], "rbm": ["curves.png", "weights.png"]}
+    for kind, files in expected.items():
+        assert cli(["plot", str(runs / kind), "--what", "all"])[0] == 0
+        assert sorted(p.name for p in (runs / kind / "plots").glob("*.png")) == files
+    code, _, err = cli(["plot", str(runs / "rbm"), "--what", "hidden"])
+    assert code == 2 and "cannot plot hidden: it reads the layers of a network" in err
+
+
+def test_an_mlp_gan_on_images_draws_its_flat_samples_as_images(runs):
+    frames = sorted(p.name for p in (runs / "gan" / "samples").glob("*.png"))
+    assert frames == ["epoch-0001.png", "epoch-0002.png"] and (runs / "gan" / "samples.gif").is_file()
+    assert not (runs / "gan5" / "samples").exists()  # five numbers have no picture: trained without grids
+    assert [drawn_shape(s) for s in [(784,), (3072,), (64,), (2,), (1, 8, 8), (5,), (3,), (4, 4)]] == [
+        (1, 28, 28),
+        (3, 32, 32),
+        (1, 8, 8),
+        (2,),
+        (1, 8, 8),
+        None,
+        None,
+        None,
+    ]
