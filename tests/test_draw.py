@@ -67,7 +67,7 @@ def test_blocks_are_framed_with_their_inner_layers(tmp_path):
 def test_bad_outputs_and_models_are_one_line_errors(tmp_path):
     with pytest.raises(CapasError, match=r"\.png or \.svg"):
         draw(capas.build("2-3-1"), tmp_path / "net.txt")
-    with pytest.raises(CapasError, match="not a RBM"):
+    with pytest.raises(CapasError, match="not an RBM"):
         draw(RBM(4, 2), tmp_path / "r.png")
 
 

@@ -65,8 +65,8 @@ def from_config(config: dict[str, Any]) -> nn.Module:
     if not isinstance(config, dict):
         raise SpecError(f"a model config must be a JSON object, got {config!r:.80}")
     kind = config.get("model", "network")
-    if kind not in MODELS:
-        raise SpecError(f"unknown model kind {kind!r}; capas knows {', '.join(sorted(MODELS))}")
+    if not isinstance(kind, str) or kind not in MODELS:
+        raise SpecError(f"unknown model kind {kind!r:.80}; capas knows {', '.join(sorted(MODELS))}")
     return MODELS[kind].from_config(config)
 
 
