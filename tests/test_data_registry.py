@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 import capas.data as data
+from capas.data.pairs import load_pairs
 from capas.errors import DataError
 
 TOYS = ["xor", "circles", "moons", "spirals", "gaussians"]
@@ -37,7 +38,12 @@ def test_unknown_option_and_bad_common_arguments_are_data_errors():
 def test_available_lists_every_dataset_with_sizes(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPAS_DATA", str(tmp_path))
     infos = {info.name: info for info in data.available()}
-    assert list(infos) == data.names()
+    pairs = ["addition", "reverse", "sort", "dates", "pairs-file"]  # issue 12: an encoder-decoder's data
+    assert list(infos) == [*data.names(), *pairs]
+    dates = load_pairs("dates", validation=0.0)
+    assert (infos["dates"].n_train, infos["dates"].n_test) == (len(dates.pairs["train"]), len(dates.pairs["test"]))
+    assert infos["dates"].task == "sequence pairs" and infos["pairs-file"].n_train is None
+    infos = {name: info for name, info in infos.items() if name not in pairs}
     sequences = {"adding", "copy-memory", "embedded-reber", "tomita", "temporal-xor", "parity"}
     sequences |= {"sine-forecast", "mackey-glass", "sequential-mnist", "text"}  # issue 11
     assert {"digits", *TOYS, "sine", "mnist", "fashion-mnist", "semeion", "usps", "optdigits", "letter"} | {

@@ -34,10 +34,10 @@ def datasets(
         table.add_row(
             info.name,
             info.task,
-            "x".join(map(str, info.input_shape)),
+            "x".join(map(str, info.input_shape)) or "strings",
             "-" if info.num_classes is None else str(info.num_classes),
-            str(info.n_train),
-            str(info.n_test),
+            "-" if info.n_train is None else str(info.n_train),
+            "-" if info.n_test is None else str(info.n_test),
             "yes" if info.local else "no",
             info.description,
         )

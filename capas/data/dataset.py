@@ -103,14 +103,16 @@ def _describe_step(name: str, record: Any) -> str:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """One registry entry as listed by :func:`capas.data.available`."""
+    """One registry entry as listed by :func:`capas.data.available`: a tabular/image/sequence
+    dataset, or a source of sequence pairs (``task`` "sequence pairs", ``input_shape`` ()
+    since its strings have any length; sizes None for the user's pairs file)."""
 
     name: str
-    task: Task
+    task: Task | Literal["sequence pairs"]
     input_shape: tuple[int, ...]
     num_classes: int | None
-    n_train: int
-    n_test: int
+    n_train: int | None
+    n_test: int | None
     local: bool
     source: str
     description: str

@@ -64,6 +64,25 @@ def available() -> list[DatasetInfo]:
                 description=entry.description,
             )
         )
+    from capas.data.pairs import PAIR_SOURCES
+    from capas.data.pairs import TEST_FRACTION as PAIR_TEST_FRACTION
+
+    for source in PAIR_SOURCES.values():
+        n = source.defaults.get("n")
+        n_test = None if n is None else max(1, round(PAIR_TEST_FRACTION * n))
+        infos.append(
+            DatasetInfo(
+                name=source.name,
+                task="sequence pairs",
+                input_shape=(),
+                num_classes=None,
+                n_train=None if n is None else n - n_test,
+                n_test=n_test,
+                local=True,
+                source="your file" if source.vocab_from_train else "generated",
+                description=source.description,
+            )
+        )
     return infos
 
 
