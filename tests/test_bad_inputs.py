@@ -5,7 +5,6 @@ float labels."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import shutil
@@ -15,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from clirun import run_cli
 
 import capas
 from capas import limits
 from capas.api.predict import predict, prepare
-from capas.cli import main
 from capas.data import load
 from capas.data.formats import check_npy_size, read_npz
 from capas.errors import CapasWarning, DataError, RunDirError, SpecError, TrainingError
@@ -27,18 +26,6 @@ from capas.models import build
 from capas.models.spec_input import existing_path, spec_text
 from capas.notation import MAX_DEPTH, parse
 from capas.train.rundir import load_run, read_json
-
-
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``capas ARGS`` run in-process."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exit_:
-            code = exit_.code or 0
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,15 @@ encoder-decoder): numbers, pictures or a one-line error, never a traceback."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
 import torch
+from clirun import run_cli
 from torch.nn import functional as F
 
 import capas
-from capas.cli import main
 from capas.data.pairs import load_pairs
 from capas.diagnostics.gan_plots import drawn_shape
 from capas.models import build
@@ -40,17 +38,6 @@ def runs(tmp_path_factory):
     return root
 
 
-def cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-        except SystemExit as exit_:
-            code = exit_.code or 0
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.mark.parametrize("kind", ["net", "gan", "gan5", "ae", "rbm", "s2s"])
 def test_every_command_answers_every_kind_of_run(runs, kind):
     run = str(runs / kind)
@@ -64,7 +51,7 @@ def test_every_command_answers_every_kind_of_run(runs, kind):
         ["sample", run, "--n", "4", "--out", str(runs / f"{kind}-samples.png")],
     ]
     for argv in commands:
-        code, _, err = cli(argv)
+        code, _, err = run_cli(argv)
         assert code in (0, 2) and "Traceback" not in err, (argv, err[-1500:])
         if code == 2:
             assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, (argv, err)
@@ -86,16 +73,16 @@ def test_autoencoder_and_rbm_runs_report_test_reconstruction_and_evaluate_repeat
     assert json.loads((runs / "rbm" / "metrics.json").read_text())["test_reconstruction_error"] == pytest.approx(
         float(by_hand), rel=1e-5
     )
-    code, out, _ = cli(["evaluate", str(runs / "rbm")])
+    code, out, _ = run_cli(["evaluate", str(runs / "rbm")])
     assert code == 0 and "test reconstruction error:" in out and "free energy:" in out
 
 
 def test_plots_that_apply_to_each_kind(runs):
     expected = {"gan": ["curves.png"], "ae": ["curves.png", "weights.png"], "rbm": ["curves.png", "weights.png"]}
     for kind, files in expected.items():
-        assert cli(["plot", str(runs / kind), "--what", "all"])[0] == 0
+        assert run_cli(["plot", str(runs / kind), "--what", "all"])[0] == 0
         assert sorted(p.name for p in (runs / kind / "plots").glob("*.png")) == files
-    code, _, err = cli(["plot", str(runs / "rbm"), "--what", "hidden"])
+    code, _, err = run_cli(["plot", str(runs / "rbm"), "--what", "hidden"])
     assert code == 2 and "cannot plot hidden: it reads the layers of a network" in err
 
 
