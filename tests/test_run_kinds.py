@@ -100,3 +100,13 @@ def test_an_mlp_gan_on_images_draws_its_flat_samples_as_images(runs):
         None,
         None,
     ]
+
+
+def test_a_pre_training_directory_is_pointed_to_fine_tuning(tmp_path):
+    code, _, _ = run_cli(
+        ["pretrain", "--model", "64-8-10", "--method", "rbm", "--out", str(tmp_path / "dbn"), "--quiet"]
+    )
+    assert code == 0
+    for command in (["evaluate"], ["train", "--resume"]):
+        code, _, err = run_cli([*command, str(tmp_path / "dbn")])
+        assert code == 2 and "is a pre-training, not a training run; fine-tune its network with capas train " in err

@@ -566,6 +566,11 @@ def load_run(path: Path | str) -> Run:
         raise RunDirError(f"no run directory {path}; pass the directory a 'capas train' run printed")
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
+        if (path / "pretrain.json").is_file():  # a greedy pre-training: its network is trained by fine-tuning
+            raise RunDirError(
+                f"{path} is a pre-training, not a training run; fine-tune its network with "
+                f"capas train --init-from {path} (or continue it with capas pretrain --resume {path})"
+            )
         raise RunDirError(f"{path} is not a capas run: missing {', '.join(missing)}")
     config = read_json(path / "config.json")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
