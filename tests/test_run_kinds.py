@@ -110,3 +110,35 @@ def test_a_pre_training_directory_is_pointed_to_fine_tuning(tmp_path):
     for command in (["evaluate"], ["train", "--resume"]):
         code, _, err = run_cli([*command, str(tmp_path / "dbn")])
         assert code == 2 and "is a pre-training, not a training run; fine-tune its network with capas train " in err
+
+
+def test_translate_checks_its_attention_pictures_before_any_work(runs, tmp_path):
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"mine")
+    run = str(runs / "s2s")
+    for extra, message in (
+        (["--attention", str(taken)], "already exists; choose another --attention file, or add --force"),
+        (["--attention", str(tmp_path / "map.txt")], "--attention must be a .png or .svg file"),
+    ):
+        code, _, err = run_cli(["translate", run, "abc", *extra])
+        assert code == 2 and message in err
+    assert taken.read_bytes() == b"mine"
+    assert run_cli(["translate", run, "abc", "--attention", str(taken), "--force"])[0] == 0
+    assert taken.stat().st_size > 1000
+    assert run_cli(["translate", run, "ab", "ba", "--attention", str(tmp_path / "m.svg")])[0] == 0
+    assert sorted(p.name for p in tmp_path.glob("m-*")) == ["m-1.svg", "m-2.svg"]
+
+
+def test_sample_refuses_what_memory_cannot_hold_and_draws_large_n_in_chunks(runs, monkeypatch):
+    from capas import limits
+    from capas.api import sample as sampling
+
+    gan = rundir.load_model(runs / "gan")
+    small = sampling.sample(runs / "gan", 10, seed=3)
+    assert torch.equal(small, gan.sample(10, torch.Generator().manual_seed(3)))  # one chunk: as drawn whole
+    monkeypatch.setattr(sampling, "CHUNK", 7)
+    chunked = sampling.sample(runs / "gan", 20, seed=3)
+    assert chunked.shape == (20, 64) and torch.equal(chunked[:7], gan.sample(7, torch.Generator().manual_seed(3)))
+    monkeypatch.setattr(limits, "available_memory", lambda: 1000)
+    code, _, err = run_cli(["sample", str(runs / "gan"), "--n", "1000", "--npy", str(runs / "big.npy")])
+    assert code == 2 and "1,000 samples of 64 values needs about 250.0 KiB" in err and "ask for fewer samples" in err

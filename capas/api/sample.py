@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,14 @@ from torch import Tensor
 
 from capas.api.outputs import check_output_file
 from capas.errors import RunDirError
+from capas.limits import check_fits
 from capas.models.gan import GAN
 from capas.models.registry import noun
 from capas.train import rundir
+
+#: samples generated at a time: a large --n needs memory for its samples, not for every
+#: hidden activation of all of them at once
+CHUNK = 4096
 
 
 def sample(run_dir: str | Path, n: int = 64, *, seed: int = 0) -> Tensor:
@@ -23,7 +29,15 @@ def sample(run_dir: str | Path, n: int = 64, *, seed: int = 0) -> Tensor:
         raise RunDirError(f"{run_dir} holds {noun(model)}, not a GAN; capas sample draws from GAN runs")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RunDirError(f"the number of samples must be a positive integer, got {n!r}")
-    return model.sample(n, torch.Generator().manual_seed(seed))
+    size = math.prod(model.data_shape)
+    check_fits(n * size * 4, f"{n:,} samples of {size:,} values", "ask for fewer samples (--n)")
+    generator = torch.Generator().manual_seed(seed)
+    if n <= CHUNK:
+        return model.sample(n, generator)
+    samples = torch.empty(n, *model.data_shape)  # the generator's activations stay one chunk's
+    for start in range(0, n, CHUNK):
+        samples[start : start + CHUNK] = model.sample(min(CHUNK, n - start), generator)
+    return samples
 
 
 def write_samples(
@@ -42,6 +56,6 @@ def write_samples(
     if png is not None:
         written.append(save_samples(samples, png))
     if array is not None:
-        np.save(array, samples.numpy().astype(np.float32))
+        np.save(array, np.asarray(samples.numpy(), dtype=np.float32))  # float32 already: no copy
         written.append(array)
     return written

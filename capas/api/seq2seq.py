@@ -39,7 +39,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from capas import defaults
-from capas.api.outputs import claim_output_dir, discard_unstarted_run
+from capas.api.outputs import check_output_file, claim_output_dir, discard_unstarted_run
 from capas.errors import CapasError, RunDirError, TrainingError, TrainingInterrupted
 from capas.train import rundir
 
@@ -67,24 +67,33 @@ def translate(
     beam: int = 1,
     attention: str | Path | None = None,
     allow_longer: bool = False,
+    force: bool = False,
 ) -> list[Translation]:
     """Translate ``texts`` with the seq2seq model saved in ``run_dir`` (greedy, or beam search
-    of width ``beam``); with ``attention``, draw each text's heatmap there (several texts:
-    ``<stem>-1.png``, ``<stem>-2.png``...). Bad input is a one-line ``CapasError``."""
+    of width ``beam``); with ``attention`` (a .png or .svg), draw each text's heatmap there
+    (several texts: ``<stem>-1.png``, ``<stem>-2.png``...), replacing an existing file only
+    with ``force``. Bad input is a one-line ``CapasError``."""
     from capas.models.registry import noun
     from capas.models.seq2seq import Seq2Seq
 
     model = rundir.load_model(Path(run_dir))
     if not isinstance(model, Seq2Seq):
         raise CapasError(f"{run_dir} holds {noun(model)}, not an encoder-decoder; train one with a seq2seq recipe")
+    targets = []
+    if attention is not None:  # checked before any work: a picture format, nothing overwritten unless force
+        path = Path(attention)
+        names = (
+            [path]
+            if len(texts) == 1
+            else [path.with_name(f"{path.stem}-{i}{path.suffix}") for i in range(1, len(texts) + 1)]
+        )
+        targets = [check_output_file(p, suffixes=(".png", ".svg"), force=force, option="--attention") for p in names]
     outputs = model.translate(list(texts), beam=beam, allow_longer=allow_longer)
     results = [Translation(text, output) for text, (output, _) in zip(texts, outputs)]
-    if attention is not None:
+    if targets:
         from capas.diagnostics.attention_plots import plot_attention
 
-        path = Path(attention)
-        for i, (result, (_, weights)) in enumerate(zip(results, outputs), 1):
-            target = path if len(results) == 1 else path.with_name(f"{path.stem}-{i}{path.suffix or '.png'}")
+        for target, result, (_, weights) in zip(targets, results, outputs):
             result.plot = plot_attention(weights, result.source, result.output, target)
     return results
 
