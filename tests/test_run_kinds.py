@@ -142,3 +142,31 @@ def test_sample_refuses_what_memory_cannot_hold_and_draws_large_n_in_chunks(runs
     monkeypatch.setattr(limits, "available_memory", lambda: 1000)
     code, _, err = run_cli(["sample", str(runs / "gan"), "--n", "1000", "--npy", str(runs / "big.npy")])
     assert code == 2 and "1,000 samples of 64 values needs about 250.0 KiB" in err and "ask for fewer samples" in err
+
+
+def test_options_no_task_but_supervised_training_reads_are_refused_and_l2_spares_biases():
+    pairs = load_pairs("reverse", n=40, max_len=3, alphabet=3)
+    cases = [
+        (Seq2Seq.for_data(pairs, embed=4, hidden=8), pairs, "seq2seq"),
+        (Autoencoder(build("64-12", act="sigmoid")), "digits", "autoencoder"),
+        (RBM(64, 12), "digits", "RBM"),
+        (build_gan("4-8-64", "64-8-1"), "digits", "GAN"),
+    ]
+    for model, data, kind in cases:
+        for option in ({"augment": "flip"}, {"tbptt": 3}):
+            with pytest.raises(capas.TrainingError, match=f"{next(iter(option))} do.es. not apply to {kind}"):
+                capas.fit(model, data, epochs=1, quiet=True, **option)
+
+    class Groups(capas.Callback):
+        def on_fit_begin(self, trainer):
+            self.decays = [
+                (group["weight_decay"], {p.dim() > 1 for p in group["params"]})
+                for optimizer in trainer.optimizers.values()
+                for group in optimizer.param_groups
+            ]
+
+    for regularize_bias, expected in ((False, [(0.01, {True}), (0.0, {False})]), (True, [(0.01, {True, False})])):
+        seen = Groups()
+        model = Seq2Seq.for_data(pairs, embed=4, hidden=8)
+        capas.fit(model, pairs, epochs=1, quiet=True, l2=0.01, regularize_bias=regularize_bias, callbacks=[seen])
+        assert seen.decays == expected  # weights (2+ axes) decayed; biases only with regularize_bias

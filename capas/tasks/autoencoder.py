@@ -21,7 +21,7 @@ from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.models.autoencoder import Autoencoder
 from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
-from capas.train.optim import make_optimizer, schedule_for
+from capas.train.optim import make_optimizer, schedule_for, weight_decay_groups
 from capas.train.task import Task, TaskContext
 
 #: TrainConfig fields of supervised learning an autoencoder has no use for
@@ -64,20 +64,9 @@ class AutoencoderTask(Task):
             if isinstance(module, nn.Dropout) and hasattr(module, "generator"):
                 module.generator = ctx.generators.dropout
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(
-            config.optimizer, self._param_groups(), config.lr, config.momentum, **config.optimizer_options
-        )
+        groups = weight_decay_groups(self.params, config.l2, config.regularize_bias)
+        self.optimizer = make_optimizer(config.optimizer, groups, config.lr, config.momentum, **config.optimizer_options)
         self.schedule = schedule_for(config, self.optimizer, self.train_adapter.steps_per_epoch)
-
-    def _param_groups(self) -> list[dict[str, Any]]:
-        """One group; with ``l2``, the weights (and with ``regularize_bias`` the biases) get
-        weight decay l2 (the gradient of the penalty l2/2 sum w^2)."""
-        config = self.ctx.config
-        if not config.l2:
-            return [{"params": self.params}]
-        decayed = [p for p in self.params if p.dim() > 1 or config.regularize_bias]
-        kept = [p for p in self.params if not (p.dim() > 1 or config.regularize_bias)]
-        return [{"params": decayed, "weight_decay": config.l2}, *([{"params": kept}] if kept else [])]
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"main": self.optimizer}

@@ -15,7 +15,8 @@ from capas.errors import TrainingError
 from capas.train.config import TrainConfig
 
 #: fields only supervised training on the loop's own step reads (loss, engine, input and
-#: label handling, curriculum, frozen layers): what a task with its own objective refuses
+#: label handling, curriculum, frozen layers, augmentation, truncated BPTT of the recurrent
+#: layers): what a task with its own objective refuses
 SUPERVISED_ONLY = (
     "loss",
     "engine",
@@ -28,6 +29,8 @@ SUPERVISED_ONLY = (
     "target_encoding",
     "curriculum",
     "frozen_layers",
+    "augment",
+    "tbptt",
 )
 #: the supervised hidden-activity penalty (an autoencoder or RBM sets its own sparsity)
 SPARSITY_PENALTY = ("sparsity", "sparsity_weight", "sparsity_target")

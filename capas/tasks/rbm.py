@@ -48,6 +48,8 @@ UNUSED = (
     "target_encoding",
     "curriculum",
     "frozen_layers",
+    "augment",
+    "tbptt",
     *SPARSITY_PENALTY,
 )
 

@@ -32,7 +32,7 @@ from capas.errors import TrainingError
 from capas.models.seq2seq import Seq2Seq
 from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
 from capas.tasks.seq2seq_metrics import bleu_scores, exact_match, token_accuracy
-from capas.train.optim import make_optimizer, schedule_for
+from capas.train.optim import make_optimizer, schedule_for, weight_decay_groups
 from capas.train.task import Task, TaskContext
 
 #: TrainConfig fields of supervised classification an encoder-decoder has no use for
@@ -107,7 +107,7 @@ class Seq2SeqTask(Task):
             x_val, y_val = self._ids(data.x_val, data.y_val, "validation")
             self.val_adapter = ctx.make_adapter((x_val,), (y_val,))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [{"params": self.params, "weight_decay": config.l2}] if config.l2 else [{"params": self.params}]
+        groups = weight_decay_groups(self.params, config.l2, config.regularize_bias)  # biases only if asked
         self.optimizer = make_optimizer(
             config.optimizer, groups, config.lr, config.momentum, **config.optimizer_options
         )

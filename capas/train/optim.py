@@ -70,6 +70,17 @@ def _unknown(kind: str, name: str, valid: list[str]) -> TrainingError:
     return TrainingError(f"unknown {kind} '{name}'; {hint}valid names: {', '.join(valid)}")
 
 
+def weight_decay_groups(params: list[torch.nn.Parameter], l2: float, regularize_bias: bool) -> list[dict[str, Any]]:
+    """Parameter groups for a torch optimizer: with ``l2``, the weights (every tensor of two or
+    more axes; with ``regularize_bias`` the biases and other vectors too) get weight decay l2,
+    the gradient of the penalty l2/2 sum w^2; without it, one plain group."""
+    if not l2:
+        return [{"params": params}]
+    decayed = [p for p in params if p.dim() > 1 or regularize_bias]
+    kept = [p for p in params if not (p.dim() > 1 or regularize_bias)]
+    return [{"params": decayed, "weight_decay": l2}, *([{"params": kept}] if kept else [])]
+
+
 def make_optimizer(
     name: str, params: Any, lr: float, momentum: float | None = None, **options: Any
 ) -> torch.optim.Optimizer:
