@@ -46,3 +46,36 @@ def test_loader_items_are_read_whole_or_refused_in_one_line():
         loader_batch((x, y, mask[:, :7]))
     with pytest.raises(TrainingError, match=r"keys \['inputs', 'y'\]"):
         loader_batch({"inputs": x, "y": y})
+
+
+def test_a_validation_loader_gives_val_history_and_early_stopping():
+    from capas.data.batch import Batch
+    from capas.models.modes import eval_mode
+
+    x, y, mask = padded_signs()
+    xv, yv, mv = padded_signs(n=100, seed=9)
+    train = DataLoader(TensorDataset(x, y, mask), batch_size=32, shuffle=True, generator=torch.Generator())
+    val = DataLoader(TensorDataset(xv, yv, mv), batch_size=30)  # uneven last batch: means are weighted
+
+    class WholeValidation(capas.Callback):
+        """The validation metrics of the whole set in one batch, next to the loader's."""
+
+        def __init__(self):
+            self.pairs = []
+
+        def on_epoch_end(self, trainer, epoch, record):
+            with torch.no_grad(), eval_mode(trainer.task.model):
+                whole = trainer.task.eval_step(Batch((xv,), (yv,), mv))
+            self.pairs.append(
+                ((record["val_loss"], record["val_accuracy"]), (float(whole["loss"]), float(whole["accuracy"])))
+            )
+
+    check = WholeValidation()
+    result = capas.fit("Tx1 gru16 last d2", (train, val), epochs=12, lr=0.01, seed=1, quiet=True, callbacks=[check])
+    for ours, whole in check.pairs:
+        assert ours == pytest.approx(whole, abs=1e-5)
+    assert result.history[-1]["val_accuracy"] >= 0.9
+    stopped = capas.fit("Tx1 gru16 last d2", (train, val), epochs=50, lr=0.5, patience=2, seed=1, quiet=True)
+    assert len(stopped.history) < 50 and "val_loss" in stopped.stop_reason
+    with pytest.raises(TrainingError, match=r"\(train_loader, val_loader\); got DataLoader, Tensor"):
+        capas.fit("Tx1 gru16 last d2", (train, xv), epochs=1, quiet=True)

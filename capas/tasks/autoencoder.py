@@ -54,7 +54,8 @@ class AutoencoderTask(Task):
             from capas.data.adapters import LoaderAdapter
 
             self.train_adapter = LoaderAdapter(data.loader, ctx.device, ctx.dtype)
-            self.x_train = self.val_adapter = None
+            self.x_train = None
+            self.val_adapter = None if data.val_loader is None else LoaderAdapter(data.val_loader, ctx.device, ctx.dtype)
         else:
             self.x_train = model.check_data(ctx.on_device(data.x_train))  # (N, *input_shape)
             x_val = None if data.x_val is None else model.check_data(ctx.on_device(data.x_val))

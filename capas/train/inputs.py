@@ -5,6 +5,7 @@
 - a tuple ``(x, y)`` or ``(x_train, y_train, x_val, y_val)`` of tensors or arrays;
 - a ``torch.utils.data.DataLoader`` yielding ``(xb, yb)`` batches (its own batching), or
   ``(xb, yb, mask)`` for right-padded sequences (``capas.data.adapters.loader_batch``);
+  ``(train_loader, val_loader)`` adds validation (val_* history, early stopping);
 - a bare tensor or array ``x`` (N, ...): inputs without targets, for unsupervised tasks
   (autoencoders, RBMs).
 
@@ -36,6 +37,7 @@ class TrainingData:
     y_test: Tensor | None = None
     num_classes: int | None = None
     loader: Any = None  # torch.utils.data.DataLoader, when the data came as one
+    val_loader: Any = None  # its validation DataLoader, when given as (train_loader, val_loader)
     name: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)
@@ -127,6 +129,13 @@ def as_training_data(data: Any, *, seed: int = 0) -> TrainingData:
         data = load(data, seed=seed)
     if isinstance(data, DataLoader):
         return TrainingData(None, None, loader=data, num_classes=None)
+    if isinstance(data, (tuple, list)) and any(isinstance(part, DataLoader) for part in data):
+        if len(data) != 2 or not all(isinstance(part, DataLoader) for part in data):
+            raise TrainingError(
+                "DataLoaders come alone (training) or as (train_loader, val_loader); "
+                f"got {', '.join(type(part).__name__ for part in data)}"
+            )
+        return TrainingData(None, None, loader=data[0], val_loader=data[1], num_classes=None)
     if hasattr(data, "x_train") and hasattr(data, "y_test"):
         empty_val = data.x_val is None or len(data.x_val) == 0
         return TrainingData(
