@@ -55,7 +55,9 @@ class AutoencoderTask(Task):
 
             self.train_adapter = LoaderAdapter(data.loader, ctx.device, ctx.dtype)
             self.x_train = None
-            self.val_adapter = None if data.val_loader is None else LoaderAdapter(data.val_loader, ctx.device, ctx.dtype)
+            self.val_adapter = (
+                None if data.val_loader is None else LoaderAdapter(data.val_loader, ctx.device, ctx.dtype)
+            )
         else:
             self.x_train = model.check_data(ctx.on_device(data.x_train))  # (N, *input_shape)
             x_val = None if data.x_val is None else model.check_data(ctx.on_device(data.x_val))
@@ -66,7 +68,9 @@ class AutoencoderTask(Task):
                 module.generator = ctx.generators.dropout
         self.params = [p for p in model.parameters() if p.requires_grad]
         groups = weight_decay_groups(self.params, config.l2, config.regularize_bias)
-        self.optimizer = make_optimizer(config.optimizer, groups, config.lr, config.momentum, **config.optimizer_options)
+        self.optimizer = make_optimizer(
+            config.optimizer, groups, config.lr, config.momentum, **config.optimizer_options
+        )
         self.schedule = schedule_for(config, self.optimizer, self.train_adapter.steps_per_epoch)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -163,7 +163,9 @@ class SupervisedTask(Task):
             self.num_classes = self._loader_classes()
             data.num_classes = self.num_classes
             self.x_train = self.y_train = self.x_val = self.y_val = None
-            self.val_adapter = None if data.val_loader is None else LoaderAdapter(data.val_loader, ctx.device, ctx.dtype)
+            self.val_adapter = (
+                None if data.val_loader is None else LoaderAdapter(data.val_loader, ctx.device, ctx.dtype)
+            )
             self._check_output_width()
             return
         x_train, y_train = data.x_train, data.y_train
