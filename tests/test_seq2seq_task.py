@@ -114,6 +114,23 @@ def test_capas_train_builds_an_encoder_decoder_for_pair_data(tmp_path, capsys):
         capas.fit("64-10", load_pairs("reverse", n=50), epochs=1, quiet=True)
 
 
+def test_a_run_whose_teacher_forcing_spans_its_length_is_not_lengthened(tmp_path):
+    data = load_pairs("reverse", n=60, max_len=3, alphabet=3)
+    for schedule, allowed in (
+        ({"teacher_forcing_final": 0.5}, False),
+        ({"teacher_forcing_final": 0.5, "teacher_forcing_epochs": 2}, True),
+    ):
+        run = tmp_path / str(allowed)
+        capas.fit(
+            small_model(data), data, epochs=2, quiet=True, out=run, task_options={"teacher_forcing": 1.0, **schedule}
+        )
+        if allowed:  # the ratio reached 0.5 at epoch 2 and stays: epochs 3 and 4 are well defined
+            assert len(capas.fit(small_model(data), data, resume=run, epochs=4, quiet=True).history) == 4
+        else:
+            with pytest.raises(TrainingError, match="teacher-forcing ratio goes from 1.0 to 0.5 over its 2 epochs"):
+                capas.fit(small_model(data), data, resume=run, epochs=4, quiet=True)
+
+
 def test_the_dataset_registry_loads_pairs_by_name():
     data = capas.data.load("dates", n=200, seed=3, validation=0.1)
     again = load_pairs("dates", n=200, seed=3, validation=0.1)

@@ -218,6 +218,7 @@ def _resumed_config(resume: str | Path, epochs: int | None, given: dict[str, Any
                 f"(or leave them out to finish its {saved.get('epochs')})"
             )
         _check_schedule_allows_new_epochs(saved)
+        _check_task_allows_new_epochs(run.config.get("task"), saved.get("epochs"))
         saved["epochs"] = epochs
     return run, TrainConfig.from_options(**saved)
 
@@ -286,6 +287,19 @@ def _check_schedule_allows_new_epochs(saved: dict[str, Any]) -> None:
         raise TrainingError(
             f"the run's {key} LR schedule spans its {saved.get('epochs')} epochs; resume it without changing "
             "epochs, or start a new run with the length you want"
+        )
+
+
+def _check_task_allows_new_epochs(task: Any, epochs: Any) -> None:
+    """A seq2seq run's teacher-forcing ratio that moves until "the last epoch" (no
+    ``teacher_forcing_epochs``) spans the length it was built with: a new length would
+    change the ratio of the epochs still to come."""
+    options = task.get("options", {}) if isinstance(task, dict) else {}
+    final = options.get("teacher_forcing_final")
+    if final is not None and final != options.get("teacher_forcing") and options.get("teacher_forcing_epochs") is None:
+        raise TrainingError(
+            f"the run's teacher-forcing ratio goes from {options.get('teacher_forcing')} to {final} over its {epochs} "
+            "epochs; resume it without changing epochs, or train a new run with teacher_forcing_epochs set"
         )
 
 
