@@ -120,4 +120,5 @@ PLOTS = (
     "feature-maps",
     "filters",
     "top-inputs",
+    "attention",
 )  # diagnostics.plots

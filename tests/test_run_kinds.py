@@ -78,12 +78,19 @@ def test_autoencoder_and_rbm_runs_report_test_reconstruction_and_evaluate_repeat
 
 
 def test_plots_that_apply_to_each_kind(runs):
-    expected = {"gan": ["curves.png"], "ae": ["curves.png", "weights.png"], "rbm": ["curves.png", "weights.png"]}
+    expected = {
+        "gan": ["curves.png"],
+        "ae": ["curves.png", "weights.png"],
+        "rbm": ["curves.png", "weights.png"],
+        "s2s": ["attention.png", "curves.png"],  # the heatmap of its first test source
+    }
     for kind, files in expected.items():
         assert run_cli(["plot", str(runs / kind), "--what", "all"])[0] == 0
         assert sorted(p.name for p in (runs / kind / "plots").glob("*.png")) == files
     code, _, err = run_cli(["plot", str(runs / "rbm"), "--what", "hidden"])
     assert code == 2 and "cannot plot hidden: it reads the layers of a network" in err
+    code, _, err = run_cli(["plot", str(runs / "net"), "--what", "attention"])
+    assert code == 2 and "cannot plot attention: it needs an encoder-decoder with attention" in err
 
 
 def test_an_mlp_gan_on_images_draws_its_flat_samples_as_images(runs):

@@ -3,7 +3,8 @@
 Kinds (``PLOT_KINDS``): ``curves``, ``gradients``, ``confusion``, ``boundary``, ``hidden``,
 ``weights``, ``activations``; ``all`` draws each that applies to the model and data
 (``boundary`` needs 2-D inputs, ``confusion`` a classifier, ``gradients`` recorded norms;
-a GAN or an encoder-decoder gets its curves, an autoencoder or an RBM its curves and weights).
+a GAN gets its curves, an encoder-decoder its curves and ``attention`` (the heatmap of its
+first test source), an autoencoder or an RBM its curves and weights).
 Asked for by name, a kind that does not apply is an error saying why.
 """
 
@@ -30,6 +31,7 @@ PLOT_KINDS = (
     "activations",
     "time-gradients",
     *filters.FILTER_KINDS,  # feature-maps, filters, top-inputs of a convolution (capas.diagnostics.filters)
+    "attention",  # an encoder-decoder's attention on its first test source
 )
 PROBE_SIZE = 2000  # test samples used for activation histograms
 
@@ -103,10 +105,15 @@ def _not_applicable(kind: str, model: nn.Module, history: list[dict], data: Any)
     if kind == "gradients":
         return None if plots_training.gradient_norm_series(history) else "the history has no grad_norm/<layer> columns"
     kind_of_model = kind_of(model)
-    if kind_of_model not in ("network", None) and not (kind == "weights" and kind_of_model in ("autoencoder", "rbm")):
+    if kind == "attention":
+        if kind_of_model != "seq2seq" or model.attention is None:
+            return "it needs an encoder-decoder with attention"
+    elif kind_of_model not in ("network", None) and not (kind == "weights" and kind_of_model in ("autoencoder", "rbm")):
         return f"it reads the layers of a network, and the run holds a model of kind {kind_of_model}"
     if data is None:
         return "the run's data cannot be reloaded (it was not a named capas dataset)"
+    if kind == "attention":
+        return None if getattr(data, "pairs", {}).get("test") else "it needs the run's test pairs"
     if kind == "time-gradients":
         return time_gradients.not_applicable(model)
     if kind in filters.FILTER_KINDS:
@@ -167,6 +174,12 @@ def _draw(
         return time_gradients.draw_time_gradients(model, data, loss, out)
     elif kind in filters.FILTER_KINDS:
         return filters.draw(kind, model, data, out, layer)
+    elif kind == "attention":
+        from capas.diagnostics.attention_plots import plot_attention
+
+        source = data.pairs["test"][0][0]
+        (output, weights), *_ = model.translate([source], allow_longer=True)
+        plot_attention(weights, source, output, path)
     elif kind == "activations":
         activations = plots_model.layer_activations(model, data.x_test[:PROBE_SIZE])
         plots_model.plot_activation_histograms(activations, path)
@@ -178,13 +191,15 @@ def plot_run(
 ) -> list[Path]:
     """Plots of a saved run into ``RUN_DIR/plots/``, reloading its model, history and data."""
     from capas.data import names
+    from capas.data.pairs import PAIR_SOURCES
     from capas.data.subsets import reload_dataset
     from capas.train.rundir import load_run
 
     run = load_run(run_dir)
     record = run.config.get("data") or {}
     needs_data = not set(resolve_kinds(what)) <= {"curves", "gradients"}
-    data = reload_dataset(record) if needs_data and record.get("name") in names() else None
+    named = record.get("name") in (*names(), *PAIR_SOURCES)
+    data = reload_dataset(record) if needs_data and named else None
     model = run.build_model()
     animate_from = Path(run_dir) / snapshots.SNAPSHOT_FILE if animate else None
     if animate and "boundary" not in applicable_kinds(what, model, data):
