@@ -234,6 +234,16 @@ def test_an_extension_interrupted_before_its_first_checkpoint_resumes_to_its_new
     assert_same_results(out, tmp_path / "longer")
 
 
+def test_an_extension_interrupted_after_a_new_checkpoint_still_evaluates(tmp_path):
+    out = tmp_path / "run"
+    fit_xor(out, epochs=3)
+    with pytest.raises(TrainingInterrupted):  # Ctrl-C in epoch 5: epoch 4 checkpointed, metrics.json is epoch 3's
+        capas.fit("2-4-2", "xor", resume=out, epochs=6, quiet=True, callbacks=[_StopAt(5)])
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
+    assert len(json.loads((out / "history.json").read_text())) == 4
+    assert evaluate(out).metrics["test_loss"] > 0  # its last checkpoint, not "files of two runs"
+
+
 def test_finished_runs_that_cannot_train_on_are_refused_and_left_alone(xor_run, tmp_path):
     stopped = tmp_path / "stopped"
     fit_xor(stopped, epochs=50, target_loss=10.0)  # converged after its first epoch

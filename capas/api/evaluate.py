@@ -18,7 +18,7 @@ from capas.data.fitted import reads_files
 from capas.errors import DataError, RunDirError
 from capas.objectives.losses import Loss
 from capas.train.evaluation import evaluate_model
-from capas.train.rundir import Run, load_run
+from capas.train.rundir import Run, load_run, read_json
 
 
 @dataclass
@@ -107,6 +107,9 @@ def check_one_run(run: Run) -> None:
     to its own weights and history, and evaluating that would report a run that never was)."""
     if run.metrics is None or not isinstance(run.metrics.get("epochs"), int):
         return  # unfinished (evaluated as its last checkpoint) or not recorded
+    state = read_json(run.path / "state.json") if (run.path / "state.json").is_file() else None
+    if isinstance(state, dict) and state.get("finished") is False:
+        return  # a finished run being trained longer: its metrics.json is from its last finish
     tag = _weights_epoch(run.path / "weights.safetensors")
     last = run.history[-1].get("epoch") if len(run.history) else 0
     if run.metrics["epochs"] != len(run.history) or (tag is not None and tag != last):
