@@ -177,3 +177,19 @@ def test_options_no_task_but_supervised_training_reads_are_refused_and_l2_spares
         model = Seq2Seq.for_data(pairs, embed=4, hidden=8)
         capas.fit(model, pairs, epochs=1, quiet=True, l2=0.01, regularize_bias=regularize_bias, callbacks=[seen])
         assert seen.decays == expected  # weights (2+ axes) decayed; biases only with regularize_bias
+
+
+def test_an_rbm_run_samples_from_its_gibbs_chains(runs, tmp_path):
+    from capas.api.sample import draw, sample
+
+    code, out, _ = run_cli(["sample", str(runs / "rbm"), "--n", "9", "--steps", "50", "--npy", str(tmp_path / "s.npy")])
+    samples = np.load(tmp_path / "s.npy")
+    assert code == 0 and samples.shape == (9, 64) and samples.min() >= 0 and samples.max() <= 1
+    assert torch.equal(sample(runs / "rbm", 9, steps=50), torch.from_numpy(samples))  # the seed decides them
+    rbm = RBM(4, 3)  # no weights: P(v|h) = sigmoid(b) whatever the chain did
+    with torch.no_grad():
+        rbm.weight.zero_()
+        rbm.visible_bias.copy_(torch.tensor([-2.0, 0.0, 1.0, 3.0]))
+    assert torch.allclose(draw(rbm, 5, steps=7), torch.sigmoid(rbm.visible_bias).expand(5, 4))
+    code, _, err = run_cli(["sample", str(runs / "gan"), "--steps", "3", "--npy", str(tmp_path / "g.npy")])
+    assert code == 2 and "--steps counts an RBM's Gibbs steps" in err

@@ -1,4 +1,11 @@
-"""``sample``: draw from the generator of a trained GAN run (what ``capas sample`` calls)."""
+"""``sample``: draw from a trained generative model (what ``capas sample`` calls): a GAN's
+generator, or an RBM's Gibbs chains.
+
+A GAN draws in one pass, G(z) for noise z seeded by ``seed``. An RBM runs ``steps``
+alternating Gibbs steps v -> h -> v from random visible states and gives P(v | h) of the
+last step. Those probabilities are the usual picture of what an RBM has learned: binary
+states would look like noise around them.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +14,65 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from capas.api.outputs import check_output_file
 from capas.errors import RunDirError
 from capas.limits import check_fits
 from capas.models.gan import GAN
+from capas.models.rbm import RBM
 from capas.models.registry import noun
 from capas.train import rundir
 
 #: samples generated at a time: a large --n needs memory for its samples, not for every
 #: hidden activation of all of them at once
 CHUNK = 4096
+#: Gibbs steps of an RBM's chains when none are given (far from its random start)
+GIBBS_STEPS = 1000
 
 
-def sample(run_dir: str | Path, n: int = 64, *, seed: int = 0) -> Tensor:
-    """``n`` samples (n, *data_shape) of the GAN trained in ``run_dir`` (its last saved
-    weights), from noise drawn with ``seed``; RunDirError if the run is not a GAN's."""
+def sample(run_dir: str | Path, n: int = 64, *, seed: int = 0, steps: int | None = None) -> Tensor:
+    """``n`` samples of the GAN or RBM trained in ``run_dir`` (its last saved weights), drawn
+    with ``seed``: (n, *data_shape) for a GAN, (n, V) for an RBM (``steps`` Gibbs steps,
+    default :data:`GIBBS_STEPS`); RunDirError for another kind of run."""
     model = rundir.load_model(Path(run_dir))
-    if not isinstance(model, GAN):
-        raise RunDirError(f"{run_dir} holds {noun(model)}, not a GAN; capas sample draws from GAN runs")
+    if not isinstance(model, (GAN, RBM)):
+        raise RunDirError(f"{run_dir} holds {noun(model)}, not a GAN or an RBM; capas sample draws from those")
+    return draw(model, n, seed=seed, steps=steps)
+
+
+def draw(model: nn.Module, n: int, *, seed: int = 0, steps: int | None = None) -> Tensor:
+    """``n`` samples of a GAN or an RBM, :data:`CHUNK` at a time, refused in one line when
+    the samples alone would not fit in memory."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RunDirError(f"the number of samples must be a positive integer, got {n!r}")
-    size = math.prod(model.data_shape)
+    if isinstance(model, GAN) and steps is not None:
+        raise RunDirError("--steps counts an RBM's Gibbs steps; a GAN draws its samples in one pass, drop it")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise RunDirError(f"the number of Gibbs steps must be a positive integer, got {steps!r}")
+    shape = tuple(model.data_shape) if isinstance(model, GAN) else (model.n_visible,)
+    size = math.prod(shape)
     check_fits(n * size * 4, f"{n:,} samples of {size:,} values", "ask for fewer samples (--n)")
     generator = torch.Generator().manual_seed(seed)
+
+    def chunk(count: int) -> Tensor:
+        if isinstance(model, GAN):
+            return model.sample(count, generator)
+        with torch.no_grad():
+            v = model.sample(count, (steps or GIBBS_STEPS) - 1, generator)
+            return model.visible_probs(model.sample_hidden(v, generator))  # (count, V): the last step's P(v|h)
+
     if n <= CHUNK:
-        return model.sample(n, generator)
-    samples = torch.empty(n, *model.data_shape)  # the generator's activations stay one chunk's
+        return chunk(n)
+    samples = torch.empty(n, *shape)  # the model's activations stay one chunk's
     for start in range(0, n, CHUNK):
-        samples[start : start + CHUNK] = model.sample(min(CHUNK, n - start), generator)
+        samples[start : start + CHUNK] = chunk(min(CHUNK, n - start))
     return samples
 
 
 def write_samples(
     run_dir: str | Path, n: int = 64, *, out: str | Path | None = None, npy: str | Path | None = None,
-    seed: int = 0, force: bool = False,
+    seed: int = 0, steps: int | None = None, force: bool = False,
 ) -> list[Path]:  # fmt: skip
     """Sample the run and write a PNG grid (``out``) and/or the raw array (``npy``, float32
     (n, *data_shape)); both outputs are checked before any work and not overwritten unless
@@ -51,7 +81,7 @@ def write_samples(
 
     png = None if out is None else check_output_file(out, suffixes=(".png",), force=force)
     array = None if npy is None else check_output_file(npy, suffixes=(".npy",), force=force, option="--npy")
-    samples = sample(run_dir, n, seed=seed)
+    samples = sample(run_dir, n, seed=seed, steps=steps)
     written = []
     if png is not None:
         written.append(save_samples(samples, png))
