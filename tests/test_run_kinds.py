@@ -193,3 +193,17 @@ def test_an_rbm_run_samples_from_its_gibbs_chains(runs, tmp_path):
     assert torch.allclose(draw(rbm, 5, steps=7), torch.sigmoid(rbm.visible_bias).expand(5, 4))
     code, _, err = run_cli(["sample", str(runs / "gan"), "--steps", "3", "--npy", str(tmp_path / "g.npy")])
     assert code == 2 and "--steps counts an RBM's Gibbs steps" in err
+
+
+def test_evaluate_measures_a_toy_gan_by_its_modes(tmp_path):
+    from capas.data.gan_toys import mode_centres
+    from capas.diagnostics.gan_measures import mode_measures
+
+    capas.fit(build_gan("4-16-2", "2-16-1", seed=0), "ring", out=tmp_path / "ring", **FAST)
+    metrics = capas.evaluate(tmp_path / "ring").metrics
+    gan = rundir.load_model(tmp_path / "ring")
+    by_hand = mode_measures(gan.sample(2500, torch.Generator().manual_seed(0)), mode_centres("ring"), 0.01)
+    assert (metrics["test_modes"], metrics["test_high_quality"]) == (by_hand.modes, by_hand.high_quality)
+    assert metrics["mode_histogram"] == by_hand.histogram and metrics["test_total_modes"] == 8
+    code, out, _ = run_cli(["evaluate", str(tmp_path / "ring")])
+    assert code == 0 and f"modes captured: {by_hand.modes}/8" in out and "2500 samples of its generator" in out

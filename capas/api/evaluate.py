@@ -65,7 +65,8 @@ def evaluate(
     if metrics is None:
         metrics = evaluate_model(model, dataset.x_test, dataset.y_test, bound)
     classes = list(dataset.class_names) if "test_accuracy" in metrics else None
-    return Evaluation(dataset.name, len(dataset.x_test), classes, metrics)
+    n = GAN_SAMPLES if "test_modes" in metrics else len(dataset.x_test)  # a GAN: its own samples are scored
+    return Evaluation(dataset.name, n, classes, metrics)
 
 
 def _task_metrics(model: nn.Module, dataset: Any) -> dict[str, Any] | None:
@@ -84,10 +85,7 @@ def _task_metrics(model: nn.Module, dataset: Any) -> dict[str, Any] | None:
         return measure(model, model.check_data(dataset.x_test))
 
     if isinstance(model, GAN):
-        raise DataError(
-            "a GAN has no test split to score; measure its samples with capas sample RUN --npy, "
-            "or run its recipe (capas run recipes/gan-ring.toml) for modes and Fréchet distances"
-        )
+        return _gan_mode_metrics(model, dataset)
     if not isinstance(model, Seq2Seq):
         return None
     from capas.tasks.seq2seq import test_metrics
@@ -98,6 +96,31 @@ def _task_metrics(model: nn.Module, dataset: Any) -> dict[str, Any] | None:
             "the pairs it was trained on (leave --data out) or on a pairs dataset of the same vocabulary"
         )
     return test_metrics(model, dataset.x_test, dataset.y_test)
+
+
+#: samples a toy GAN is measured on (the GAN recipes' default)
+GAN_SAMPLES = 2500
+
+
+def _gan_mode_metrics(model: Any, dataset: Any) -> dict[str, Any]:
+    """A GAN of a 2-D toy (ring, grid): modes captured, high-quality share, reverse KL and
+    the mode histogram of :data:`GAN_SAMPLES` samples (noise seeded 0), as its recipe
+    measures them. Images need a feature classifier trained on the data: their recipe's."""
+    from capas.data.gan_toys import SIGMAS, mode_centres
+    from capas.diagnostics.gan_measures import mode_measures
+
+    if dataset.name not in SIGMAS:
+        raise DataError(
+            f"capas evaluate measures GANs of the 2-D toys ({', '.join(SIGMAS)}) by their modes; a GAN of "
+            f"{dataset.name} is measured by its recipe (Fréchet distance on a classifier capas trains: "
+            "capas run recipes/gan-mnist.toml), or save its samples with capas sample RUN --npy"
+        )
+    import torch
+
+    samples = model.sample(GAN_SAMPLES, torch.Generator().manual_seed(0))
+    sigma = dataset.options.get("sigma", SIGMAS[dataset.name])
+    measures = mode_measures(samples, mode_centres(dataset.name), sigma).to_json()
+    return {f"test_{key}" if key != "histogram" else "mode_histogram": value for key, value in measures.items()}
 
 
 def check_one_run(run: Run) -> None:

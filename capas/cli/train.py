@@ -326,7 +326,10 @@ def evaluate(
         typer.echo(json.dumps(record))
         return
     metrics = result.metrics
-    typer.echo(f"run {run_dir} on {result.data} test ({result.n_samples} samples)")
+    if "test_modes" in metrics:
+        typer.echo(f"run {run_dir}: {result.n_samples} samples of its generator against the {result.data} modes")
+    else:
+        typer.echo(f"run {run_dir} on {result.data} test ({result.n_samples} samples)")
     if "test_loss" in metrics:
         typer.echo(f"test loss: {metrics['test_loss']:.6g}")
     if "test_reconstruction_error" in metrics:  # an autoencoder or an RBM
@@ -334,6 +337,11 @@ def evaluate(
         typer.echo(
             f"test reconstruction error: {metrics['test_reconstruction_error']:.6g}"
             + ("" if energy is None else f"  free energy: {energy:.6g}")
+        )
+    if "test_modes" in metrics:  # a GAN of a 2-D toy
+        typer.echo(
+            f"modes captured: {metrics['test_modes']}/{metrics['test_total_modes']}  high quality: "
+            f"{metrics['test_high_quality']:.1%}  reverse KL: {metrics['test_reverse_kl']:.4f}"
         )
     if "test_exact_match" in metrics:
         typer.echo(
