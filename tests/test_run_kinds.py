@@ -207,3 +207,30 @@ def test_evaluate_measures_a_toy_gan_by_its_modes(tmp_path):
     assert metrics["mode_histogram"] == by_hand.histogram and metrics["test_total_modes"] == 8
     code, out, _ = run_cli(["evaluate", str(tmp_path / "ring")])
     assert code == 0 and f"modes captured: {by_hand.modes}/8" in out and "2500 samples of its generator" in out
+
+
+@pytest.mark.parametrize(
+    "recipe, setting, message",
+    [
+        ("dates", "train.epochs=abc", "[train]: invalid training option(s): epochs"),
+        ("dates", "train.seed=3", "unknown key 'train.seed'; set the top-level seed instead"),
+        ("dates", "task.bogus=1", "[task]: Seq2SeqTask does not take bogus"),
+        ("dates", "task.teacher_forcing=2", "[task]: teacher_forcing is a probability in [0, 1], got 2"),
+        (
+            "dates",
+            "plots.example='3 de mayo §'",
+            "plots.example '3 de mayo §' holds symbols the dates sources never use",
+        ),
+        ("gan-ring", "train.epochs=abc", "[train]: invalid training option(s): epochs"),
+        ("gan-ring", "train.seed=1", "unknown key 'train.seed'; set the top-level seeds instead"),
+    ],
+)
+def test_seq2seq_and_gan_recipes_that_cannot_run_leave_nothing(tmp_path, recipe, setting, message):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / f"{recipe}.toml"
+    code, _, err = run_cli(
+        ["run", str(path), "--set", setting, "--set", "data.options.n=200", "--out", str(tmp_path / "out")]
+    )
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "out").exists()

@@ -151,14 +151,21 @@ def is_gan_recipe(raw: dict[str, Any]) -> bool:
 
 
 def load_gan_recipe(path: Path, raw: dict[str, Any]) -> GanRecipe:
+    """Validate a parsed GAN recipe, [train] and each variant's overrides of it included, so
+    that a recipe that cannot run is refused before any output is claimed."""
+    from capas.api.recipes import check_train_table
+
     try:
-        return GanRecipe.model_validate(raw)
+        recipe = GanRecipe.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         raise CapasError(
             f"{path}: {key}: {first['msg']} (see the GAN recipe format in capas/api/gan_recipe.py)"
         ) from None
+    for variant in recipe.variants:
+        check_train_table({**recipe.train, **variant.train}, path, seed_key="seeds")
+    return recipe
 
 
 def _slug(label: str) -> str:

@@ -233,7 +233,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         if first["type"] == "extra_forbidden":
             raise CapasError(f"{path}: unknown key {key!r}; see the recipe format in capas/api/recipes.py") from None
         raise CapasError(f"{path}: {key}: {first['msg'].removeprefix('Value error, ')}") from None
-    _check_train_keys(recipe.train, path)
+    check_train_table(recipe.train, path)
     if recipe.pretrain:
         from capas.api.pretrain_recipe import check_pretrain_table
 
@@ -241,16 +241,16 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     return recipe
 
 
-def _check_train_keys(train: dict[str, Any], path: Path) -> None:
+def check_train_table(train: dict[str, Any], path: Path, seed_key: str = "seed") -> None:
     """Reject ``[train]`` keys that are not ``TrainConfig`` fields (the seed is the recipe's top-level
-    ``seed``) and values ``TrainConfig`` refuses."""
+    ``seed_key``: ``seed``, a GAN recipe's ``seeds``) and values ``TrainConfig`` refuses."""
     from capas.train.config import TrainConfig
 
     allowed = set(TrainConfig.model_fields) - {"seed"}
     for key in train:
         if key not in allowed:
             hint = (
-                "set the top-level seed instead"
+                f"set the top-level {seed_key} instead"
                 if key == "seed"
                 else f"training options are: {', '.join(sorted(allowed))}"
             )

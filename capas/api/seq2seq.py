@@ -165,7 +165,24 @@ def load_seq2seq_recipe(raw: dict[str, Any], path: Path) -> Seq2SeqRecipe:
     labels = [m.label for m in recipe.models]
     if not labels or len(set(labels)) != len(labels):
         raise CapasError(f"{path}: [[models]] needs at least one entry, each with its own label")
+    _check_tables(recipe, path)
     return recipe
+
+
+def _check_tables(recipe: Seq2SeqRecipe, path: Path) -> None:
+    """[train] and [task] checked before any output is claimed or model trained: a recipe
+    that cannot run leaves nothing behind."""
+    from capas.api.recipes import check_train_table
+    from capas.data.vocab import SPECIALS
+    from capas.models.seq2seq import Seq2Seq
+    from capas.tasks import for_model
+
+    check_train_table(recipe.train, path)
+    probe = Seq2Seq([*SPECIALS, "a"], [*SPECIALS, "a"], embed=1, hidden=1)  # a task needs a model to check against
+    try:
+        for_model(probe, **recipe.task)
+    except CapasError as err:
+        raise CapasError(f"{path}: [task]: {err}") from None
 
 
 def run_seq2seq_recipe(
@@ -196,6 +213,12 @@ def _run(recipe: Seq2SeqRecipe, path: Path, out_dir: Path, record: dict[str, Any
     from capas.models.seq2seq import Seq2Seq
 
     data = load_pairs(recipe.data.name, seed=recipe.seed, validation=recipe.data.validation, **recipe.data.options)
+    unknown = [] if recipe.plots.example is None else data.source_vocab.unknown_symbols(recipe.plots.example)
+    if unknown:  # found now, not after the first model has trained
+        raise CapasError(
+            f"{path}: plots.example {recipe.plots.example!r} holds symbols the {data.name} sources never use: "
+            f"{', '.join(map(repr, unknown))}; give an example written with theirs"
+        )
     models = [(entry, Seq2Seq.for_data(data, seed=recipe.seed, **entry.options)) for entry in recipe.models]
     rundir.write_json(out_dir / RECORD, record)
     variants = []
