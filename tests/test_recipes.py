@@ -153,6 +153,10 @@ def test_offline_dataset_falls_back_with_a_note(tmp_path, monkeypatch):
     assert note.startswith("semeion is not available offline") and "fallback dataset digits" in note
     with pytest.raises(CapasError, match="semeion"):
         load_recipe_data(DataSection(name="semeion"), seed=0)
+    with pytest.raises(CapasError, match="unknown dataset 'semeoin'"):  # a typo is an error, not a fallback
+        load_recipe_data(DataSection(name="semeoin", fallback="digits"), seed=0)
+    with pytest.raises(CapasError, match="noise"):  # so is a bad option of a dataset that is here
+        load_recipe_data(DataSection(name="moons", fallback="digits", options={"noise": -1}), seed=0)
 
 
 def test_unknown_plot_kind_is_an_error_before_training(tmp_path):

@@ -275,11 +275,20 @@ def load_recipe_data(section: DataSection, seed: int, *, fallback_note: str | No
     try:
         return load_one(section.name), None
     except DataError as err:
-        if section.fallback is None:
+        if section.fallback is None or _on_this_machine(section.name):  # a typo or a bad option: no fallback
             raise
         reason = str(err).split(". ")[0].split(";")[0]  # its first sentence
         note = f"{section.name} is not available offline ({reason}); using the fallback dataset {section.fallback}"
     return load_one(section.fallback), note
+
+
+def _on_this_machine(name: str) -> bool:
+    """True unless ``name`` is a registered dataset whose files are missing here: the one
+    case a recipe's fallback stands in for (an unknown name is an error, not a fallback)."""
+    from capas.data import available
+
+    local = {info.name: info.local for info in available()}
+    return local.get(name, True)
 
 
 def spec_variants(section: ModelSection, data: Any) -> list[tuple[str, str, int | None]]:
