@@ -234,3 +234,14 @@ def test_seq2seq_and_gan_recipes_that_cannot_run_leave_nothing(tmp_path, recipe,
     )
     assert code == 2 and message in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_summary_init_reads_presets_and_names_models_it_has_no_table_for(runs):
+    code, out, _ = run_cli(["summary", "lenet5", "--init", "--json"])
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["init"][0]["layer"] == "conv1"
+    for kind, noun in (("s2s", "an encoder-decoder"), ("rbm", "an RBM")):
+        code, _, err = run_cli(["summary", str(runs / kind), "--init"])
+        assert code == 2 and f"holds {noun} with no layer of capas's initialisation table" in err
+    code, out, _ = run_cli(["summary", str(runs / "gan"), "--init", "--json"])
+    layers = [row["layer"] for row in json.loads(out.strip().splitlines()[-1])["init"]]
+    assert code == 0 and layers[0].startswith("generator.") and layers[-1].startswith("discriminator.")

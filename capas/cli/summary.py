@@ -106,6 +106,8 @@ def _print_init(spec: str, options: dict[str, Any], as_json: bool) -> None:
 
     from capas.diagnostics.init_table import init_rows, init_table
     from capas.models import build, build_from_toml
+    from capas.models.presets import resolve
+    from capas.models.registry import noun
     from capas.models.spec_input import existing_path
     from capas.train.rundir import load_model
 
@@ -113,8 +115,13 @@ def _print_init(spec: str, options: dict[str, Any], as_json: bool) -> None:
     if path is not None and path.is_dir():
         model = load_model(path)
     else:
-        model = build_from_toml(spec) if spec.endswith(".toml") else build(spec, **options)
+        model = build_from_toml(spec) if spec.endswith(".toml") else build(resolve(spec), **options)
     rows = init_rows(model)
+    if not rows:
+        raise SpecError(
+            f"{spec} holds {noun(model)} with no layer of capas's initialisation table; --init shows the "
+            "dense and convolution layers of capas networks (a GAN's too)"
+        )
     if as_json:
         typer.echo(json.dumps({"init": [asdict(row) for row in rows]}))
         return
