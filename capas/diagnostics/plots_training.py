@@ -114,7 +114,8 @@ def plot_compare_curves(histories: dict[str, Sequence[dict[str, Any]]], path: st
     series = {label: curve_series(history) for label, history in histories.items()}
     shared = set.intersection(*(set(s) for s in series.values())) if series else set()
     metrics = sorted({k.split("_", 1)[1] for k in shared if k.startswith(("train_", "val_")) and k != "best_epoch"})
-    metrics = ["loss", *[m for m in metrics if m != "loss"]]
+    has_loss = any("train_loss" in s or "val_loss" in s for s in series.values())  # an RBM records none
+    metrics = ["loss"] * has_loss + [m for m in metrics if m != "loss"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.8), squeeze=False)
     colours = plt.cm.tab10(np.arange(len(series)) % 10)
     for ax, metric in zip(axes[0], metrics):
@@ -124,6 +125,6 @@ def plot_compare_curves(histories: dict[str, Sequence[dict[str, Any]]], path: st
                     ax.plot(s["epoch"], s[f"{split}_{metric}"], style, color=colour, label=f"{label} ({split})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-    axes[0][0].legend(fontsize=7)
+        ax.legend(fontsize=7)  # every panel: a run may be missing from some (an RBM has no loss)
     save_figure(fig, path)
     return series
