@@ -163,6 +163,11 @@ def test_options_no_task_but_supervised_training_reads_are_refused_and_l2_spares
         for option in ({"augment": "flip"}, {"tbptt": 3}):
             with pytest.raises(capas.TrainingError, match=f"{next(iter(option))} do.es. not apply to {kind}"):
                 capas.fit(model, data, epochs=1, quiet=True, **option)
+        closure = (
+            "optimizer do.es. not apply" if kind == "RBM" else f"LBFGS re-evaluates .*, which {kind} training does not"
+        )
+        with pytest.raises(capas.TrainingError, match=closure):  # was a TypeError from LBFGS.step()
+            capas.fit(model, data, epochs=1, quiet=True, optimizer="lbfgs")
 
     class Groups(capas.Callback):
         def on_fit_begin(self, trainer):

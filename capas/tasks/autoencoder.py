@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.models.autoencoder import Autoencoder
-from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
+from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_closure_optimizers, refuse_unused
 from capas.train.optim import make_optimizer, schedule_for, weight_decay_groups
 from capas.train.task import Task, TaskContext
 
@@ -72,6 +72,7 @@ class AutoencoderTask(Task):
             config.optimizer, groups, config.lr, config.momentum, **config.optimizer_options
         )
         self.schedule = schedule_for(config, self.optimizer, self.train_adapter.steps_per_epoch)
+        refuse_closure_optimizers([self.optimizer], "autoencoder")
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"main": self.optimizer}

@@ -28,7 +28,7 @@ from capas.data.batch import Batch
 from capas.errors import TrainingError
 from capas.models.gan import GAN
 from capas.objectives.gan_losses import gan_loss, gradient_penalty, pack
-from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
+from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_closure_optimizers, refuse_unused
 from capas.train.optim import make_optimizer, schedule_for
 from capas.train.task import Task, TaskContext
 
@@ -115,6 +115,7 @@ class GanTask(Task):
         self.g_optimizer = make_optimizer(config.optimizer, g_params, g_lr, config.momentum, **config.optimizer_options)
         self.d_optimizer = make_optimizer(config.optimizer, d_params, d_lr, config.momentum, **config.optimizer_options)
         self.g_params, self.d_params = g_params, d_params
+        refuse_closure_optimizers([self.g_optimizer, self.d_optimizer], "GAN")
         steps = self.train_adapter.steps_per_epoch
         self._schedules = {
             name: schedule

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
+
 from capas.errors import TrainingError
 from capas.train.config import TrainConfig
+from capas.train.optim import needs_closure
 
 #: fields only supervised training on the loop's own step reads (loss, engine, input and
 #: label handling, curriculum, frozen layers, augmentation, truncated BPTT of the recurrent
@@ -47,3 +50,15 @@ def refuse_unused(config: TrainConfig, kind: str, fields: Iterable[str]) -> None
         raise TrainingError(
             f"{', '.join(given)} do(es) not apply to {kind} training; drop {'it' if len(given) == 1 else 'them'}"
         )
+
+
+def refuse_closure_optimizers(optimizers: Iterable[torch.optim.Optimizer], kind: str) -> None:
+    """TrainingError for an optimizer whose step re-evaluates the loss through a closure
+    (L-BFGS): only supervised training builds that closure; the other tasks' objectives draw
+    fresh noise (corruption, teacher-forcing coins, a GAN's z) at every evaluation."""
+    for optimizer in optimizers:
+        if needs_closure(optimizer):
+            raise TrainingError(
+                f"{type(optimizer).__name__} re-evaluates the loss several times a step (step(closure)), which "
+                f"{kind} training does not do; choose another optimizer (adam, sgd, rmsprop...)"
+            )

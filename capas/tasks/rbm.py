@@ -31,6 +31,7 @@ from capas.train.task import Task, TaskContext
 #: TrainConfig fields CD has no use for (it has no loss, optimizer, gradient or schedule)
 UNUSED = (
     "loss",
+    "optimizer",
     "optimizer_options",
     "scheduler",
     "scheduler_options",

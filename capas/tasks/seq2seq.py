@@ -30,7 +30,7 @@ from capas.data.batch import Batch
 from capas.data.vocab import PAD
 from capas.errors import TrainingError
 from capas.models.seq2seq import Seq2Seq
-from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_unused
+from capas.tasks.options import SPARSITY_PENALTY, SUPERVISED_ONLY, refuse_closure_optimizers, refuse_unused
 from capas.tasks.seq2seq_metrics import bleu_scores, exact_match, token_accuracy
 from capas.train.optim import make_optimizer, schedule_for, weight_decay_groups
 from capas.train.task import Task, TaskContext
@@ -112,6 +112,7 @@ class Seq2SeqTask(Task):
             config.optimizer, groups, config.lr, config.momentum, **config.optimizer_options
         )
         self.schedule = schedule_for(config, self.optimizer, self.train_adapter.steps_per_epoch)
+        refuse_closure_optimizers([self.optimizer], "seq2seq")
 
     def _ids(self, x: Tensor | None, y: Tensor | None, split: str) -> tuple[Tensor, Tensor]:
         """Checked (N, S) and (N, T) id tensors on the device."""
