@@ -312,7 +312,9 @@ def evaluate(
     out: Path = typer.Option(None, "--out", help="Also write the metrics to this new JSON file."),
     force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists (never a run's own file)."),
 ) -> None:
-    """Test loss, accuracy, per-class precision/recall/F1 and confusion matrix of a trained run."""
+    """Test loss, accuracy, per-class precision/recall/F1 and confusion matrix of a trained run
+    (an encoder-decoder: exact match, token accuracy, BLEU; an autoencoder or RBM: the test
+    reconstruction error; a GAN of the ring or grid toy: its modes captured)."""
     from capas.api.evaluate import evaluate as evaluate_run
     from capas.api.outputs import check_output_file
 
