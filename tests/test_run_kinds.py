@@ -250,3 +250,29 @@ def test_summary_init_reads_presets_and_names_models_it_has_no_table_for(runs):
     code, out, _ = run_cli(["summary", str(runs / "gan"), "--init", "--json"])
     layers = [row["layer"] for row in json.loads(out.strip().splitlines()[-1])["init"]]
     assert code == 0 and layers[0].startswith("generator.") and layers[-1].startswith("discriminator.")
+
+
+def test_capas_train_builds_a_gan_from_a_model_table_and_resumes_it(tmp_path):
+    table = '{generator = "4-16-2", discriminator = "2-16-1", loss = "minimax", d_steps = 2, init = "glorot_uniform"}'
+    run = tmp_path / "gan"
+    code, out, err = run_cli(
+        ["train", "--data", "ring", "--model", table, "--epochs", "2", "--out", str(run), "--quiet", "--json"]
+    )
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["test_total_modes"] == 8 and 0 <= summary["test_high_quality"] <= 1
+    assert summary["test_modes"] == capas.evaluate(run).metrics["test_modes"]
+    task = json.loads((run / "config.json").read_text())["task"]
+    assert task["kind"] == "gan" and task["options"]["loss"] == "minimax" and task["options"]["d_steps"] == 2
+    gan = rundir.load_model(run)
+    assert gan.generator.options["spec"] == "4 d16 d2" and gan.generator.options["init"] == "glorot_uniform"
+    assert run_cli(["train", "--resume", str(run), "--epochs", "3", "--quiet"])[0] == 0
+    assert len(json.loads((run / "history.json").read_text())) == 3
+    for model, message in (
+        ('{generator = "4-16-2"}', "a GAN needs both a generator and a discriminator spec; add discriminator"),
+        ('{generator = "4-16-2", discriminator = "2-16-1", lose = "minimax"}', "no GAN option lose; the options are"),
+        ("{hidden = 8}", "a --model table describes a GAN or, on sequence pairs, an encoder-decoder"),
+    ):
+        code, _, err = run_cli(["train", "--data", "ring", "--model", model, "--out", str(tmp_path / "refused")])
+        assert code == 2 and message in err, err
+        assert not (tmp_path / "refused").exists()

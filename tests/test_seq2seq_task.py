@@ -103,7 +103,10 @@ def test_capas_train_builds_an_encoder_decoder_for_pair_data(tmp_path, capsys):
         (["--model", "64-10"], "reverse holds sequence pairs, which an encoder-decoder reads: give --model as"),
         (["--model", "{hiden = 3}"], "no encoder-decoder option hiden; the options are embed, hidden"),
         (["--model", "{hidden = }"], "is not a TOML inline table"),
-        (["--act", "tanh", "--loss", "mse"], "an encoder-decoder has no --act, --loss to set; drop them"),
+        (
+            ["--act", "tanh", "--loss", "mse"],
+            "--act, --loss: a GAN or an encoder-decoder takes its settings in the --model table",
+        ),
     ]
     for extra, message in errors:
         with pytest.raises(SystemExit) as exit_info:

@@ -85,7 +85,7 @@ def _task_metrics(model: nn.Module, dataset: Any) -> dict[str, Any] | None:
         return measure(model, model.check_data(dataset.x_test))
 
     if isinstance(model, GAN):
-        return _gan_mode_metrics(model, dataset)
+        return gan_mode_metrics(model, dataset)
     if not isinstance(model, Seq2Seq):
         return None
     from capas.tasks.seq2seq import test_metrics
@@ -102,7 +102,7 @@ def _task_metrics(model: nn.Module, dataset: Any) -> dict[str, Any] | None:
 GAN_SAMPLES = 2500
 
 
-def _gan_mode_metrics(model: Any, dataset: Any) -> dict[str, Any]:
+def gan_mode_metrics(model: Any, dataset: Any) -> dict[str, Any]:
     """A GAN of a 2-D toy (ring, grid): modes captured, high-quality share, reverse KL and
     the mode histogram of :data:`GAN_SAMPLES` samples (noise seeded 0), as its recipe
     measures them. Images need a feature classifier trained on the data: their recipe's."""

@@ -33,18 +33,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from capas import defaults
 from capas.api.outputs import check_output_file, claim_output_dir, discard_unstarted_run
-from capas.errors import CapasError, RunDirError, TrainingError, TrainingInterrupted
+from capas.errors import CapasError, RunDirError, TrainingInterrupted
 from capas.train import rundir
-
-if TYPE_CHECKING:
-    from capas.models.seq2seq import Seq2Seq
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 RECORD = "recipe.json"
@@ -274,35 +271,6 @@ def is_pairs_data(data: Any) -> bool:
     """True for sequence pairs (a :class:`capas.data.pairs.PairsDataset`): data that an
     encoder-decoder reads and an MLP spec cannot."""
     return getattr(data, "source_vocab", None) is not None
-
-
-def seq2seq_for(options: str | None, data: Any, *, seed: int) -> Seq2Seq:
-    """``capas train --data dates [--model '{hidden = 64, attention = "dot"}']``: an
-    encoder-decoder for the pairs ``data``, its options a TOML inline table (``Seq2Seq``'s
-    keywords; none: its defaults). A layer spec is a one-line error saying what to give."""
-    import inspect
-
-    from capas.models.seq2seq import Seq2Seq
-
-    table: dict[str, Any] = {}
-    if options is not None:
-        text = options.strip()
-        if not text.startswith("{"):
-            raise TrainingError(
-                f"{data.name} holds sequence pairs, which an encoder-decoder reads: give --model as its options, "
-                f"e.g. --model '{{hidden = 64, attention = \"dot\"}}', or leave --model out (not the spec {text!r})"
-            )
-        try:
-            table = tomllib.loads(f"model = {text}")["model"]
-        except tomllib.TOMLDecodeError as err:
-            raise TrainingError(f"--model {text!r} is not a TOML inline table ({err})") from None
-    known = [name for name in inspect.signature(Seq2Seq).parameters if not name.endswith("_tokens")]
-    unknown = sorted(set(table) - set(known))
-    if unknown:
-        raise TrainingError(
-            f"--model: no encoder-decoder option {', '.join(unknown)}; the options are {', '.join(known)}"
-        )
-    return Seq2Seq.for_data(data, seed=seed, **table)
 
 
 def _describe(options: dict[str, Any]) -> str:

@@ -112,8 +112,9 @@ def train(
         None,
         "--model",
         help=f"Model spec, e.g. 64-64-10, or a preset: lenet5, lenet, nielsen-ch6, fashion-inception "
-        f"(default: <inputs>-{defaults.HIDDEN_UNITS}-<classes>). For sequence pairs (--data dates, addition...): "
-        "the encoder-decoder's options as a TOML table, e.g. '{hidden = 64, attention = \"dot\"}'.",
+        f"(default: <inputs>-{defaults.HIDDEN_UNITS}-<classes>). A GAN or an encoder-decoder as a TOML table: "
+        '\'{generator = "8-128-128-2", discriminator = "2-128-128-1", loss = "minimax"}\', or on sequence '
+        "pairs (--data dates, addition...) '{hidden = 64, attention = \"dot\"}'.",
     ),
     act: str = typer.Option(
         defaults.ACTIVATION, "--act", help=f"Hidden activation: {', '.join(defaults.ACTIVATIONS)}."
@@ -207,8 +208,9 @@ def train(
 ) -> None:
     """Train a network and print its test accuracy and run directory."""
     from capas.api.fit import build_for, default_spec, fit
+    from capas.api.model_tables import is_table, model_from_table
     from capas.api.outputs import claim_output_dir
-    from capas.api.seq2seq import is_pairs_data, seq2seq_for
+    from capas.api.seq2seq import is_pairs_data
     from capas.data import load
     from capas.train.rundir import load_model, new_run_dir, remove_if_empty
 
@@ -269,13 +271,17 @@ def train(
             if model is not None:
                 raise TrainingError("give either --model or --init-from, not both")
             network = load_model(init_from)
-        elif is_pairs_data(dataset):  # an encoder-decoder, its options as --model '{...}'
+        elif is_pairs_data(dataset) or is_table(model):  # a GAN or an encoder-decoder: --model '{...}'
             given = sorted(
                 flag(ctx, name) for name in set(typed_options(ctx)) & {"act", "init", "loss", "target_encoding"}
             )
             if given:
-                raise TrainingError(f"an encoder-decoder has no {', '.join(given)} to set; drop them")
-            network = seq2seq_for(model, dataset, seed=options["seed"])
+                raise TrainingError(
+                    f"{', '.join(given)}: a GAN or an encoder-decoder takes its settings in the --model table; "
+                    "drop them"
+                )
+            network, task_options = model_from_table(model, dataset, seed=options["seed"])
+            options["task_options"] = task_options
         else:
             network = build_for(
                 model or default_spec(dataset), dataset, loss=options["loss"], act=act, seed=options["seed"], init=init
@@ -284,6 +290,12 @@ def train(
     summary = {**result.summary(), "seconds": time.perf_counter() - started}
     if not is_main_rank():
         return
+    summary.update(_toy_gan_measures(result))
+    if "test_modes" in summary:  # a GAN of the ring or grid toy
+        typer.echo(
+            f"modes captured: {summary['test_modes']}/{summary['test_total_modes']}  high quality: "
+            f"{summary['test_high_quality']:.1%}  reverse KL: {summary['test_reverse_kl']:.4f}"
+        )
     if "test_accuracy" in summary:
         typer.echo(f"test accuracy: {summary['test_accuracy']:.4f}  (test loss {summary['test_loss']:.4f})")
     elif "test_exact_match" in summary:  # an encoder-decoder (a resumed seq2seq run)
@@ -297,6 +309,23 @@ def train(
     typer.echo(f"run directory: {result.run_dir}")
     if as_json:
         typer.echo(json.dumps(summary))
+
+
+def _toy_gan_measures(result: Any) -> dict[str, Any]:
+    """A GAN run of the ring or grid toy: its modes, as ``capas evaluate`` measures them (the
+    test_* keys); anything else: nothing."""
+    from capas.models.gan import GAN
+
+    if not isinstance(result.model, GAN) or result.run_dir is None:
+        return {}
+    from capas.api.evaluate import evaluate as evaluate_run
+    from capas.errors import CapasError
+
+    try:
+        metrics = evaluate_run(result.run_dir).metrics
+    except CapasError:  # a GAN of images (its recipe measures it) or of in-memory data
+        return {}
+    return {key: value for key, value in metrics.items() if key.startswith("test_")}
 
 
 @app.command()
