@@ -95,7 +95,10 @@ def test_capas_train_builds_an_encoder_decoder_for_pair_data(tmp_path, capsys):
     main([*argv, "--model", '{hidden = 24, embed = 8, attention = "dot", style = "luong"}'])
     printed = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(printed[-1])
-    assert printed[0] == f"test exact match: {summary['test_exact_match']:.4f}  (test loss {summary['test_loss']:.4f})"
+    assert printed[0] == (
+        f"test exact match: {summary['test_exact_match']:.4f}  token accuracy: "
+        f"{summary['test_token_accuracy']:.4f}  (test loss {summary['test_loss']:.4f})"
+    )
     assert summary["test_exact_match"] > 0.5
     model = rundir.load_model(run)
     assert isinstance(model, Seq2Seq) and model.options["hidden"] == 24 and model.options["attention"] == "dot"

@@ -298,8 +298,11 @@ def train(
         )
     if "test_accuracy" in summary:
         typer.echo(f"test accuracy: {summary['test_accuracy']:.4f}  (test loss {summary['test_loss']:.4f})")
-    elif "test_exact_match" in summary:  # an encoder-decoder (a resumed seq2seq run)
-        typer.echo(f"test exact match: {summary['test_exact_match']:.4f}  (test loss {summary['test_loss']:.4f})")
+    elif "test_exact_match" in summary:  # an encoder-decoder
+        typer.echo(
+            f"test exact match: {summary['test_exact_match']:.4f}  token accuracy: "
+            f"{summary['test_token_accuracy']:.4f}  (test loss {summary['test_loss']:.4f})"
+        )
     elif summary.get("test_reconstruction_error") is not None:  # an autoencoder or an RBM
         typer.echo(f"test reconstruction error: {summary['test_reconstruction_error']:.6g}")
     elif summary.get("test_loss") is not None:
