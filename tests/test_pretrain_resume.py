@@ -85,11 +85,10 @@ def test_a_killed_capas_pretrain_resumes_to_the_same_weights(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    stage, epoch = (
-        random.choice([1, 2]),
-        random.randrange(6),
-    )  # where to kill: a random checkpoint (6 or more epochs to go), then
-    state = killed / f"stage{stage}" / "state.json"  # a random fraction of the next epoch
+    # where to kill: after a random checkpoint with 6 or more epochs to go (a fast machine
+    # must not finish first), a random fraction of the next epoch
+    stage, epoch = random.choice([1, 2]), random.randrange(6)
+    state = killed / f"stage{stage}" / "state.json"
     deadline = time.monotonic() + 60
     try:
         while not (state.exists() and json.loads(state.read_text())["epoch"] >= epoch):
