@@ -276,3 +276,20 @@ def test_capas_train_builds_a_gan_from_a_model_table_and_resumes_it(tmp_path):
         code, _, err = run_cli(["train", "--data", "ring", "--model", model, "--out", str(tmp_path / "refused")])
         assert code == 2 and message in err, err
         assert not (tmp_path / "refused").exists()
+
+
+def test_capas_sample_draws_from_the_dbn_of_an_rbm_pretraining(tmp_path):
+    from capas.diagnostics.pretrain_plots import load_pretrained_dbn
+
+    for method in ("rbm", "ae"):
+        args = ["pretrain", "--model", "64-16-8-10", "--method", method, "--epochs", "2", "--quiet"]
+        assert run_cli([*args, "--out", str(tmp_path / method)])[0] == 0
+    code, _, err = run_cli(
+        ["sample", str(tmp_path / "rbm"), "--n", "6", "--steps", "20", "--npy", str(tmp_path / "s.npy")]
+    )
+    assert code == 0, err
+    dbn = load_pretrained_dbn(tmp_path / "rbm")
+    expected = dbn.sample(6, 20, torch.Generator().manual_seed(0))  # Gibbs in the top RBM, then down
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "s.npy")), expected) and expected.shape == (6, 64)
+    code, _, err = run_cli(["sample", str(tmp_path / "ae"), "--npy", str(tmp_path / "a.npy")])
+    assert code == 2 and "is not an RBM pre-training (capas pretrain --method rbm); it has no DBN" in err

@@ -1,5 +1,6 @@
 """``sample``: draw from a trained generative model (what ``capas sample`` calls): a GAN's
-generator, or an RBM's Gibbs chains.
+generator, an RBM's Gibbs chains, or a DBN's (an RBM pre-training directory: Gibbs steps
+in its top RBM, then the pass down to the inputs).
 
 A GAN draws in one pass, G(z) for noise z seeded by ``seed``. An RBM runs ``steps``
 alternating Gibbs steps v -> h -> v from random visible states and gives P(v | h) of the
@@ -32,12 +33,19 @@ GIBBS_STEPS = 1000
 
 
 def sample(run_dir: str | Path, n: int = 64, *, seed: int = 0, steps: int | None = None) -> Tensor:
-    """``n`` samples of the GAN or RBM trained in ``run_dir`` (its last saved weights), drawn
-    with ``seed``: (n, *data_shape) for a GAN, (n, V) for an RBM (``steps`` Gibbs steps,
-    default :data:`GIBBS_STEPS`); RunDirError for another kind of run."""
+    """``n`` samples of the GAN or RBM trained in ``run_dir`` (its last saved weights), or of
+    the DBN of an RBM pre-training directory, drawn with ``seed``: (n, *data_shape) for a
+    GAN, (n, V) for an RBM or a DBN (``steps`` Gibbs steps, default :data:`GIBBS_STEPS`);
+    RunDirError for another kind of run."""
+    if (Path(run_dir) / "pretrain.json").is_file():
+        from capas.diagnostics.pretrain_plots import load_pretrained_dbn
+
+        return draw(load_pretrained_dbn(run_dir), n, seed=seed, steps=steps)
     model = rundir.load_model(Path(run_dir))
     if not isinstance(model, (GAN, RBM)):
-        raise RunDirError(f"{run_dir} holds {noun(model)}, not a GAN or an RBM; capas sample draws from those")
+        raise RunDirError(
+            f"{run_dir} holds {noun(model)}, not a GAN, an RBM or an RBM pre-training; capas sample draws from those"
+        )
     return draw(model, n, seed=seed, steps=steps)
 
 
@@ -50,7 +58,10 @@ def draw(model: nn.Module, n: int, *, seed: int = 0, steps: int | None = None) -
         raise RunDirError("--steps counts an RBM's Gibbs steps; a GAN draws its samples in one pass, drop it")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise RunDirError(f"the number of Gibbs steps must be a positive integer, got {steps!r}")
-    shape = tuple(model.data_shape) if isinstance(model, GAN) else (model.n_visible,)
+    if isinstance(model, GAN):
+        shape = tuple(model.data_shape)
+    else:
+        shape = (model.n_visible,) if isinstance(model, RBM) else (model.rbms[0].n_visible,)  # an RBM or a DBN
     size = math.prod(shape)
     check_fits(n * size * 4, f"{n:,} samples of {size:,} values", "ask for fewer samples (--n)")
     generator = torch.Generator().manual_seed(seed)
@@ -58,6 +69,8 @@ def draw(model: nn.Module, n: int, *, seed: int = 0, steps: int | None = None) -
     def chunk(count: int) -> Tensor:
         if isinstance(model, GAN):
             return model.sample(count, generator)
+        if not isinstance(model, RBM):  # a DBN: Gibbs steps in its top RBM, then the pass down to the inputs
+            return model.sample(count, steps or GIBBS_STEPS, generator)
         with torch.no_grad():
             v = model.sample(count, (steps or GIBBS_STEPS) - 1, generator)
             return model.visible_probs(model.sample_hidden(v, generator))  # (count, V): the last step's P(v|h)

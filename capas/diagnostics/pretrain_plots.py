@@ -132,7 +132,7 @@ def plot_pretrain_run(run_dir: str | Path) -> list[Path]:
         f"inputs and their reconstructions through {len(hidden)} pre-trained layers",
     )
     if settings["method"] == "rbm":
-        dbn = _dbn_from_run(settings, hidden, extras)
+        dbn = dbn_from_run(settings, hidden, extras)
         generator = torch.Generator().manual_seed(settings["seed"])
         snapshots = dbn.chains(10, GIBBS_SNAPSHOTS, generator)
         paths.append(out / "samples.png")
@@ -140,7 +140,21 @@ def plot_pretrain_run(run_dir: str | Path) -> list[Path]:
     return paths
 
 
-def _dbn_from_run(settings: dict, hidden: list, extras: dict[str, torch.Tensor]) -> DBN:
+def load_pretrained_dbn(run_dir: str | Path) -> DBN:
+    """The DBN of an RBM pre-training directory (``capas pretrain --method rbm``): what its
+    Gibbs samples come from; RunDirError for any other directory."""
+    from capas.train.rundir import load_model, read_json, read_tensors
+
+    run_dir = Path(run_dir)
+    settings = read_json(run_dir / "pretrain.json") if (run_dir / "pretrain.json").is_file() else None
+    if not isinstance(settings, dict) or settings.get("method") != "rbm":
+        raise RunDirError(f"{run_dir} is not an RBM pre-training (capas pretrain --method rbm); it has no DBN")
+    extras, _ = read_tensors(run_dir / "pretrain.safetensors")
+    hidden = dense_layers(load_model(run_dir))[: len(settings["layers"])]
+    return dbn_from_run(settings, hidden, extras)
+
+
+def dbn_from_run(settings: dict, hidden: list, extras: dict[str, torch.Tensor]) -> DBN:
     """The DBN of an RBM pre-training run: Dense weights and biases + the saved visible biases."""
     first = settings["layers"][0]["kind"]
     dbn = DBN(
